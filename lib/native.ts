@@ -1,0 +1,51 @@
+// The one module that owns the native surface: what the addon exports and
+// how it is loaded. Everything else imports it from here.
+import path = require('node:path');
+
+/** Functions bound to one attached view of a pool (see native/addon.cc). */
+export interface NativeOps {
+  pop(): number;
+  push(handle: number): void;
+  popMany(out: Uint32Array, count?: number): number;
+  pushMany(handles: Uint32Array, count?: number): void;
+  /** True for the one call, in any thread, that closed the pool. */
+  close(): boolean;
+  isClosed(): boolean;
+  /** After close: takes objects out for release; returns how many. */
+  drain(out: Uint32Array): number;
+  perSlot(): number[];
+  /** Runs `drain` on this thread whenever a push anywhere finds the pool closed. */
+  watch(drain: () => void): void;
+  unwatch(): void;
+}
+
+export interface NativeAddon {
+  metaBytes(capacity: number, slots: number, checked: boolean): number;
+  format(meta: Uint8Array, capacity: number, slots: number, objectSize: number, stride: number,
+    align: number, checked: boolean, external: boolean): void;
+  open(meta: Uint8Array, arena: Uint8Array | null): NativeOps;
+  /** The address of a view's first byte: compares views across threads. */
+  address(view: ArrayBufferView): number;
+  readonly maxCapacity: number;
+  readonly maxSlots: number;
+  readonly maxAlign: number;
+  /** Index of the closed flag in an Int32Array over the metadata. */
+  readonly closedWord: number;
+}
+
+function load(): NativeAddon {
+  const root = path.join(__dirname, '..', 'build');
+  const tried: string[] = [];
+  for (const dir of ['Release', 'Debug']) {
+    const file = path.join(root, dir, 'objpool.node');
+    try {
+      return require(file) as NativeAddon;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw err;
+      tried.push(file);
+    }
+  }
+  throw new Error(`objpool: the native addon is not built (looked for ${tried.join(', ')}); run \`npm install\` or \`npm run build\``);
+}
+
+export const native: NativeAddon = load();

@@ -1,0 +1,472 @@
+// objpool.hpp: a scalable lock-free pool of fixed-size objects.
+//
+// Header-only, no Node headers: usable from any C++ thread. The pool works
+// over memory the caller provides (in the addon: SharedArrayBuffers owned by
+// V8), so every thread that can see that memory can use the same pool.
+//
+// Shape (after the Linux kernel's objpool): a fixed number of objects, named
+// by 32-bit handles 0..capacity-1, spread over `slots` per-CPU free lists.
+// pop() takes from the current CPU's slot and steals from the others when it
+// is empty; push() returns an object to the current CPU's slot.
+//
+// Why not the kernel's per-CPU ring: it relies on preemption being off while
+// the owning CPU pushes. In user space a thread can be preempted or migrated
+// at any instruction, and two threads can use one slot at once; the ring then
+// loses objects or hands one out twice. So each slot here is a complete
+// multi-producer/multi-consumer Treiber stack, and the CPU number is only a
+// hint for locality:
+//   - the slot head is one 64-bit word {index:25, tag:39}, changed only by
+//     CAS, the tag bumped on every change: ABA needs 2^39 changes of one head
+//     while a thread sits between its load and its CAS;
+//   - links live in a per-object `next` array in the metadata; object memory
+//     is never freed while the pool lives, so a stale read of `next` is
+//     harmless (the tag makes the CAS that would use it fail);
+//   - every modification of a head is a read-modify-write, so each push's
+//     release heads a release sequence that every later head write extends:
+//     an acquire load of a head synchronizes with every earlier push to it.
+//
+// Metadata may be written by untrusted code (JS can view it), so every index
+// read from it is bounds-checked before use and every size is copied into
+// this object at attach(): no content of the metadata can make this code read
+// or write out of bounds.
+//
+// Limitations:
+//   - capacity is fixed (at most 2^24 objects); nothing grows;
+//   - no order or fairness between threads; LIFO within a slot;
+//   - a pop may return empty while another slot is being refilled;
+//   - with checked mode off, a double push corrupts the free lists (still
+//     without any out-of-bounds access).
+#ifndef OBJPOOL_HPP
+#define OBJPOOL_HPP
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#if defined(__linux__)
+#include <sched.h>
+#define OBJPOOL_HAVE_SCHED_GETCPU 1
+#endif
+
+namespace objpool {
+
+inline constexpr uint32_t kMagic = 0x4c4f504fu;  // "OPOL" in little-endian bytes
+inline constexpr uint32_t kLayoutVersion = 1;
+inline constexpr uint32_t kMaxCapacity = 1u << 24;
+inline constexpr uint32_t kMaxSlots = 4096;
+inline constexpr uint32_t kMaxAlign = 1u << 16;
+// "No object": returned by pop on empty, stored as the end of a list.
+inline constexpr uint32_t kNone = (1u << 25) - 1;
+inline constexpr size_t kLine = 128;  // adjacent-line prefetch makes 64 too little on x86
+
+// Flags word.
+inline constexpr uint32_t kFlagChecked = 1u << 0;
+inline constexpr uint32_t kFlagExternal = 1u << 1;  // objects live in caller memory, no arena
+inline constexpr uint32_t kKnownFlags = kFlagChecked | kFlagExternal;
+
+// Per-object state words (checked mode).
+inline constexpr uint32_t kStateFree = 0;
+inline constexpr uint32_t kStateTaken = 1;
+inline constexpr uint32_t kStateReleased = 2;
+
+// Byte offsets in the metadata. Header words are host-endian.
+namespace layout {
+inline constexpr size_t magic = 0;
+inline constexpr size_t version = 4;
+inline constexpr size_t capacity = 8;
+inline constexpr size_t slots = 12;
+inline constexpr size_t object_size = 16;
+inline constexpr size_t stride = 20;
+inline constexpr size_t align = 24;
+inline constexpr size_t flags = 28;
+inline constexpr size_t arena_bytes = 32;  // u64
+inline constexpr size_t meta_bytes = 40;   // u64
+inline constexpr size_t closed = kLine;    // u32, on its own line: read by every pop
+inline constexpr size_t heads = 2 * kLine; // one u64 head per slot, one line each
+}  // namespace layout
+
+enum class Status : int {
+  ok = 0,
+  empty,         // pop: no object available
+  closed,        // pop: the pool is closed
+  out_of_range,  // push: handle >= capacity
+  double_push,   // push: the object is not out (checked mode)
+  drain_needed,  // push: done, but the pool is closed: the closer must drain again
+  bad_layout,    // attach/format: the metadata or a size is invalid
+};
+
+struct Config {
+  uint32_t capacity = 0;
+  uint32_t slots = 1;
+  uint32_t object_size = 0;
+  uint32_t stride = 0;
+  uint32_t align = 1;
+  bool checked = true;
+  bool external = false;  // no arena: objects are caller memory
+};
+
+// Bytes of metadata a pool of this shape needs.
+inline constexpr uint64_t meta_bytes_for(uint32_t capacity, uint32_t slots, bool checked) {
+  return layout::heads + uint64_t(slots) * kLine + uint64_t(capacity) * 4u * (checked ? 2u : 1u);
+}
+
+// Validates a shape; true if a pool can be built with it.
+inline bool valid_config(const Config& c) {
+  if (c.capacity < 1 || c.capacity > kMaxCapacity) return false;
+  if (c.slots < 1 || c.slots > kMaxSlots) return false;
+  if (c.object_size < 1) return false;
+  if (c.align < 1 || c.align > kMaxAlign || (c.align & (c.align - 1)) != 0) return false;
+  if (c.stride < c.object_size || c.stride % c.align != 0) return false;
+  return true;
+}
+
+namespace detail {
+inline uint32_t thread_hint() {
+  static std::atomic<uint32_t> counter{0};
+  // relaxed: only spreads threads over slots; no data is published through it.
+  thread_local const uint32_t hint = counter.fetch_add(1, std::memory_order_relaxed);
+  return hint;
+}
+
+// The CPU this thread runs on now: a locality hint, never a correctness input.
+inline uint32_t current_cpu() {
+#if defined(OBJPOOL_HAVE_SCHED_GETCPU)
+  const int cpu = sched_getcpu();
+  if (cpu >= 0) return static_cast<uint32_t>(cpu);
+#endif
+  return thread_hint();
+}
+
+inline uint32_t load_u32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline uint64_t load_u64(const uint8_t* p) {
+  uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store_u32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, sizeof v); }
+inline void store_u64(uint8_t* p, uint64_t v) { std::memcpy(p, &v, sizeof v); }
+}  // namespace detail
+
+// A view of one pool's metadata. Cheap to copy; owns no memory. Every thread
+// (or addon instance) attaches its own view to the same memory.
+class Pool {
+ public:
+  static_assert(std::atomic_ref<uint64_t>::is_always_lock_free, "64-bit CAS must be lock-free");
+  static_assert(std::atomic_ref<uint32_t>::is_always_lock_free, "32-bit atomics must be lock-free");
+
+  Pool() = default;
+
+  // Writes the header of a new pool into `meta` and puts every object in the
+  // slots. Nobody else may use `meta` until this returns; hand it to other
+  // threads through something that orders memory (postMessage, a mutex,
+  // thread start).
+  static Status format(void* meta, size_t meta_len, const Config& c) {
+    if (!valid_config(c) || (reinterpret_cast<uintptr_t>(meta) & 7u) != 0) return Status::bad_layout;
+    const uint64_t need = meta_bytes_for(c.capacity, c.slots, c.checked);
+    if (meta_len < need) return Status::bad_layout;
+    auto* m = static_cast<uint8_t*>(meta);
+    std::memset(m, 0, static_cast<size_t>(need));
+    detail::store_u32(m + layout::magic, kMagic);
+    detail::store_u32(m + layout::version, kLayoutVersion);
+    detail::store_u32(m + layout::capacity, c.capacity);
+    detail::store_u32(m + layout::slots, c.slots);
+    detail::store_u32(m + layout::object_size, c.object_size);
+    detail::store_u32(m + layout::stride, c.stride);
+    detail::store_u32(m + layout::align, c.align);
+    detail::store_u32(m + layout::flags,
+                      (c.checked ? kFlagChecked : 0u) | (c.external ? kFlagExternal : 0u));
+    detail::store_u64(m + layout::arena_bytes, c.external ? 0 : uint64_t(c.capacity) * c.stride);
+    detail::store_u64(m + layout::meta_bytes, need);
+    Pool p;
+    p.bind(m, nullptr, c);
+    // Slot s gets the contiguous run [s*cap/slots, (s+1)*cap/slots), ascending
+    // from the head, so a fresh pool hands out low handles first.
+    for (uint32_t s = 0; s < c.slots; ++s) {
+      const uint32_t lo = uint32_t(uint64_t(s) * c.capacity / c.slots);
+      const uint32_t hi = uint32_t(uint64_t(s + 1) * c.capacity / c.slots);
+      for (uint32_t i = lo; i < hi; ++i) p.next(i).store(i + 1 < hi ? i + 1 : kNone, std::memory_order_relaxed);
+      p.head(s).store(lo < hi ? lo : kNone, std::memory_order_relaxed);
+    }
+    return Status::ok;
+  }
+
+  // Validates the metadata against its real length (and the arena's, when
+  // there is one) before forming any pointer into it; on success binds `out`.
+  static Status attach(void* meta, size_t meta_len, void* arena, size_t arena_len, Pool& out) {
+    if (meta == nullptr || (reinterpret_cast<uintptr_t>(meta) & 7u) != 0) return Status::bad_layout;
+    if (meta_len < layout::heads) return Status::bad_layout;
+    const auto* m = static_cast<const uint8_t*>(meta);
+    if (detail::load_u32(m + layout::magic) != kMagic) return Status::bad_layout;
+    if (detail::load_u32(m + layout::version) != kLayoutVersion) return Status::bad_layout;
+    const uint32_t flags = detail::load_u32(m + layout::flags);
+    if ((flags & ~kKnownFlags) != 0) return Status::bad_layout;
+    Config c;
+    c.capacity = detail::load_u32(m + layout::capacity);
+    c.slots = detail::load_u32(m + layout::slots);
+    c.object_size = detail::load_u32(m + layout::object_size);
+    c.stride = detail::load_u32(m + layout::stride);
+    c.align = detail::load_u32(m + layout::align);
+    c.checked = (flags & kFlagChecked) != 0;
+    c.external = (flags & kFlagExternal) != 0;
+    if (!valid_config(c)) return Status::bad_layout;
+    const uint64_t need = meta_bytes_for(c.capacity, c.slots, c.checked);
+    if (detail::load_u64(m + layout::meta_bytes) != need || meta_len < need) return Status::bad_layout;
+    const uint64_t arena_need = c.external ? 0 : uint64_t(c.capacity) * c.stride;
+    if (detail::load_u64(m + layout::arena_bytes) != arena_need) return Status::bad_layout;
+    if (arena != nullptr && arena_len < arena_need) return Status::bad_layout;
+    if (arena == nullptr && arena_len != 0) return Status::bad_layout;
+    out.bind(static_cast<uint8_t*>(meta), static_cast<uint8_t*>(arena), c);
+    return Status::ok;
+  }
+
+  uint32_t capacity() const { return capacity_; }
+  uint32_t slots() const { return slots_; }
+  uint32_t object_size() const { return object_size_; }
+  uint32_t stride() const { return stride_; }
+  bool checked() const { return state_ != nullptr; }
+  bool attached() const { return meta_ != nullptr; }
+
+  // The object's memory, or nullptr for a pool without an arena.
+  void* object(uint32_t handle) const {
+    return arena_ != nullptr && handle < capacity_ ? arena_ + size_t(handle) * stride_ : nullptr;
+  }
+
+  bool is_closed() const {
+    // relaxed: a hint for pop; push's ordering against close() is carried by
+    // the seq_cst pair in push_list()/close() below.
+    return closed_word().load(std::memory_order_relaxed) != 0;
+  }
+
+  // Takes one object. ok with its handle in `out`; empty (out = kNone) when
+  // every slot is empty; closed after close().
+  Status pop(uint32_t& out) {
+    out = kNone;
+    if (is_closed()) return Status::closed;
+    uint32_t s = this_slot();
+    for (uint32_t i = 0; i < slots_; ++i) {
+      uint32_t h;
+      if (pop_list(s, &h, 1, std::memory_order_acquire) == 1) {
+        mark(h, kStateTaken);
+        out = h;
+        return Status::ok;
+      }
+      if (++s == slots_) s = 0;
+    }
+    return Status::empty;
+  }
+
+  // Takes up to `max` objects into `out`, fewest CAS: one per slot visited.
+  // Returns how many; `status` is closed when the pool is closed.
+  size_t pop_many(uint32_t* out, size_t max, Status* status = nullptr) {
+    if (status) *status = Status::ok;
+    if (max == 0) return 0;
+    if (is_closed()) {
+      if (status) *status = Status::closed;
+      return 0;
+    }
+    size_t got = 0;
+    uint32_t s = this_slot();
+    for (uint32_t i = 0; i < slots_ && got < max; ++i) {
+      got += pop_list(s, out + got, max - got, std::memory_order_acquire);
+      if (++s == slots_) s = 0;
+    }
+    for (size_t i = 0; i < got; ++i) mark(out[i], kStateTaken);
+    return got;
+  }
+
+  // Returns one object. ok; drain_needed when the pool is closed (the object
+  // is back, the closer must drain again); out_of_range or double_push leave
+  // the pool untouched.
+  Status push(uint32_t handle) {
+    if (handle >= capacity_) return Status::out_of_range;
+    if (!unmark(handle)) return Status::double_push;
+    return push_list(this_slot(), handle, handle);
+  }
+
+  // Returns `n` objects with one CAS. All or nothing: on out_of_range or
+  // double_push (also for a handle given twice) nothing is returned.
+  Status push_many(const uint32_t* handles, size_t n) {
+    if (n == 0) return Status::ok;
+    for (size_t i = 0; i < n; ++i)
+      if (handles[i] >= capacity_) return Status::out_of_range;
+    if (state_ != nullptr) {
+      for (size_t i = 0; i < n; ++i) {
+        if (!unmark(handles[i])) {
+          // relaxed: these objects are still ours; no other thread may use them.
+          for (size_t j = 0; j < i; ++j) state(handles[j]).store(kStateTaken, std::memory_order_relaxed);
+          return Status::double_push;
+        }
+      }
+    }
+    // Chain the batch privately; push_list's release CAS publishes the links.
+    // relaxed: nobody can reach these objects until that CAS.
+    for (size_t i = 0; i + 1 < n; ++i) next(handles[i]).store(handles[i + 1], std::memory_order_relaxed);
+    return push_list(this_slot(), handles[0], handles[n - 1]);
+  }
+
+  // Marks the pool closed. True for the one call that closed it; the caller
+  // then owns draining: call drain() now and again whenever a push reports
+  // drain_needed.
+  bool close() {
+    uint32_t open = 0;
+    // seq_cst: pairs with the seq_cst CAS + load in push_list(); see there.
+    return closed_word().compare_exchange_strong(open, 1, std::memory_order_seq_cst);
+  }
+
+  // After close(): takes up to `max` objects out of the slots for release,
+  // marking them released (a later push of one is a double push).
+  size_t drain(uint32_t* out, size_t max) {
+    size_t got = 0;
+    for (uint32_t s = 0; s < slots_ && got < max; ++s) {
+      // seq_cst load: must not read a head older than a push that missed the
+      // closed flag (see push_list()).
+      got += pop_list(s, out + got, max - got, std::memory_order_seq_cst);
+    }
+    for (size_t i = 0; i < got; ++i) mark(out[i], kStateReleased);
+    return got;
+  }
+
+  // Objects in each slot now. Walks the lists (bounded by capacity), so it
+  // costs nothing on the pop/push path; approximate while others work.
+  std::vector<uint32_t> per_slot() const {
+    std::vector<uint32_t> counts(slots_, 0);
+    uint64_t budget = capacity_;
+    for (uint32_t s = 0; s < slots_; ++s) {
+      // acquire: see the links published by the pushes that built this list.
+      uint32_t i = index_of(head(s).load(std::memory_order_acquire));
+      while (i < capacity_ && budget > 0) {
+        ++counts[s];
+        --budget;
+        // relaxed: a racy walk is allowed to be approximate; it stays in bounds.
+        i = next(i).load(std::memory_order_relaxed);
+      }
+    }
+    return counts;
+  }
+
+  // State word of an object (checked mode), for tests and diagnostics.
+  uint32_t state_of(uint32_t handle) const {
+    if (state_ == nullptr || handle >= capacity_) return kStateFree;
+    // relaxed: a diagnostic snapshot.
+    return state(handle).load(std::memory_order_relaxed);
+  }
+
+ private:
+  static constexpr unsigned kIndexBits = 25;
+  static constexpr uint64_t kIndexMask = (uint64_t(1) << kIndexBits) - 1;
+
+  static uint32_t index_of(uint64_t head) { return uint32_t(head & kIndexMask); }
+  // New head value naming `index`, the tag bumped (wraps in 39 bits).
+  static uint64_t retag(uint64_t old, uint32_t index) {
+    return ((old & ~kIndexMask) + (uint64_t(1) << kIndexBits)) | index;
+  }
+
+  void bind(uint8_t* meta, uint8_t* arena, const Config& c) {
+    meta_ = meta;
+    arena_ = c.external ? nullptr : arena;
+    capacity_ = c.capacity;
+    slots_ = c.slots;
+    object_size_ = c.object_size;
+    stride_ = c.stride;
+    next_ = reinterpret_cast<uint32_t*>(meta + layout::heads + size_t(c.slots) * kLine);
+    state_ = c.checked ? next_ + c.capacity : nullptr;
+  }
+
+  std::atomic_ref<uint32_t> closed_word() const {
+    return std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(meta_ + layout::closed));
+  }
+  std::atomic_ref<uint64_t> head(uint32_t s) const {
+    return std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(meta_ + layout::heads + size_t(s) * kLine));
+  }
+  std::atomic_ref<uint32_t> next(uint32_t i) const { return std::atomic_ref<uint32_t>(next_[i]); }
+  std::atomic_ref<uint32_t> state(uint32_t i) const { return std::atomic_ref<uint32_t>(state_[i]); }
+
+  uint32_t this_slot() const {
+    const uint32_t cpu = detail::current_cpu();
+    return cpu < slots_ ? cpu : cpu % slots_;
+  }
+
+  void mark(uint32_t h, uint32_t st) {
+    // relaxed: we own h (won it by an acquire CAS on a head); a later push of
+    // h by its owner is ordered after this by that ownership hand-off, and
+    // a racing bogus push sees either Free (and fails) or this value.
+    if (state_ != nullptr) state(h).store(st, std::memory_order_relaxed);
+  }
+
+  // Taken -> Free, once. False if the object is not out.
+  bool unmark(uint32_t h) {
+    if (state_ == nullptr) return true;
+    uint32_t expect = kStateTaken;
+    // relaxed: the exchange only has to be atomic (one of two racing pushes
+    // wins); the head CAS that follows publishes the object with release.
+    return state(h).compare_exchange_strong(expect, kStateFree, std::memory_order_relaxed);
+  }
+
+  // Detaches up to `max` objects from the top of slot s in one CAS.
+  size_t pop_list(uint32_t s, uint32_t* out, size_t max, std::memory_order load_order) {
+    auto top = head(s);
+    // acquire (or seq_cst for drain): synchronizes with every push that put an
+    // object on this list (see the file comment on release sequences), making
+    // its `next` link and its bytes visible.
+    uint64_t h = top.load(load_order);
+    for (;;) {
+      size_t n = 0;
+      uint32_t i = index_of(h);
+      while (i < capacity_ && n < max) {
+        out[n++] = i;
+        // relaxed: ordered after the acquire above; a value changed since
+        // then implies a head change, which fails the CAS below.
+        i = next(i).load(std::memory_order_relaxed);
+      }
+      if (n == 0) return 0;
+      if (i >= capacity_) i = kNone;  // end of list, or a forged link: cut it
+      // success acquire: we take ownership of the objects and must see their
+      // bytes; failure acquire: the new head's links are walked again.
+      if (top.compare_exchange_weak(h, retag(h, i), std::memory_order_acquire, std::memory_order_acquire))
+        return n;
+    }
+  }
+
+  // Links the private chain first..last (last's link is written here) onto
+  // slot s.
+  Status push_list(uint32_t s, uint32_t first, uint32_t last) {
+    auto top = head(s);
+    // relaxed: only a guess at the current head; the CAS validates it.
+    uint64_t h = top.load(std::memory_order_relaxed);
+    for (;;) {
+      const uint32_t below = index_of(h);
+      // relaxed: published by the release half of the CAS below.
+      next(last).store(below < capacity_ ? below : kNone, std::memory_order_relaxed);
+      // success seq_cst: release publishes the links and the objects' bytes;
+      // seq_cst (a plain lock cmpxchg on x86, no extra cost) also puts this
+      // write before the closed-flag load below in the single total order.
+      // With close() storing the flag seq_cst before drain() loads heads
+      // seq_cst, either this push sees the flag or the drain sees this
+      // object: a push racing with close is never lost. failure relaxed: the
+      // value is only a new guess.
+      if (top.compare_exchange_weak(h, retag(h, first), std::memory_order_seq_cst, std::memory_order_relaxed))
+        break;
+    }
+    // seq_cst: the other half of the pairing above.
+    return closed_word().load(std::memory_order_seq_cst) != 0 ? Status::drain_needed : Status::ok;
+  }
+
+  uint8_t* meta_ = nullptr;
+  uint8_t* arena_ = nullptr;
+  uint32_t* next_ = nullptr;
+  uint32_t* state_ = nullptr;
+  uint32_t capacity_ = 0;
+  uint32_t slots_ = 0;
+  uint32_t object_size_ = 0;
+  uint32_t stride_ = 0;
+};
+
+}  // namespace objpool
+
+#endif  // OBJPOOL_HPP
