@@ -398,11 +398,16 @@ export class ObjectPool {
     this.#closing = new Promise<void>((resolve, reject) => {
       const drain = () => {
         if (this.#released === p.capacity) return;
-        for (let n; (n = this.#ops.drain(out)) > 0; ) {
+        for (let n, fresh = 1; fresh > 0 && (n = this.#ops.drain(out)) > 0; ) {
+          fresh = 0;
           for (let i = 0; i < n; i++) {
             const h = out[i]!;
-            if (seen[h]) continue;  // unchecked mode: a double push may have listed it twice
+            // Unchecked mode only: a double push can link an object twice
+            // (even into a cycle); release it once and stop on a batch with
+            // nothing new.
+            if (seen[h]) continue;
             seen[h] = 1;
+            fresh++;
             this.#released++;
             call(this.buffer(h), { handle: h, user, element: true });
           }
@@ -410,7 +415,6 @@ export class ObjectPool {
         if (this.#released < p.capacity) return;
         this.#ops.unwatch();
         if (p.mode === Mode.Memory) call(Buffer.from(p.arena!), { handle: -1, user: true, element: false });
-        this.#views.length = 0;
         if (failure) reject(failure.error);
         else resolve();
       };

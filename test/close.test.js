@@ -1,0 +1,121 @@
+'use strict';
+const test = require('ava');
+const { ObjectPool } = require('..');
+const { until } = require('./helpers');
+
+function recorder() {
+  const calls = [];
+  const release = (obj, info) => calls.push({ obj, ...info });
+  return { calls, release };
+}
+
+test('close releases every object in the pool now, then resolves', async (t) => {
+  const pool = new ObjectPool({ capacity: 6, objectSize: 8, slots: 2 });
+  const { calls, release } = recorder();
+  const done = pool.close(release);
+  t.true(pool.closed);
+  t.is(calls.length, 6, 'released synchronously, on this thread');
+  t.deepEqual(calls.map((c) => c.handle).sort(), [0, 1, 2, 3, 4, 5]);
+  for (const c of calls) {
+    t.deepEqual({ user: c.user, element: c.element }, { user: false, element: true });
+    t.is(c.obj, pool.buffer(c.handle));
+  }
+  await done;
+  t.is(pool.close(), done, 'close again returns the same promise');
+});
+
+test('after close, pops throw ERR_OBJPOOL_CLOSED and objects out are released when pushed back', async (t) => {
+  const pool = new ObjectPool({ capacity: 4, objectSize: 8 });
+  const a = pool.pop();
+  const b = pool.acquire();
+  const { calls, release } = recorder();
+  let resolved = false;
+  const done = pool.close(release).then(() => { resolved = true; });
+  t.is(calls.length, 2);
+  t.throws(() => pool.pop(), { code: 'ERR_OBJPOOL_CLOSED' });
+  t.throws(() => pool.acquire(), { code: 'ERR_OBJPOOL_CLOSED' });
+  t.throws(() => pool.popMany(new Uint32Array(2)), { code: 'ERR_OBJPOOL_CLOSED' });
+  pool.push(a);
+  await until(() => calls.length === 3);
+  t.is(calls[2].handle, a);
+  t.false(resolved, 'one object is still out');
+  t.deepEqual(pool.stats(), { capacity: 4, available: 0, inUse: 1, perSlot: pool.stats().perSlot, closed: true });
+  pool.release(b);
+  await done;
+  t.is(calls.length, 4);
+  t.throws(() => pool.push(a), { code: 'ERR_OBJPOOL_DOUBLE_PUSH' }, 'a released object cannot come back');
+});
+
+test('a late push on the closing thread keeps the process alive until it is released', async (t) => {
+  // Regression: the drain request must not be lost when nothing else keeps the loop alive.
+  const { execFileSync } = require('node:child_process');
+  const out = execFileSync(process.execPath, ['-e', `
+    const { ObjectPool } = require(${JSON.stringify(require.resolve('..'))});
+    const pool = new ObjectPool({ capacity: 2, objectSize: 8 });
+    const h = pool.pop();
+    let n = 0;
+    pool.close(() => n++).then(() => console.log('released', n));
+    setTimeout(() => pool.push(h), 20);
+  `], { encoding: 'utf8' });
+  t.is(out.trim(), 'released 2');
+});
+
+test('fromBuffer: every object, then the whole memory once, all marked user', async (t) => {
+  const memory = new ArrayBuffer(64);
+  const pool = ObjectPool.fromBuffer(memory, { objectSize: 16 });
+  const { calls, release } = recorder();
+  await pool.close(release);
+  t.is(calls.length, 5);
+  const last = calls[4];
+  t.deepEqual({ handle: last.handle, user: last.user, element: last.element }, { handle: -1, user: true, element: false });
+  t.is(last.obj.buffer, memory);
+  t.is(last.obj.length, 64);
+  t.true(calls.slice(0, 4).every((c) => c.user && c.element));
+});
+
+test('fromBuffers: each user object is released, no whole-memory call', async (t) => {
+  const objects = [Buffer.alloc(4), Buffer.alloc(4)];
+  const pool = ObjectPool.fromBuffers(objects);
+  const { calls, release } = recorder();
+  await pool.close(release);
+  t.deepEqual(calls.map((c) => [c.handle, c.user, c.element]).sort(), [[0, true, true], [1, true, true]]);
+  for (const c of calls) t.is(c.obj.buffer, objects[c.handle].buffer);
+});
+
+test('close without a callback still waits for objects out', async (t) => {
+  const pool = new ObjectPool({ capacity: 3, objectSize: 8 });
+  const h = pool.pop();
+  let resolved = false;
+  const done = pool.close().then(() => { resolved = true; });
+  await new Promise((r) => setTimeout(r, 10));
+  t.false(resolved);
+  pool.push(h);
+  await done;
+  t.true(resolved);
+});
+
+test('a release callback that throws rejects the promise after releasing everything', async (t) => {
+  const pool = new ObjectPool({ capacity: 4, objectSize: 8 });
+  const boom = new Error('release failed');
+  let n = 0;
+  await t.throwsAsync(pool.close(() => { n++; if (n === 2) throw boom; }), { is: boom });
+  t.is(n, 4);
+});
+
+test('close validates its callback', (t) => {
+  const pool = new ObjectPool({ capacity: 1, objectSize: 8 });
+  t.throws(() => pool.close('nope'), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE' });
+  t.false(pool.closed, 'a bad argument leaves the pool open');
+});
+
+test('unchecked pools release each object once even after a double push', async (t) => {
+  const pool = new ObjectPool({ capacity: 4, objectSize: 8, checked: false, slots: 1 });
+  const h = pool.pop();
+  pool.push(h);
+  pool.push(h); // undetected without checked mode; the pool must stay memory-safe
+  const seen = [];
+  const p = pool.close((_, info) => seen.push(info.handle));
+  t.is(new Set(seen).size, seen.length, 'no object released twice');
+  t.true(seen.length <= 4);
+  void p;
+});

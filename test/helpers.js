@@ -1,0 +1,33 @@
+'use strict';
+// Shared checks: "the pool is intact" means every object not held by the
+// test is in the pool exactly once, and nothing else is.
+
+/** Pops everything, checks each handle is valid and unique, pushes all back; returns the handles. */
+function takeAll(t, pool) {
+  const got = [];
+  for (let h; (h = pool.pop()) !== -1; ) got.push(h);
+  const unique = new Set(got);
+  t.is(unique.size, got.length, 'no handle handed out twice');
+  for (const h of got) t.true(Number.isInteger(h) && h >= 0 && h < pool.capacity, `handle ${h} in range`);
+  for (const h of got) pool.push(h);
+  return got;
+}
+
+/** Asserts the pool holds exactly `capacity - held.length` objects, disjoint from `held`. */
+function assertIntact(t, pool, held = []) {
+  const inPool = takeAll(t, pool);
+  t.is(inPool.length, pool.capacity - held.length, 'no object lost');
+  const heldSet = new Set(held);
+  t.false(inPool.some((h) => heldSet.has(h)), 'no held object is also in the pool');
+}
+
+/** Resolves once `cond()` holds; rejects after `ms` (an event the test waits for never came). */
+async function until(cond, ms = 10000) {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms: ${cond}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+module.exports = { takeAll, assertIntact, until };

@@ -1,0 +1,25 @@
+// Compiles, or the published typings are wrong. Never run.
+import { ObjectPool, codes, type PoolDescriptor, type PoolStats, type ReleaseInfo, type ErrorCode } from 'objpool';
+
+const pool = new ObjectPool({ capacity: 8, objectSize: 64, align: 16, slots: 2, checked: true, init: (obj: Buffer, h: number) => obj.fill(h) });
+const h: number = pool.pop();
+pool.push(h);
+const out = new Uint32Array(4);
+const n: number = pool.popMany(out, 4);
+pool.pushMany(out, n);
+const buf: Buffer = pool.buffer(0);
+const maybe: Buffer | null = pool.acquire();
+if (maybe) pool.release(maybe);
+const s: PoolStats = pool.stats();
+const d: PoolDescriptor = pool.descriptor;
+const other: ObjectPool = ObjectPool.attach(d);
+const fromMem = ObjectPool.fromBuffer(new SharedArrayBuffer(1024), { objectSize: 64 });
+const fromObjs = ObjectPool.fromBuffers([Buffer.alloc(8), new Uint8Array(8)], { slots: 1, checked: false });
+const done: Promise<void> = pool.close((obj: Buffer, info: ReleaseInfo) => { void obj; void info.handle; void info.user; void info.element; });
+const code: ErrorCode = codes.DOUBLE_PUSH;
+const props: [number, number, number, number, boolean] = [pool.capacity, pool.objectSize, pool.stride, pool.slots, pool.closed];
+void [buf, s, other, fromMem, fromObjs, done, code, props];
+// @ts-expect-error capacity is required
+new ObjectPool({ objectSize: 8 });
+// @ts-expect-error fromBuffer takes no capacity
+ObjectPool.fromBuffer(new ArrayBuffer(8), { objectSize: 8, capacity: 1 });
