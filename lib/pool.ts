@@ -375,8 +375,9 @@ export class ObjectPool {
    * always runs on this thread. The promise resolves once every object has
    * been released (rejecting with the first error `release` threw, if any).
    * If another thread closed the pool first, that thread releases and this
-   * promise resolves at once. The pending close does not keep the process
-   * alive.
+   * promise resolves at once. Like `server.close()` waiting for open
+   * connections, a pending close keeps this thread's event loop alive until
+   * every object is back.
    */
   close(release?: ReleaseCallback): Promise<void> {
     if (release !== undefined && typeof release !== 'function') throw invalidType('release', 'of type function', release);

@@ -1,0 +1,35 @@
+'use strict';
+// Loads the test-only addon, building it first when it is missing or older
+// than its sources (it is not part of the published package).
+const { execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const dir = __dirname;
+const target = path.join(dir, 'build', 'Release', 'objpool_testing.node');
+const sources = ['testing.cc', 'binding.gyp', '../../native/objpool.hpp'].map((f) => path.join(dir, f));
+
+function stale() {
+  if (!fs.existsSync(target)) return true;
+  const built = fs.statSync(target).mtimeMs;
+  return sources.some((f) => fs.statSync(f).mtimeMs > built);
+}
+
+function build() {
+  const gyp = require.resolve('node-gyp/bin/node-gyp.js');
+  const args = [gyp, 'rebuild', '--silent'];
+  // Outside npm scripts, build against the running Node's own headers when
+  // they are installed, as `npm install` does here (no download).
+  const prefix = path.dirname(path.dirname(process.execPath));
+  if (!process.env.npm_config_nodedir && fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) {
+    args.push(`--nodedir=${prefix}`);
+  }
+  execFileSync(process.execPath, args, { cwd: dir, stdio: 'inherit' });
+}
+
+if (require.main === module) {
+  if (stale()) build();
+} else {
+  if (stale()) build();
+  module.exports = require(target);
+}

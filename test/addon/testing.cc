@@ -1,0 +1,150 @@
+// Test- and bench-only addon (never published, never loaded by lib/):
+//   - runThreads(): std::threads working on a pool through objpool.hpp
+//     directly, over the same memory that JS threads use;
+//   - noop functions: the cost of crossing from JS to native, the floor for
+//     any native pop/push (plain C napi_callback, and through node-addon-api).
+
+#include <napi.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "objpool.hpp"
+
+namespace {
+
+struct Totals {
+  uint64_t ops = 0, hits = 0, misses = 0, owner_errors = 0, status_errors = 0;
+};
+
+// Each thread pops (one at a time or in batches), stamps every object it
+// holds with its id in the object's first word (a popper must find 0, a
+// pusher must find its own id: the same protocol as the JS threads), holds a
+// few objects for a while, and pushes them back.
+void run_thread(objpool::Pool pool, uint32_t id, uint64_t ops, uint32_t bulk, Totals& out) {
+  auto stamp = [&](uint32_t h) { return std::atomic_ref<uint32_t>(*static_cast<uint32_t*>(pool.object(h))); };
+  std::vector<uint32_t> held;
+  std::vector<uint32_t> buf(bulk);
+  Totals t;
+  auto give_back = [&] {
+    for (uint32_t h : held)
+      // relaxed: the stamp only has to be atomic; the pool's own CAS orders the hand-over.
+      if (stamp(h).exchange(0, std::memory_order_relaxed) != id) ++t.owner_errors;
+    const objpool::Status st = bulk > 1 ? pool.push_many(held.data(), held.size())
+                                        : (held.empty() ? objpool::Status::ok : pool.push(held[0]));
+    if (st != objpool::Status::ok && st != objpool::Status::drain_needed) ++t.status_errors;
+    t.ops += held.size();
+    held.clear();
+  };
+  while (t.ops < ops) {
+    objpool::Status st = objpool::Status::ok;
+    size_t n = pool.pop_many(buf.data(), bulk, &st);
+    if (st == objpool::Status::closed) break;
+    ++t.ops;
+    if (n == 0) { ++t.misses; continue; }
+    t.hits += n;
+    for (size_t i = 0; i < n; ++i) {
+      if (stamp(buf[i]).exchange(id, std::memory_order_relaxed) != 0) ++t.owner_errors;
+      held.push_back(buf[i]);
+    }
+    if (bulk == 1 && held.size() == 1) {
+      // push one at a time through push() as well
+      give_back();
+    } else if (held.size() >= bulk * 2) {
+      give_back();
+    }
+  }
+  if (bulk == 1) {
+    for (uint32_t h : held) {
+      if (stamp(h).exchange(0, std::memory_order_relaxed) != id) ++t.owner_errors;
+      pool.push(h);
+    }
+    held.clear();
+  } else if (!held.empty()) {
+    give_back();
+  }
+  out = t;
+}
+
+class Runner : public Napi::AsyncWorker {
+ public:
+  Runner(Napi::Env env, objpool::Pool pool, Napi::Object keep, uint32_t threads, uint64_t ops, uint32_t bulk, uint32_t id)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), pool_(pool), threads_(threads),
+        ops_(ops), bulk_(bulk), id_(id), totals_(threads) {
+    keep_ = Napi::Persistent(keep);  // the views: the memory outlives the threads
+  }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    std::vector<std::thread> threads;
+    for (uint32_t i = 0; i < threads_; ++i)
+      threads.emplace_back(run_thread, pool_, id_ + i, ops_, bulk_, std::ref(totals_[i]));
+    for (auto& t : threads) t.join();
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    Totals sum;
+    for (const Totals& t : totals_) {
+      sum.ops += t.ops; sum.hits += t.hits; sum.misses += t.misses;
+      sum.owner_errors += t.owner_errors; sum.status_errors += t.status_errors;
+    }
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("ops", double(sum.ops));
+    r.Set("hits", double(sum.hits));
+    r.Set("misses", double(sum.misses));
+    r.Set("ownerErrors", double(sum.owner_errors));
+    r.Set("statusErrors", double(sum.status_errors));
+    deferred_.Resolve(r);
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference keep_;
+  objpool::Pool pool_;
+  uint32_t threads_;
+  uint64_t ops_;
+  uint32_t bulk_;
+  uint32_t id_;
+  std::vector<Totals> totals_;
+};
+
+// runThreads(meta: Uint8Array, arena: Uint8Array, { threads, ops, bulk, id }) -> Promise<totals>
+Napi::Value RunThreads(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Uint8Array meta = info[0].As<Napi::Uint8Array>();
+  Napi::Uint8Array arena = info[1].As<Napi::Uint8Array>();
+  Napi::Object o = info[2].As<Napi::Object>();
+  objpool::Pool pool;
+  if (objpool::Pool::attach(meta.Data(), meta.ByteLength(), arena.Data(), arena.ByteLength(), pool) != objpool::Status::ok)
+    NAPI_THROW(Napi::Error::New(env, "runThreads: invalid pool"), Napi::Value());
+  if (pool.stride() < 4 || pool.stride() % 4 != 0)
+    NAPI_THROW(Napi::Error::New(env, "runThreads: stride must be a multiple of 4"), Napi::Value());
+  Napi::Object keep = Napi::Object::New(env);
+  keep.Set("meta", meta);
+  keep.Set("arena", arena);
+  auto* r = new Runner(env, pool, keep, o.Get("threads").As<Napi::Number>().Uint32Value(),
+                       uint64_t(o.Get("ops").As<Napi::Number>().DoubleValue()),
+                       std::max(1u, o.Get("bulk").As<Napi::Number>().Uint32Value()),
+                       o.Get("id").As<Napi::Number>().Uint32Value());
+  Napi::Promise p = r->Promise();
+  r->Queue();
+  return p;
+}
+
+napi_value NoopC(napi_env, napi_callback_info) { return nullptr; }
+Napi::Value NoopWrapped(const Napi::CallbackInfo&) { return Napi::Value(); }
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("runThreads", Napi::Function::New(env, RunThreads, "runThreads"));
+  napi_value noop;
+  napi_create_function(env, "noop", NAPI_AUTO_LENGTH, NoopC, nullptr, &noop);
+  exports.Set("noop", Napi::Value(env, noop));
+  exports.Set("noopWrapped", Napi::Function::New(env, NoopWrapped, "noopWrapped"));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(objpool_testing, Init)
