@@ -348,6 +348,9 @@ export class ObjectPool {
   handleOf(obj: Uint8Array): number {
     if (!(obj instanceof Uint8Array)) throw invalidType('obj', 'an instance of Buffer or Uint8Array', obj);
     const p = this.#parts;
+    // Fast path: a Buffer this view handed out (arena pools start at offset 0).
+    const guess = obj.byteOffset / p.stride;
+    if (this.#views[guess] === obj && !p.objects) return guess;
     let h = -1;
     if (obj.byteLength <= p.objectSize) {
       if (p.objects) {
