@@ -6,3 +6,5 @@ export { ObjectPool } from './pool';
 export type { PoolOptions, PoolDescriptor, PoolStats, ReleaseInfo, ReleaseCallback } from './pool';
 export { codes } from './errors';
 export type { ErrorCode, ObjectPoolError } from './errors';
+export * as net from './net';
+export type { PooledReadOptions, WhenEmpty, OnRead } from './net';

@@ -1,0 +1,235 @@
+// Pooled socket reads and writes: plug an ObjectPool into net.Socket's
+// `onread` option so that every read lands in a pooled Buffer, and return
+// written buffers to the pool once the write has completed.
+import net = require('node:net');
+import type { ObjectPool } from './pool';
+import { invalidType, invalidValue } from './errors';
+
+/** What to do when a read needs a buffer and the pool is empty. */
+export type WhenEmpty = 'pause' | 'allocate';
+
+export interface PooledReadOptions {
+  /**
+   * Called with each chunk read: a view (`subarray(0, nread)`) of a pooled
+   * Buffer, or of a fresh Buffer with `whenEmpty: 'allocate'`. Call `done()`
+   * once when finished with the bytes (right away, or after an async write
+   * or a parse that keeps them); it returns the buffer to the pool.
+   */
+  onData(chunk: Buffer, done: () => void): void;
+  /**
+   * 'pause' (default): stop reading until an object comes back (back-pressure;
+   * never an unpooled allocation per read). 'allocate': read into a fresh
+   * Buffer instead.
+   */
+  whenEmpty?: WhenEmpty;
+}
+
+/** The `onread` option of net.connect / new net.Socket, as the helpers build it. */
+export interface OnRead {
+  buffer: () => Uint8Array;
+  callback: (nread: number, buf: Uint8Array) => boolean;
+}
+
+// Readers waiting for an object, per pool. Woken by returns on this thread
+// and, for returns from other threads, by a short poll while any wait.
+const waiting = new WeakMap<ObjectPool, Set<PooledReader>>();
+const polls = new WeakMap<ObjectPool, NodeJS.Timeout>();
+// One scratch buffer per pool that a paused socket may read into (Node keeps
+// reading into the last buffer it was given); never handed to the user.
+const parking = new WeakMap<ObjectPool, Buffer>();
+
+function wake(pool: ObjectPool): void {
+  const set = waiting.get(pool);
+  if (!set || set.size === 0) return;
+  for (const reader of set) {
+    if (!reader.tryResume()) break;
+    set.delete(reader);
+  }
+  if (set.size === 0) {
+    clearInterval(polls.get(pool));
+    polls.delete(pool);
+  }
+}
+
+function wait(pool: ObjectPool, reader: PooledReader): void {
+  let set = waiting.get(pool);
+  if (!set) waiting.set(pool, (set = new Set()));
+  set.add(reader);
+  if (!polls.has(pool)) polls.set(pool, setInterval(() => wake(pool), 2));
+}
+
+/**
+ * Reads of one socket into pooled buffers. Build one per socket, pass
+ * `reader.onread` in the socket's options, then `reader.attach(socket)`.
+ * The helpers `connect`, `createSocket` and `adopt` do all three.
+ */
+export class PooledReader {
+  readonly pool: ObjectPool;
+  readonly onread: OnRead;
+  #socket: net.Socket | null = null;
+  #next: Buffer | null = null;      // the buffer Node reads into next
+  #nextHandle = -1;                 // its handle, or -1 if it is not pooled
+  #reservedHandle = -1;             // an object held for a read that lands in the parking buffer
+  #paused = false;
+  readonly #onData: PooledReadOptions['onData'];
+  readonly #allocate: boolean;
+  readonly #parking: Buffer;
+
+  constructor(pool: ObjectPool, options: PooledReadOptions) {
+    if (options === null || typeof options !== 'object') throw invalidType('options', 'of type object', options);
+    if (typeof options.onData !== 'function') throw invalidType('options.onData', 'of type function', options.onData);
+    const when = options.whenEmpty ?? 'pause';
+    if (when !== 'pause' && when !== 'allocate') throw invalidValue('options.whenEmpty', "must be 'pause' or 'allocate'", when);
+    this.pool = pool;
+    this.#onData = options.onData;
+    this.#allocate = when === 'allocate';
+    let park = parking.get(pool);
+    if (!park) parking.set(pool, (park = Buffer.allocUnsafe(pool.objectSize)));
+    this.#parking = park;
+    this.onread = { buffer: () => this.#nextBuffer(), callback: (nread, buf) => this.#onRead(nread, buf) };
+  }
+
+  /** Binds the socket this reader serves (needed to pause and resume it). */
+  attach(socket: net.Socket): net.Socket {
+    this.#socket = socket;
+    if (this.#paused) socket.pause();
+    socket.once('close', () => this.#dispose());
+    return socket;
+  }
+
+  /** @internal Resumes a paused socket once an object can be reserved. */
+  tryResume(): boolean {
+    if (!this.#paused) return true;
+    const socket = this.#socket;
+    if (!socket || socket.destroyed) return true;
+    const h = this.pool.pop();
+    if (h < 0) return false;
+    this.#reservedHandle = h;
+    this.#paused = false;
+    socket.resume();
+    return true;
+  }
+
+  #nextBuffer(): Uint8Array {
+    if (this.#next) return this.#next;
+    // Called once before the first read: no callback ran yet.
+    this.#take();
+    if (this.#next === this.#parking) this.#pause();
+    return this.#next!;
+  }
+
+  // Sets #next (and #nextHandle) to the buffer for the next read.
+  #take(): void {
+    const h = this.pool.pop();
+    if (h >= 0) {
+      this.#next = this.pool.buffer(h);
+      this.#nextHandle = h;
+      return;
+    }
+    this.#nextHandle = -1;
+    this.#next = this.#allocate ? Buffer.allocUnsafe(this.pool.objectSize) : this.#parking;
+  }
+
+  #pause(): void {
+    this.#paused = true;
+    this.#socket?.pause();
+    wait(this.pool, this);
+  }
+
+  #onRead(nread: number, buf: Uint8Array): boolean {
+    let chunkOf = buf as Buffer;
+    let handle = this.#nextHandle;
+    if (buf === this.#parking) {
+      // A read after a resume lands here once: copy it into the object
+      // reserved for it (or a fresh one when none could be reserved).
+      handle = this.#reservedHandle;
+      if (handle < 0) handle = this.pool.pop();
+      chunkOf = handle >= 0 ? this.pool.buffer(handle) : Buffer.allocUnsafe(this.pool.objectSize);
+      this.#reservedHandle = -1;
+      this.#parking.copy(chunkOf, 0, 0, nread);
+    }
+    // The buffer for the next read; Node asks for it right after this callback.
+    this.#take();
+    const keepReading = this.#next !== this.#parking;
+    if (!keepReading) {
+      this.#paused = true;
+      wait(this.pool, this);
+    }
+    const pool = this.pool;
+    this.#onData(chunkOf.subarray(0, nread), () => {
+      if (handle < 0) return;
+      const h = handle;
+      handle = -1;
+      pool.push(h);
+      wake(pool);
+    });
+    return keepReading;
+  }
+
+  #dispose(): void {
+    waiting.get(this.pool)?.delete(this);
+    const back = [this.#reservedHandle, this.#nextHandle].filter((h) => h >= 0);
+    this.#next = null;
+    this.#reservedHandle = this.#nextHandle = -1;
+    for (const h of back) {
+      try {
+        this.pool.push(h);
+      } catch {
+        // closed and already released by close()
+      }
+    }
+    wake(this.pool);
+  }
+}
+
+type SocketOptions = Omit<net.SocketConstructorOpts, 'onread'>;
+type ConnectOptions = Omit<net.NetConnectOpts, 'onread'>;
+
+/** net.connect() whose reads land in pooled buffers. */
+export function connect(pool: ObjectPool, options: ConnectOptions, read: PooledReadOptions, onConnect?: () => void): net.Socket {
+  const reader = new PooledReader(pool, read);
+  return reader.attach(net.connect({ ...options, onread: reader.onread } as net.NetConnectOpts, onConnect));
+}
+
+/** new net.Socket() whose reads land in pooled buffers. */
+export function createSocket(pool: ObjectPool, options: SocketOptions, read: PooledReadOptions): net.Socket {
+  const reader = new PooledReader(pool, read);
+  return reader.attach(new net.Socket({ ...options, onread: reader.onread } as net.SocketConstructorOpts));
+}
+
+/**
+ * A server's socket whose reads land in pooled buffers. Create the server
+ * with `pauseOnConnect: true` and call this first thing in the 'connection'
+ * listener; use the socket it returns instead of the one you were given
+ * (net.Server has no onread option, so the connection is re-wrapped before
+ * any byte is read).
+ */
+export function adopt(pool: ObjectPool, accepted: net.Socket, read: PooledReadOptions): net.Socket {
+  const handle = (accepted as unknown as { _handle: unknown })._handle;
+  if (!handle) throw invalidValue('accepted', 'must be a connected socket', accepted);
+  if (!accepted.isPaused()) throw invalidValue('accepted', 'must be paused: create the server with pauseOnConnect: true', accepted);
+  const reader = new PooledReader(pool, read);
+  const old = accepted as unknown as { _handle: unknown; _server: unknown; server: unknown };
+  old._handle = null;
+  const socket = new net.Socket({ handle, readable: true, writable: true, allowHalfOpen: accepted.allowHalfOpen, onread: reader.onread } as net.SocketConstructorOpts);
+  // Hand the server's connection bookkeeping over, so that server.close()
+  // still waits for this connection and no other.
+  Object.assign(socket, { _server: old._server, server: old.server });
+  old._server = null;
+  reader.attach(socket);
+  return socket;
+}
+
+/**
+ * Writes a pooled buffer (or a view of one, such as a chunk from onData) and
+ * returns it to the pool only once the write has completed or failed (the
+ * socket destroyed): `done` is called then. Returns socket.write()'s value.
+ */
+export function writePooled(socket: net.Socket, chunk: Uint8Array, done: (err?: Error | null) => void): boolean {
+  let called = false;
+  return socket.write(chunk, (err) => {
+    if (called) return;
+    called = true;
+    done(err);
+  });
+}
