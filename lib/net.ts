@@ -71,6 +71,7 @@ export class PooledReader {
   #nextHandle = -1;                 // its handle, or -1 if it is not pooled
   #reservedHandle = -1;             // an object held for a read that lands in the parking buffer
   #paused = false;
+  #pauses = 0;
   readonly #onData: PooledReadOptions['onData'];
   readonly #allocate: boolean;
   readonly #parking: Buffer;
@@ -87,6 +88,11 @@ export class PooledReader {
     if (!park) parking.set(pool, (park = Buffer.allocUnsafe(pool.objectSize)));
     this.#parking = park;
     this.onread = { buffer: () => this.#nextBuffer(), callback: (nread, buf) => this.#onRead(nread, buf) };
+  }
+
+  /** How many times reading paused because the pool was empty. */
+  get pauses(): number {
+    return this.#pauses;
   }
 
   /** Binds the socket this reader serves (needed to pause and resume it). */
@@ -132,6 +138,7 @@ export class PooledReader {
 
   #pause(): void {
     this.#paused = true;
+    this.#pauses++;
     this.#socket?.pause();
     wait(this.pool, this);
   }
@@ -153,6 +160,7 @@ export class PooledReader {
     const keepReading = this.#next !== this.#parking;
     if (!keepReading) {
       this.#paused = true;
+      this.#pauses++;
       wait(this.pool, this);
     }
     const pool = this.pool;

@@ -1,0 +1,205 @@
+'use strict';
+const test = require('ava');
+const net = require('node:net');
+const path = require('node:path');
+const crypto = require('node:crypto');
+const { Worker } = require('node:worker_threads');
+const { ObjectPool, net: pooled } = require('..');
+const { until } = require('./helpers');
+
+const pattern = crypto.randomBytes((1 << 20) + 13);
+
+function listen(server) {
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server.address().port)));
+}
+
+function pooledEchoServer(pool, read = {}) {
+  const readers = [];
+  const server = net.createServer({ pauseOnConnect: true }, (accepted) => {
+    const s = pooled.adopt(pool, accepted, { onData: (chunk, done) => pooled.writePooled(s, chunk, done), ...read });
+    s.on('end', () => s.end());
+    s.on('error', () => {});
+    readers.push(s);
+  });
+  return { server, sockets: readers };
+}
+
+// Sends `bytes` of the pattern, reads the echo, checks every byte.
+function echoClient(port, bytes, { onConnect } = {}) {
+  return new Promise((resolve, reject) => {
+    let received = 0;
+    let mismatch = -1;
+    const sock = net.connect({ port, host: '127.0.0.1' }, () => {
+      onConnect?.(sock);
+      let sent = 0;
+      const send = () => {
+        while (sent < bytes) {
+          const off = sent % pattern.length;
+          const n = Math.min(64 * 1024, bytes - sent, pattern.length - off);
+          sent += n;
+          if (!sock.write(pattern.subarray(off, off + n))) return void sock.once('drain', send);
+        }
+        sock.end();
+      };
+      send();
+    });
+    sock.on('data', (d) => {
+      for (let at = 0; at < d.length && mismatch < 0; ) {
+        const off = (received + at) % pattern.length;
+        const n = Math.min(d.length - at, pattern.length - off);
+        if (!d.subarray(at, at + n).equals(pattern.subarray(off, off + n))) mismatch = received + at;
+        at += n;
+      }
+      received += d.length;
+    });
+    sock.on('end', () => resolve({ received, mismatch }));
+    sock.on('error', reject);
+  });
+}
+
+test('integrity over many connections at once through a small pool', async (t) => {
+  const pool = new ObjectPool({ capacity: 16, objectSize: 16 * 1024 });
+  const { server } = pooledEchoServer(pool);
+  const port = await listen(server);
+  const results = await Promise.all(Array.from({ length: 24 }, (_, i) => echoClient(port, (1 << 20) + i * 977)));
+  results.forEach((r, i) => {
+    t.is(r.received, (1 << 20) + i * 977, `connection ${i}: every byte came back`);
+    t.is(r.mismatch, -1, `connection ${i}: byte for byte`);
+  });
+  await new Promise((r) => server.close(r));
+  t.is(pool.stats().available, 16, 'every buffer is back in the pool');
+});
+
+test('pooled reads through net.connect and createSocket, released by done()', async (t) => {
+  const pool = new ObjectPool({ capacity: 4, objectSize: 4096 });
+  const server = net.createServer((s) => s.end(pattern.subarray(0, 100_000)));
+  const port = await listen(server);
+  for (const make of [
+    (read) => pooled.connect(pool, { port, host: '127.0.0.1' }, read),
+    (read) => pooled.createSocket(pool, {}, read).connect(port, '127.0.0.1'),
+  ]) {
+    const chunks = [];
+    await new Promise((resolve) => {
+      const s = make({
+        onData(chunk, done) {
+          t.true(pool.handleOf(chunk) >= 0, 'each chunk is a view of a pooled buffer');
+          chunks.push(Buffer.from(chunk));
+          done();
+          done(); // idempotent
+        },
+      });
+      s.on('end', resolve);
+    });
+    t.true(Buffer.concat(chunks).equals(pattern.subarray(0, 100_000)));
+    await until(() => pool.stats().available === 4);
+  }
+  await new Promise((r) => server.close(r));
+  t.pass();
+});
+
+test('an empty pool pauses reading until a buffer comes back, and nothing is lost', async (t) => {
+  const pool = new ObjectPool({ capacity: 2, objectSize: 1024 });
+  const total = 200_000;
+  const server = net.createServer((s) => s.end(pattern.subarray(0, total)));
+  const port = await listen(server);
+  const got = [];
+  const reader = new pooled.PooledReader(pool, {
+    onData(chunk, done) {
+      got.push(Buffer.from(chunk));
+      setTimeout(done, 1); // keep the buffer a while: the pool runs dry
+    },
+  });
+  await new Promise((resolve) => {
+    const s = reader.attach(net.connect({ port, host: '127.0.0.1', onread: reader.onread }));
+    s.on('end', resolve);
+  });
+  t.true(reader.pauses > 0, `reading paused ${reader.pauses} times`);
+  t.true(Buffer.concat(got).equals(pattern.subarray(0, total)), 'every byte, in order');
+  await until(() => pool.stats().available === 2);
+  await new Promise((r) => server.close(r));
+});
+
+test("whenEmpty: 'allocate' keeps reading into fresh buffers when the pool is empty", async (t) => {
+  const pool = new ObjectPool({ capacity: 1, objectSize: 1024 });
+  const total = 100_000;
+  const server = net.createServer((s) => s.end(pattern.subarray(0, total)));
+  const port = await listen(server);
+  const got = [];
+  const held = [];
+  let unpooled = 0;
+  const reader = new pooled.PooledReader(pool, {
+    whenEmpty: 'allocate',
+    onData(chunk, done) {
+      try { pool.handleOf(chunk); } catch { unpooled++; }
+      got.push(Buffer.from(chunk));
+      held.push(done); // hold everything until the end
+    },
+  });
+  await new Promise((resolve) => reader.attach(net.connect({ port, host: '127.0.0.1', onread: reader.onread })).on('end', resolve));
+  t.is(reader.pauses, 0);
+  t.true(unpooled > 0);
+  t.true(Buffer.concat(got).equals(pattern.subarray(0, total)));
+  for (const done of held) done();
+  await until(() => pool.stats().available === 1);
+  await new Promise((r) => server.close(r));
+});
+
+test('a connection reset mid-stream returns every buffer to the pool', async (t) => {
+  const pool = new ObjectPool({ capacity: 32, objectSize: 8192 });
+  const { server, sockets } = pooledEchoServer(pool);
+  const port = await listen(server);
+  await new Promise((resolve) => {
+    const c = net.connect({ port, host: '127.0.0.1' }, () => {
+      // Send a lot without reading the echo, so server writes back up, then reset.
+      for (let i = 0; i < 64; i++) c.write(pattern.subarray(0, 64 * 1024));
+      setTimeout(() => { c.resetAndDestroy(); resolve(); }, 50);
+    });
+    c.on('error', () => {});
+  });
+  await until(() => sockets.length === 1 && sockets[0].destroyed);
+  await until(() => pool.stats().available === 32);
+  t.is(pool.stats().inUse, 0);
+  await new Promise((r) => server.close(r));
+});
+
+test('writePooled returns the buffer once the write completed, or when the socket is destroyed', async (t) => {
+  const pool = new ObjectPool({ capacity: 2, objectSize: 64 });
+  const server = net.createServer((s) => s.resume());
+  const port = await listen(server);
+  const s = net.connect({ port, host: '127.0.0.1' });
+  await new Promise((r) => s.on('connect', r));
+  const buf = pool.acquire();
+  buf.write('hello');
+  const err = await new Promise((resolve) => pooled.writePooled(s, buf.subarray(0, 5), (e) => { pool.release(buf); resolve(e); }));
+  t.falsy(err);
+  const big = Buffer.alloc(32 << 20);
+  s.write(big); // fill the socket's queue so the next write is still pending
+  const other = pool.acquire();
+  const pending = new Promise((resolve) => pooled.writePooled(s, other, (e) => { pool.release(other); resolve(e); }));
+  s.destroy();
+  t.truthy(await pending, 'called with the error of the destroyed socket');
+  t.is(pool.stats().available, 2);
+  await new Promise((r) => server.close(r));
+});
+
+test('a server spread over worker threads draws from one shared pool', async (t) => {
+  const pool = new ObjectPool({ capacity: 32, objectSize: 16 * 1024 });
+  const workers = [0, 1].map(() => new Worker(path.join(__dirname, 'fixtures', 'net-worker.js'), { workerData: { descriptor: pool.descriptor } }));
+  const ports = await Promise.all(workers.map((w) => new Promise((r) => w.once('message', (m) => r(m.port)))));
+  const results = await Promise.all(Array.from({ length: 8 }, (_, i) => echoClient(ports[i % 2], 512 * 1024 + i)));
+  results.forEach((r, i) => {
+    t.is(r.received, 512 * 1024 + i);
+    t.is(r.mismatch, -1);
+  });
+  const stopped = await Promise.all(workers.map((w) => { w.postMessage('stop'); return new Promise((r) => w.on('message', (m) => m.stopped && r(m))); }));
+  t.deepEqual(stopped.map((m) => m.connections), [4, 4]);
+  await until(() => pool.stats().available === 32);
+  await Promise.all(workers.map((w) => w.terminate()));
+});
+
+test('PooledReader validates its options', (t) => {
+  const pool = new ObjectPool({ capacity: 1, objectSize: 8 });
+  t.throws(() => new pooled.PooledReader(pool, null), { code: 'ERR_INVALID_ARG_TYPE' });
+  t.throws(() => new pooled.PooledReader(pool, {}), { code: 'ERR_INVALID_ARG_TYPE' });
+  t.throws(() => new pooled.PooledReader(pool, { onData() {}, whenEmpty: 'drop' }), { code: 'ERR_INVALID_ARG_VALUE' });
+});
