@@ -34,6 +34,9 @@ export interface NativeAddon {
 }
 
 function load(): NativeAddon {
+  // A specific build (a sanitizer build, say): OBJPOOL_ADDON=/path/to/objpool.node
+  const forced = process.env.OBJPOOL_ADDON;
+  if (forced) return require(path.resolve(forced)) as NativeAddon;
   const root = path.join(__dirname, '..', 'build');
   const tried: string[] = [];
   for (const dir of ['Release', 'Debug']) {

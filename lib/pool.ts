@@ -378,9 +378,10 @@ export class ObjectPool {
    * always runs on this thread. The promise resolves once every object has
    * been released (rejecting with the first error `release` threw, if any).
    * If another thread closed the pool first, that thread releases and this
-   * promise resolves at once. Like `server.close()` waiting for open
-   * connections, a pending close keeps this thread's event loop alive until
-   * every object is back.
+   * promise resolves at once. Releases run on this thread for as long as it
+   * lives; a pending close does not by itself keep the thread alive (objects
+   * out are normally held by something that does, and a push on this thread
+   * keeps it alive until that object is released).
    */
   close(release?: ReleaseCallback): Promise<void> {
     if (release !== undefined && typeof release !== 'function') throw invalidType('release', 'of type function', release);

@@ -35,6 +35,7 @@ struct Binding {
   napi_ref arena_ref = nullptr;
   int functions = 0;  // live bound functions; the last finalizer frees this
   napi_threadsafe_function closer = nullptr;  // set while this view drains a closed pool
+  bool closer_ref = false;  // a push on this thread queued a drain: keep the loop alive until it runs
   const void* key = nullptr;                  // the metadata's address: one per pool in the process
 };
 
@@ -51,11 +52,32 @@ std::unordered_map<const void*, Binding*>& closers() {
   return *m;
 }
 
-void request_drain(const void* key) {
+void request_drain(napi_env env, const void* key) {
   std::lock_guard<std::mutex> lock(closers_mutex());
   auto it = closers().find(key);
+  if (it == closers().end()) return;
   // Under the lock, so unwatch() cannot release the function in between.
-  if (it != closers().end()) napi_call_threadsafe_function(it->second->closer, nullptr, napi_tsfn_nonblocking);
+  Binding* closer = it->second;
+  if (closer->env == env && !closer->closer_ref) {
+    // A push on the closing thread itself: the drain it queues must run
+    // before this loop may exit. (Only that thread may ref the function.)
+    napi_ref_threadsafe_function(env, closer->closer);
+    closer->closer_ref = true;
+  }
+  napi_call_threadsafe_function(closer->closer, nullptr, napi_tsfn_nonblocking);
+}
+
+// Runs on the closing thread for each drain request.
+void call_drain(napi_env env, napi_value fn, void* context, void*) {
+  if (env == nullptr) return;  // torn down
+  auto* b = static_cast<Binding*>(context);
+  if (b->closer_ref && b->closer != nullptr) {
+    napi_unref_threadsafe_function(env, b->closer);
+    b->closer_ref = false;
+  }
+  napi_value undefined;
+  napi_get_undefined(env, &undefined);
+  napi_call_function(env, undefined, fn, 0, nullptr, nullptr);
 }
 
 void unwatch(Binding* b) {
@@ -194,7 +216,7 @@ napi_value Push(napi_env env, napi_callback_info info) {
   uint32_t h;
   if (!get_index(env, arg, "handle", b->pool.capacity(), &h)) return nullptr;
   const Status st = b->pool.push(h);
-  if (st == Status::drain_needed) request_drain(b->key);
+  if (st == Status::drain_needed) request_drain(env, b->key);
   else if (st != Status::ok) return throw_pool(env, st, h);
   return nullptr;
 }
@@ -230,7 +252,7 @@ napi_value PushMany(napi_env env, napi_callback_info info) {
   for (size_t i = 0; i < n; ++i)
     if (tmp[i] >= b->pool.capacity()) return throw_range(env, "handles", b->pool.capacity(), tmp[i]);
   const Status st = b->pool.push_many(tmp.data(), n);
-  if (st == Status::drain_needed) request_drain(b->key);
+  if (st == Status::drain_needed) request_drain(env, b->key);
   else if (st != Status::ok) return throw_pool(env, st);
   return nullptr;
 }
@@ -268,9 +290,9 @@ Napi::Value PerSlot(const Napi::CallbackInfo& info) {
 }
 
 // watch(drain): from now on, a push in any thread of this process that finds
-// the pool closed makes `drain` run on this thread. Like a closing server
-// waiting for its connections, this keeps the thread's event loop alive until
-// unwatch().
+// the pool closed makes `drain` run on this thread, for as long as this
+// thread lives. Waiting does not keep the event loop alive; a push on this
+// thread does, until the drain it queued has run.
 Napi::Value Watch(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
   auto* b = static_cast<Binding*>(info.Data());
@@ -283,9 +305,11 @@ Napi::Value Watch(const Napi::CallbackInfo& info) {
   napi_create_string_utf8(env, "objpool.drain", NAPI_AUTO_LENGTH, &name);
   napi_threadsafe_function tsfn;
   NAPI_THROW_IF_FAILED(env,
-                       napi_create_threadsafe_function(env, info[0], nullptr, name, 0, 1, nullptr, nullptr, nullptr,
-                                                       nullptr, &tsfn),
+                       napi_create_threadsafe_function(env, info[0], nullptr, name, 0, 1, nullptr, nullptr, b,
+                                                       call_drain, &tsfn),
                        Napi::Value());
+  // A pending close does not keep the thread alive by itself.
+  napi_unref_threadsafe_function(env, tsfn);
   b->closer = tsfn;
   // Added after the thread-safe function, so it runs before the function's
   // own teardown (cleanup hooks run in reverse order).

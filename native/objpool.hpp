@@ -265,11 +265,11 @@ class Pool {
   // Returns how many; `status` is closed when the pool is closed.
   size_t pop_many(uint32_t* out, size_t max, Status* status = nullptr) {
     if (status) *status = Status::ok;
-    if (max == 0) return 0;
     if (is_closed()) {
       if (status) *status = Status::closed;
       return 0;
     }
+    if (max == 0) return 0;
     size_t got = 0;
     uint32_t s = this_slot();
     for (uint32_t i = 0; i < slots_ && got < max; ++i) {

@@ -128,3 +128,15 @@ test('unchecked pools stay memory-safe after a double push, and release each obj
   t.true(seen.length >= 1 && seen.length <= 4);
   t.is(new Set(seen).size, seen.length, 'no object released twice');
 });
+
+test('a close that waits for objects never returned does not keep the process alive', (t) => {
+  const { execFileSync } = require('node:child_process');
+  const out = execFileSync(process.execPath, ['-e', `
+    const { ObjectPool } = require(${JSON.stringify(require.resolve('..'))});
+    const pool = new ObjectPool({ capacity: 2, objectSize: 8 });
+    pool.pop(); // never returned
+    pool.close().then(() => console.log('resolved'));
+    process.on('exit', () => console.log('exited, close pending'));
+  `], { encoding: 'utf8', timeout: 20_000 });
+  t.is(out.trim(), 'exited, close pending');
+});

@@ -17,14 +17,8 @@ function stale() {
 
 function build() {
   const gyp = require.resolve('node-gyp/bin/node-gyp.js');
-  const args = [gyp, 'rebuild', '--silent'];
-  // Outside npm scripts, build against the running Node's own headers when
-  // they are installed, as `npm install` does here (no download).
-  const prefix = path.dirname(path.dirname(process.execPath));
-  if (!process.env.npm_config_nodedir && fs.existsSync(path.join(prefix, 'include', 'node', 'node_api.h'))) {
-    args.push(`--nodedir=${prefix}`);
-  }
-  execFileSync(process.execPath, args, { cwd: dir, stdio: 'inherit' });
+  const { buildEnv } = require('../build-env');
+  execFileSync(process.execPath, [gyp, 'rebuild', '--silent'], { cwd: dir, stdio: 'inherit', env: buildEnv() });
 }
 
 if (require.main === module) {
