@@ -7,9 +7,10 @@
 // node-addon-api.
 //
 // Pool memory is never owned here: the metadata and the arena are
-// SharedArrayBuffers (or the user's ArrayBuffer) owned by V8. Each binding
-// holds strong references to the views it got its pointers from, so the
-// memory outlives every function that can touch it.
+// SharedArrayBuffers (or the user's ArrayBuffer) owned by V8. open() stores
+// the views it got its pointers from on every function it returns (a plain
+// JS property), so the memory outlives every function that can touch it and
+// is collected in the same GC as the last of them.
 
 #include <napi.h>
 
@@ -31,8 +32,6 @@ using objpool::Status;
 struct Binding {
   objpool::Pool pool;
   napi_env env = nullptr;
-  napi_ref meta_ref = nullptr;
-  napi_ref arena_ref = nullptr;
   int functions = 0;  // live bound functions; the last finalizer frees this
   napi_threadsafe_function closer = nullptr;  // set while this view drains a closed pool
   bool closer_ref = false;  // a push on this thread queued a drain: keep the loop alive until it runs
@@ -335,8 +334,6 @@ void finalize_function(napi_env env, void* data, void*) {
     unwatch(b);
     napi_remove_env_cleanup_hook(env, env_cleanup, b);
   }
-  if (b->meta_ref) napi_delete_reference(env, b->meta_ref);
-  if (b->arena_ref) napi_delete_reference(env, b->arena_ref);
   delete b;
 }
 
@@ -422,8 +419,6 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   b->pool = pool;
   b->env = env;
   b->key = meta;
-  napi_create_reference(env, info[0], 1, &b->meta_ref);
-  if (has_arena) napi_create_reference(env, info[1], 1, &b->arena_ref);
   Napi::Object ops = Napi::Object::New(env);
   // The first function's finalizer owns `b` from here on.
   add_c_function(ops, b, "pop", Pop);
@@ -436,6 +431,13 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   add_function(ops, b, "perSlot", PerSlot);
   add_function(ops, b, "watch", Watch);
   add_function(ops, b, "unwatch", Unwatch);
+  Napi::Array memory = Napi::Array::New(env, 2);
+  memory.Set(0u, info[0]);
+  memory.Set(1u, info[1]);
+  for (const char* name : {"pop", "push", "popMany", "pushMany", "close", "isClosed", "drain", "perSlot", "watch", "unwatch"}) {
+    napi_property_descriptor keep = {"memory", nullptr, nullptr, nullptr, nullptr, memory, napi_default, nullptr};
+    napi_define_properties(env, ops.Get(name), 1, &keep);  // not enumerable, not writable
+  }
   return ops;
 }
 

@@ -50,6 +50,13 @@
 #define OBJPOOL_HAVE_SCHED_GETCPU 1
 #endif
 
+// Test-only: the order a pop uses to take objects. test/native/run.js builds
+// the stress test with it weakened to relaxed and requires ThreadSanitizer to
+// report the resulting race; never define it anywhere else.
+#ifndef OBJPOOL_TEST_POP_ORDER
+#define OBJPOOL_TEST_POP_ORDER std::memory_order_acquire
+#endif
+
 namespace objpool {
 
 inline constexpr uint32_t kMagic = 0x4c4f504fu;  // "OPOL" in little-endian bytes
@@ -251,7 +258,7 @@ class Pool {
     uint32_t s = this_slot();
     for (uint32_t i = 0; i < slots_; ++i) {
       uint32_t h;
-      if (pop_list(s, &h, 1, std::memory_order_acquire) == 1) {
+      if (pop_list(s, &h, 1, OBJPOOL_TEST_POP_ORDER) == 1) {
         mark(h, kStateTaken);
         out = h;
         return Status::ok;
@@ -273,7 +280,7 @@ class Pool {
     size_t got = 0;
     uint32_t s = this_slot();
     for (uint32_t i = 0; i < slots_ && got < max; ++i) {
-      got += pop_list(s, out + got, max - got, std::memory_order_acquire);
+      got += pop_list(s, out + got, max - got, OBJPOOL_TEST_POP_ORDER);
       if (++s == slots_) s = 0;
     }
     for (size_t i = 0; i < got; ++i) mark(out[i], kStateTaken);
@@ -426,10 +433,10 @@ class Pool {
       }
       if (n == 0) return 0;
       if (i >= capacity_) i = kNone;  // end of list, or a forged link: cut it
-      // success acquire: we take ownership of the objects and must see their
-      // bytes; failure acquire: the new head's links are walked again.
-      if (top.compare_exchange_weak(h, retag(h, i), std::memory_order_acquire, std::memory_order_acquire))
-        return n;
+      // success acquire (load_order): we take ownership of the objects and
+      // must see their bytes; failure likewise: the new head's links are
+      // walked again.
+      if (top.compare_exchange_weak(h, retag(h, i), load_order, load_order)) return n;
     }
   }
 

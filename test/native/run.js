@@ -1,10 +1,18 @@
 #!/usr/bin/env node
 'use strict';
-// Builds and runs the C++ stress test of native/objpool.hpp twice: optimised,
-// and under ThreadSanitizer (any report fails the run). No Node headers needed.
-//   OBJPOOL_STRESS_SCALE=10 npm run test:native   # ten times the operations
+// npm run test:native: checks of the C++ core (native/objpool.hpp) alone.
+//  1. the stress test (test/native/stress.cc), optimised;
+//  2. the same under ThreadSanitizer, which must report nothing;
+//  3. a broken variant (pop's acquire weakened to relaxed) under
+//     ThreadSanitizer, which must report a data race: the check can fail;
+//  4. the spin model of a slot (test/model/treiber.pml): every interleaving
+//     of small cases must pass, and two broken variants (no ABA tag; a link
+//     not rewritten after a failed CAS) must be caught.
+// OBJPOOL_STRESS_SCALE=10 multiplies the stress operations; OBJPOOL_LONG=1
+// adds a larger model (3 objects, 3 threads: ~10 s, ~1 GB).
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..', '..');
@@ -12,36 +20,71 @@ const out = path.join(root, 'build', 'native-tests');
 fs.mkdirSync(out, { recursive: true });
 const cxx = process.env.CXX || 'g++';
 const scale = process.env.OBJPOOL_STRESS_SCALE || '1';
+const tsanEnv = { TSAN_OPTIONS: 'halt_on_error=1 exitcode=66 second_deadlock_stack=1' };
 
-const variants = [
-  { name: 'stress', flags: ['-O2'], env: {} },
-  {
-    name: 'stress-tsan',
-    flags: ['-O1', '-g', '-fsanitize=thread'],
-    env: { TSAN_OPTIONS: 'halt_on_error=1 exitcode=66 second_deadlock_stack=1' },
-  },
-];
-
-let failed = 0;
-for (const v of variants) {
-  const bin = path.join(out, v.name);
-  const args = ['-std=c++20', '-Wall', '-Wextra', '-Werror', '-pthread', ...v.flags, path.join(__dirname, 'stress.cc'), '-o', bin];
-  console.log(`# ${cxx} ${args.join(' ')}`);
-  const build = spawnSync(cxx, args, { stdio: 'inherit' });
-  if (build.status !== 0) {
-    console.error(`# build of ${v.name} failed`);
-    failed++;
-    continue;
-  }
+const results = [];
+function record(name, ok, secs, note = '') {
+  results.push({ name, ok });
+  console.log(`# ${ok ? 'ok  ' : 'FAIL'} ${name}${note ? ` (${note})` : ''} in ${secs.toFixed(1)} s\n`);
+}
+function timed(fn) {
   const t0 = process.hrtime.bigint();
-  const run = spawnSync(bin, [scale], { env: { ...process.env, ...v.env }, encoding: 'utf8' });
+  const r = fn();
+  return [r, Number(process.hrtime.bigint() - t0) / 1e9];
+}
+
+function compile(name, flags) {
+  const bin = path.join(out, name);
+  const args = ['-std=c++20', '-Wall', '-Wextra', '-Werror', '-pthread', ...flags, path.join(__dirname, 'stress.cc'), '-o', bin];
+  console.log(`# ${cxx} ${args.join(' ')}`);
+  return spawnSync(cxx, args, { stdio: 'inherit' }).status === 0 ? bin : null;
+}
+
+function stress(name, flags, env, { expectRace = false, scaleArg = scale } = {}) {
+  const bin = compile(name, flags);
+  if (!bin) return record(name, false, 0, 'build failed');
+  const [run, secs] = timed(() => spawnSync(bin, [scaleArg], { env: { ...process.env, ...env }, encoding: 'utf8' }));
+  const race = /WARNING: ThreadSanitizer: data race/.test(run.stderr);
+  if (expectRace) {
+    if (!race) process.stderr.write(run.stdout + run.stderr);
+    return record(name, race, secs, race ? 'ThreadSanitizer caught the weakened order, as it must' : 'the broken variant went unnoticed');
+  }
   process.stdout.write(run.stdout);
   process.stderr.write(run.stderr);
-  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-  const sanitizerReport = /WARNING: ThreadSanitizer|ERROR: \w+Sanitizer/.test(run.stderr);
-  const ok = run.status === 0 && !sanitizerReport;
-  console.log(`# ${v.name}: ${ok ? 'ok' : `FAILED (exit ${run.status}${sanitizerReport ? ', sanitizer report' : ''})`} in ${secs.toFixed(1)} s`);
-  if (!ok) failed++;
+  const report = /WARNING: ThreadSanitizer|ERROR: \w+Sanitizer/.test(run.stderr);
+  record(name, run.status === 0 && !report, secs, run.status !== 0 ? `exit ${run.status}` : report ? 'sanitizer report' : '');
 }
-console.log(`\nnative: ${variants.length - failed} passed, ${failed} failed`);
+
+function model(name, defines, { expectError }) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'objpool-spin-'));
+  const [res, secs] = timed(() => {
+    const gen = spawnSync('spin', [...defines, '-a', path.join(root, 'test', 'model', 'treiber.pml')], { cwd: dir, encoding: 'utf8' });
+    if (gen.error || gen.status !== 0) return { error: gen.error?.code === 'ENOENT' ? 'spin is not installed (apt-get install spin)' : gen.stderr || gen.stdout };
+    const cc = spawnSync(process.env.CC || 'gcc', ['-O2', '-DSAFETY', '-o', 'pan', 'pan.c'], { cwd: dir, encoding: 'utf8' });
+    if (cc.status !== 0) return { error: cc.stderr };
+    const pan = spawnSync('./pan', ['-m200000'], { cwd: dir, encoding: 'utf8' });
+    const m = /errors: (\d+)/.exec(pan.stdout);
+    const states = /(\d+) states, stored/.exec(pan.stdout)?.[1];
+    return { errors: m ? Number(m[1]) : -1, states, violation: /assertion violated.*/.exec(pan.stdout)?.[0] };
+  });
+  fs.rmSync(dir, { recursive: true, force: true });
+  if (res.error) return record(name, false, secs, res.error.trim());
+  const ok = expectError ? res.errors > 0 : res.errors === 0;
+  const note = expectError
+    ? (res.errors > 0 ? `caught, as it must: ${res.violation}` : `not caught in ${res.states} states`)
+    : `${res.states} states, ${res.errors} errors`;
+  record(name, ok, secs, note);
+}
+
+stress('stress', ['-O2'], {});
+stress('stress under ThreadSanitizer', ['-O1', '-g', '-fsanitize=thread'], tsanEnv);
+stress('broken: pop relaxed instead of acquire, under ThreadSanitizer', ['-O1', '-g', '-fsanitize=thread', '-DOBJPOOL_TEST_POP_ORDER=std::memory_order_relaxed'], tsanEnv, { expectRace: true, scaleArg: '0.05' });
+model('model: 2 objects, 2 threads, 3 ops each', ['-DN=2', '-DTHREADS=2', '-DOPS=3'], { expectError: false });
+model('model: 2 objects, 3 threads, 2 ops each', ['-DN=2', '-DTHREADS=3', '-DOPS=2'], { expectError: false });
+if (process.env.OBJPOOL_LONG) model('model: 3 objects, 3 threads, 2 ops each', ['-DN=3', '-DTHREADS=3', '-DOPS=2'], { expectError: false });
+model('broken model: no ABA tag', ['-DNO_TAG'], { expectError: true });
+model('broken model: link written once, not after each failed CAS', ['-DLINK_ONCE'], { expectError: true });
+
+const failed = results.filter((r) => !r.ok).length;
+console.log(`native: ${results.length - failed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);

@@ -47,8 +47,12 @@ struct Memory {
   std::vector<uint64_t> meta;  // u64 for alignment
   objpool::Pool pool;
   std::unique_ptr<std::atomic<uint32_t>[]> owner;
+  // Object contents, written and read with plain accesses by whoever holds
+  // the object: only the pool's release/acquire orders them, so a missing
+  // acquire shows up as a data race under ThreadSanitizer.
+  std::vector<uint64_t> payload;
 
-  Memory(const objpool::Config& c) : owner(new std::atomic<uint32_t>[c.capacity]) {
+  Memory(const objpool::Config& c) : owner(new std::atomic<uint32_t>[c.capacity]), payload(c.capacity, 0) {
     const uint64_t bytes = objpool::meta_bytes_for(c.capacity, c.slots, c.checked);
     meta.resize((bytes + 7) / 8);
     if (objpool::Pool::format(meta.data(), bytes, c) != objpool::Status::ok) std::abort();
@@ -63,10 +67,13 @@ struct Counts {
 
 void claim(Memory& m, uint32_t h, uint32_t me, Counts& c) {
   if (h >= m.pool.capacity()) { ++c.owner_errors; return; }
+  // relaxed: the owner word is a detector, not a synchronizer.
   uint32_t prev = m.owner[h].exchange(me, std::memory_order_relaxed);
   if (prev != 0) ++c.owner_errors;
+  m.payload[h] = (uint64_t(me) << 32) | uint32_t(c.hits);
 }
 void give_back(Memory& m, uint32_t h, uint32_t me, Counts& c) {
+  if ((m.payload[h] >> 32) != me) ++c.owner_errors;
   uint32_t prev = m.owner[h].exchange(0, std::memory_order_relaxed);
   if (prev != me) ++c.owner_errors;
 }

@@ -1,0 +1,60 @@
+'use strict';
+// Lifecycle: pools created and dropped under GC keep memory flat; close()
+// racing with pushes from several threads never loses or doubles a release.
+const test = require('ava');
+const path = require('node:path');
+const { execFileSync } = require('node:child_process');
+const { Worker } = require('node:worker_threads');
+const { ObjectPool } = require('..');
+const { until } = require('./helpers');
+
+const LONG = Boolean(process.env.OBJPOOL_LONG);
+
+test('thousands of pools created and dropped under GC: memory stays flat (--expose-gc)', (t) => {
+  const rounds = LONG ? 20_000 : 3000;
+  const script = `
+    const { ObjectPool } = require(${JSON.stringify(require.resolve('..'))});
+    const churn = async (n) => {
+      for (let i = 0; i < n; i++) {
+        const p = new ObjectPool({ capacity: 64, objectSize: 1024, slots: 2 });
+        const h = p.pop();
+        p.buffer(h).fill(i & 255);
+        p.push(h);
+        if (i % 3 === 0) { const q = ObjectPool.attach(p.descriptor); q.release(q.acquire()); }
+        if (i % 5 === 0) p.close();
+        if (i % 200 === 0) { gc(); await new Promise(setImmediate); }
+      }
+      gc(); await new Promise(setImmediate); gc();
+    };
+    (async () => {
+      await churn(${Math.floor(rounds / 4)});  // warm up: the heap and allocator settle
+      const before = process.memoryUsage().rss;
+      await churn(${rounds});
+      const after = process.memoryUsage().rss;
+      console.log(JSON.stringify({ before, after }));
+    })();`;
+  const { before, after } = JSON.parse(execFileSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8', timeout: 120_000 }));
+  const grownMiB = (after - before) / 2 ** 20;
+  t.log(`${rounds} pools of 64 KiB (${(rounds * 64) / 1024} MiB in all): RSS ${(before / 2 ** 20).toFixed(1)} -> ${(after / 2 ** 20).toFixed(1)} MiB`);
+  t.true(grownMiB < 24, `RSS grew by ${grownMiB.toFixed(1)} MiB`);
+});
+
+test('close() racing with pushes from several threads, many times: every object released exactly once', async (t) => {
+  const rounds = LONG ? 200 : 25;
+  for (let r = 0; r < rounds; r++) {
+    const pool = new ObjectPool({ capacity: 48, objectSize: 16, slots: 2 });
+    const gate = new SharedArrayBuffer(4);
+    const workers = [0, 1].map(() => new Worker(path.join(__dirname, 'fixtures', 'close-race-worker.js'), { workerData: { descriptor: pool.descriptor, gate, count: 12 } }));
+    await Promise.all(workers.map((w) => new Promise((res) => w.once('message', res))));
+    const mine = [pool.pop(), pool.pop(), pool.pop()];
+    const released = [];
+    Atomics.store(new Int32Array(gate), 0, 1);
+    Atomics.notify(new Int32Array(gate), 0);
+    const done = pool.close((_, info) => released.push(info.handle));
+    for (const h of mine) pool.push(h); // and this thread races too
+    await done;
+    t.is(released.length, 48, `round ${r}`);
+    t.is(new Set(released).size, 48, `round ${r}: no double release`);
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
+});
