@@ -8,6 +8,10 @@ export interface NativeOps {
   push(handle: number): void;
   popMany(out: Uint32Array, count?: number): number;
   pushMany(handles: Uint32Array, count?: number): void;
+  /** pop() that leaves the handle (or -1) in register[0]. */
+  popReg(): void;
+  /** push() of the handle in register[1] (range-checked again natively). */
+  pushReg(): void;
   /** True for the one call, in any thread, that closed the pool. */
   close(): boolean;
   isClosed(): boolean;
@@ -23,7 +27,7 @@ export interface NativeAddon {
   metaBytes(capacity: number, slots: number, checked: boolean): number;
   format(meta: Uint8Array, capacity: number, slots: number, objectSize: number, stride: number,
     align: number, checked: boolean, external: boolean): void;
-  open(meta: Uint8Array, arena: Uint8Array | null): NativeOps;
+  open(meta: Uint8Array, arena: Uint8Array | null, register: Int32Array): NativeOps;
   /** The address of a view's first byte: compares views across threads. */
   address(view: ArrayBufferView): number;
   readonly maxCapacity: number;

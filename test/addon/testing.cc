@@ -134,6 +134,30 @@ Napi::Value RunThreads(const Napi::CallbackInfo& info) {
 }
 
 napi_value NoopC(napi_env, napi_callback_info) { return nullptr; }
+
+// The pieces a bound pop/push pays for beyond the crossing, one at a time,
+// so the benchmark can split the binding's cost (bench/scenarios/crossing.js).
+napi_value NoopData(napi_env env, napi_callback_info info) {
+  void* data;
+  napi_get_cb_info(env, info, nullptr, nullptr, nullptr, &data);
+  return nullptr;
+}
+napi_value NoopReturnInt(napi_env env, napi_callback_info info) {
+  void* data;
+  napi_get_cb_info(env, info, nullptr, nullptr, nullptr, &data);
+  napi_value r;
+  napi_create_int32(env, 7, &r);
+  return r;
+}
+napi_value NoopArgDouble(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value arg;
+  void* data;
+  napi_get_cb_info(env, info, &argc, &arg, nullptr, &data);
+  double d;
+  napi_get_value_double(env, arg, &d);
+  return nullptr;
+}
 Napi::Value NoopWrapped(const Napi::CallbackInfo&) { return Napi::Value(); }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -142,6 +166,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   napi_create_function(env, "noop", NAPI_AUTO_LENGTH, NoopC, nullptr, &noop);
   exports.Set("noop", Napi::Value(env, noop));
   exports.Set("noopWrapped", Napi::Function::New(env, NoopWrapped, "noopWrapped"));
+  const std::pair<const char*, napi_callback> parts[] = {
+      {"noopData", NoopData}, {"noopReturnInt", NoopReturnInt}, {"noopArgDouble", NoopArgDouble}};
+  for (const auto& [name, cb] : parts) {
+    napi_value fn;
+    napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, nullptr, &fn);
+    exports.Set(name, Napi::Value(env, fn));
+  }
   return exports;
 }
 

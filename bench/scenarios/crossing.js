@@ -1,0 +1,47 @@
+'use strict';
+// Splits the cost of a bound pop+push pair: the bare JS-to-native crossing,
+// then each N-API accessor the binding needs, then the real calls. One op =
+// two calls (like one pop + one push).
+const { ObjectPool } = require('../..');
+const t = require('../../test/addon');
+const { native } = require('../../dist/native');
+
+const implementations = {
+  'pool.pop() + pool.push(h)': () => {
+    const pool = new ObjectPool({ capacity: 1024, objectSize: 64 });
+    return { run(n) { for (let i = 0; i < n; i++) pool.push(pool.pop()); } };
+  },
+  'pool.pop() + pool.push(h), unchecked': () => {
+    const pool = new ObjectPool({ capacity: 1024, objectSize: 64, checked: false });
+    return { run(n) { for (let i = 0; i < n; i++) pool.push(pool.pop()); } };
+  },
+  'ops.pop() + ops.push(h): argument and return value': () => {
+    const d = new ObjectPool({ capacity: 1024, objectSize: 64 }).descriptor;
+    const { pop, push } = native.open(new Uint8Array(d.meta), new Uint8Array(d.arena), new Int32Array(2));
+    return { run(n) { for (let i = 0; i < n; i++) push(pop()); } };
+  },
+  'no-op x2': () => {
+    const f = t.noop;
+    return { run(n) { for (let i = 0; i < n; i++) { f(); f(i); } } };
+  },
+  'no-op x2 + get_cb_info(data)': () => {
+    const f = t.noopData;
+    return { run(n) { for (let i = 0; i < n; i++) { f(); f(i); } } };
+  },
+  'pop-shaped + push-shaped calls, no pool': () => {
+    const pop = t.noopReturnInt;
+    const push = t.noopArgDouble;
+    return { run(n) { for (let i = 0; i < n; i++) push(pop()); } };
+  },
+};
+
+module.exports = {
+  name: 'crossing',
+  title: 'where a pop+push pair goes: the crossing, the N-API accessors, the core',
+  baseline: 'no-op x2',
+  defaults: { ops: 2_000_000, rounds: 9 },
+  async run({ ops, rounds }) {
+    const impls = Object.fromEntries(Object.entries(implementations).map(([k, f]) => [k, f()]));
+    return { samples: await require('../lib').interleave(impls, { ops, rounds }) };
+  },
+};
