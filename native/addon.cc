@@ -32,11 +32,11 @@ using objpool::Status;
 struct Binding {
   objpool::Pool pool;
   napi_env env = nullptr;
-  int functions = 0;  // live bound functions; the last finalizer frees this
+  int functions = 0;                          // live bound functions; the last finalizer frees this
   napi_threadsafe_function closer = nullptr;  // set while this view drains a closed pool
-  bool closer_ref = false;  // a push on this thread queued a drain: keep the loop alive until it runs
+  bool closer_ref = false;                    // a push on this thread queued a drain: keep the loop alive until it runs
   const void* key = nullptr;                  // the metadata's address: one per pool in the process
-  int32_t* reg = nullptr;  // this thread's 2-word register: [0] popped handle, [1] handle to push
+  int32_t* reg = nullptr;                     // this thread's 2-word register: [0] popped handle, [1] handle to push
 };
 
 // Closers by pool: a push that finds the pool closed asks the closing thread,
@@ -99,28 +99,39 @@ std::string describe(napi_env env, napi_value v) {
   napi_valuetype t;
   if (napi_typeof(env, v, &t) != napi_ok) return "an unknown value";
   switch (t) {
-    case napi_undefined: return "undefined";
-    case napi_null: return "null";
-    case napi_boolean: return "type boolean";
-    case napi_number: return "type number";
-    case napi_string: return "type string";
-    case napi_symbol: return "type symbol";
-    case napi_bigint: return "type bigint";
-    case napi_function: return "function";
-    default: return "an instance of an object";
+    case napi_undefined:
+      return "undefined";
+    case napi_null:
+      return "null";
+    case napi_boolean:
+      return "type boolean";
+    case napi_number:
+      return "type number";
+    case napi_string:
+      return "type string";
+    case napi_symbol:
+      return "type symbol";
+    case napi_bigint:
+      return "type bigint";
+    case napi_function:
+      return "function";
+    default:
+      return "an instance of an object";
   }
 }
 
 napi_value throw_type(napi_env env, const char* name, const char* expected, napi_value got) {
-  std::string msg = std::string("The \"") + name + "\" argument must be " + expected + ". Received " + describe(env, got);
+  std::string msg =
+      std::string("The \"") + name + "\" argument must be " + expected + ". Received " + describe(env, got);
   napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg.c_str());
   return nullptr;
 }
 
 napi_value throw_range(napi_env env, const char* name, double limit, double got) {
   char msg[192];
-  snprintf(msg, sizeof msg, "The value of \"%s\" is out of range. It must be an integer >= 0 and < %.0f. Received %.17g",
-           name, limit, got);
+  snprintf(msg, sizeof msg,
+           "The value of \"%s\" is out of range. It must be an integer >= 0 and < %.0f. Received %.17g", name, limit,
+           got);
   napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
   return nullptr;
 }
@@ -135,7 +146,9 @@ napi_value throw_pool(napi_env env, Status st, double handle = -1) {
       if (handle >= 0)
         snprintf(msg, sizeof msg, "Object %.0f is not out of the pool: pushed twice, or never popped", handle);
       else
-        snprintf(msg, sizeof msg, "A handle in the batch is not out of the pool (pushed twice, given twice, or never popped); nothing was pushed");
+        snprintf(msg, sizeof msg,
+                 "A handle in the batch is not out of the pool (pushed twice, given twice, or never popped); nothing "
+                 "was pushed");
       napi_throw_error(env, "ERR_OBJPOOL_DOUBLE_PUSH", msg);
       break;
     default:
@@ -167,8 +180,7 @@ bool get_index(napi_env env, napi_value v, const char* name, double limit, uint3
 }
 
 // A Uint32Array argument and an optional count <= its length.
-bool get_u32_array(napi_env env, napi_value arr, napi_value count_v, const char* name, uint32_t** data,
-                   size_t* count) {
+bool get_u32_array(napi_env env, napi_value arr, napi_value count_v, const char* name, uint32_t** data, size_t* count) {
   bool is_ta = false;
   napi_is_typedarray(env, arr, &is_ta);
   napi_typedarray_type type;
@@ -216,8 +228,10 @@ napi_value Push(napi_env env, napi_callback_info info) {
   uint32_t h;
   if (!get_index(env, arg, "handle", b->pool.capacity(), &h)) return nullptr;
   const Status st = b->pool.push(h);
-  if (st == Status::drain_needed) request_drain(env, b->key);
-  else if (st != Status::ok) return throw_pool(env, st, h);
+  if (st == Status::drain_needed)
+    request_drain(env, b->key);
+  else if (st != Status::ok)
+    return throw_pool(env, st, h);
   return nullptr;
 }
 
@@ -240,8 +254,10 @@ napi_value PushReg(napi_env env, napi_callback_info info) {
   const uint32_t h = static_cast<uint32_t>(b->reg[1]);
   if (h >= b->pool.capacity()) return throw_range(env, "handle", b->pool.capacity(), double(int32_t(h)));
   const Status st = b->pool.push(h);
-  if (st == Status::drain_needed) request_drain(env, b->key);
-  else if (st != Status::ok) return throw_pool(env, st, h);
+  if (st == Status::drain_needed)
+    request_drain(env, b->key);
+  else if (st != Status::ok)
+    return throw_pool(env, st, h);
   return nullptr;
 }
 
@@ -276,8 +292,10 @@ napi_value PushMany(napi_env env, napi_callback_info info) {
   for (size_t i = 0; i < n; ++i)
     if (tmp[i] >= b->pool.capacity()) return throw_range(env, "handles", b->pool.capacity(), tmp[i]);
   const Status st = b->pool.push_many(tmp.data(), n);
-  if (st == Status::drain_needed) request_drain(env, b->key);
-  else if (st != Status::ok) return throw_pool(env, st);
+  if (st == Status::drain_needed)
+    request_drain(env, b->key);
+  else if (st != Status::ok)
+    return throw_pool(env, st);
   return nullptr;
 }
 
@@ -328,10 +346,9 @@ Napi::Value Watch(const Napi::CallbackInfo& info) {
   napi_value name;
   napi_create_string_utf8(env, "objpool.drain", NAPI_AUTO_LENGTH, &name);
   napi_threadsafe_function tsfn;
-  NAPI_THROW_IF_FAILED(env,
-                       napi_create_threadsafe_function(env, info[0], nullptr, name, 0, 1, nullptr, nullptr, b,
-                                                       call_drain, &tsfn),
-                       Napi::Value());
+  NAPI_THROW_IF_FAILED(
+      env, napi_create_threadsafe_function(env, info[0], nullptr, name, 0, 1, nullptr, nullptr, b, call_drain, &tsfn),
+      Napi::Value());
   // A pending close does not keep the thread alive by itself.
   napi_unref_threadsafe_function(env, tsfn);
   b->closer = tsfn;
@@ -441,7 +458,8 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   napi_value reg_buffer;
   bool shared = true;
   if (!is_ta || napi_get_typedarray_info(env, info[2], &reg_type, &reg_len, &reg, &reg_buffer, nullptr) != napi_ok ||
-      reg_type != napi_int32_array || reg_len < 2 || napi_is_arraybuffer(env, reg_buffer, &shared) != napi_ok || !shared) {
+      reg_type != napi_int32_array || reg_len < 2 || napi_is_arraybuffer(env, reg_buffer, &shared) != napi_ok ||
+      !shared) {
     // A private ArrayBuffer (not shared memory another thread could write).
     throw_type(env, "register", "an Int32Array of length >= 2 over an ArrayBuffer", info[2]);
     return Napi::Value();

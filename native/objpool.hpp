@@ -88,10 +88,10 @@ inline constexpr size_t object_size = 16;
 inline constexpr size_t stride = 20;
 inline constexpr size_t align = 24;
 inline constexpr size_t flags = 28;
-inline constexpr size_t arena_bytes = 32;  // u64
-inline constexpr size_t meta_bytes = 40;   // u64
-inline constexpr size_t closed = kLine;    // u32, on its own line: read by every pop
-inline constexpr size_t heads = 2 * kLine; // one u64 head per slot, one line each
+inline constexpr size_t arena_bytes = 32;   // u64
+inline constexpr size_t meta_bytes = 40;    // u64
+inline constexpr size_t closed = kLine;     // u32, on its own line: read by every pop
+inline constexpr size_t heads = 2 * kLine;  // one u64 head per slot, one line each
 }  // namespace layout
 
 enum class Status : int {
@@ -186,8 +186,7 @@ class Pool {
     detail::store_u32(m + layout::object_size, c.object_size);
     detail::store_u32(m + layout::stride, c.stride);
     detail::store_u32(m + layout::align, c.align);
-    detail::store_u32(m + layout::flags,
-                      (c.checked ? kFlagChecked : 0u) | (c.external ? kFlagExternal : 0u));
+    detail::store_u32(m + layout::flags, (c.checked ? kFlagChecked : 0u) | (c.external ? kFlagExternal : 0u));
     detail::store_u64(m + layout::arena_bytes, c.external ? 0 : uint64_t(c.capacity) * c.stride);
     detail::store_u64(m + layout::meta_bytes, need);
     Pool p;
@@ -457,8 +456,7 @@ class Pool {
       // seq_cst, either this push sees the flag or the drain sees this
       // object: a push racing with close is never lost. failure relaxed: the
       // value is only a new guess.
-      if (top.compare_exchange_weak(h, retag(h, first), std::memory_order_seq_cst, std::memory_order_relaxed))
-        break;
+      if (top.compare_exchange_weak(h, retag(h, first), std::memory_order_seq_cst, std::memory_order_relaxed)) break;
     }
     // seq_cst: the other half of the pairing above.
     return closed_word().load(std::memory_order_seq_cst) != 0 ? Status::drain_needed : Status::ok;

@@ -81,7 +81,8 @@ double median(std::vector<double> v) {
 
 int main(int argc, char** argv) {
   const uint64_t ops = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 2000000;
-  const unsigned max_threads = argc > 2 ? unsigned(std::atoi(argv[2])) : std::max(2u, std::thread::hardware_concurrency());
+  const unsigned max_threads =
+      argc > 2 ? unsigned(std::atoi(argv[2])) : std::max(2u, std::thread::hardware_concurrency());
   const int rounds = argc > 3 ? std::atoi(argv[3]) : 5;
   const unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
   std::string json = "{\"opsPerThread\":" + std::to_string(ops) + ",\"rows\":[";
@@ -100,43 +101,51 @@ int main(int argc, char** argv) {
       {
         PoolMem m(1024, cpus);
         // ns per operation (a pop or a push) as seen by one thread.
-        pool_ns.push_back(timed(threads, [&](unsigned) {
-          uint32_t h;
-          for (uint64_t i = 0; i < ops; ++i) {
-            m.pool.pop(h);
-            m.pool.push(h);
-          }
-        }) / double(ops * 2));
+        pool_ns.push_back(timed(threads,
+                                [&](unsigned) {
+                                  uint32_t h;
+                                  for (uint64_t i = 0; i < ops; ++i) {
+                                    m.pool.pop(h);
+                                    m.pool.push(h);
+                                  }
+                                }) /
+                          double(ops * 2));
       }
       {
         PoolMem m(1024, 1);
-        one_ns.push_back(timed(threads, [&](unsigned) {
-          uint32_t h;
-          for (uint64_t i = 0; i < ops; ++i) {
-            m.pool.pop(h);
-            m.pool.push(h);
-          }
-        }) / double(ops * 2));
+        one_ns.push_back(timed(threads,
+                               [&](unsigned) {
+                                 uint32_t h;
+                                 for (uint64_t i = 0; i < ops; ++i) {
+                                   m.pool.pop(h);
+                                   m.pool.push(h);
+                                 }
+                               }) /
+                         double(ops * 2));
       }
       {
         MutexList l(1024);
-        mutex_ns.push_back(timed(threads, [&](unsigned) {
-          uint32_t h = 0;
-          for (uint64_t i = 0; i < ops; ++i) {
-            l.pop(h);
-            l.push(h);
-          }
-        }) / double(ops * 2));
+        mutex_ns.push_back(timed(threads,
+                                 [&](unsigned) {
+                                   uint32_t h = 0;
+                                   for (uint64_t i = 0; i < ops; ++i) {
+                                     l.pop(h);
+                                     l.push(h);
+                                   }
+                                 }) /
+                           double(ops * 2));
       }
       {
         PoolMem m(1024, cpus);
-        batch_ns.push_back(timed(threads, [&](unsigned) {
-          uint32_t hs[32];
-          for (uint64_t i = 0; i < ops / 32; ++i) {
-            size_t n = m.pool.pop_many(hs, 32);
-            m.pool.push_many(hs, n);
-          }
-        }) / double((ops / 32) * 32 * 2));
+        batch_ns.push_back(timed(threads,
+                                 [&](unsigned) {
+                                   uint32_t hs[32];
+                                   for (uint64_t i = 0; i < ops / 32; ++i) {
+                                     size_t n = m.pool.pop_many(hs, 32);
+                                     m.pool.push_many(hs, n);
+                                   }
+                                 }) /
+                           double((ops / 32) * 32 * 2));
       }
     }
     emit("objpool", threads, pool_ns);

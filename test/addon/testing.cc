@@ -31,8 +31,8 @@ void run_thread(objpool::Pool pool, uint32_t id, uint64_t ops, uint32_t bulk, To
     for (uint32_t h : held)
       // relaxed: the stamp only has to be atomic; the pool's own CAS orders the hand-over.
       if (stamp(h).exchange(0, std::memory_order_relaxed) != id) ++t.owner_errors;
-    const objpool::Status st = bulk > 1 ? pool.push_many(held.data(), held.size())
-                                        : (held.empty() ? objpool::Status::ok : pool.push(held[0]));
+    const objpool::Status st =
+        bulk > 1 ? pool.push_many(held.data(), held.size()) : (held.empty() ? objpool::Status::ok : pool.push(held[0]));
     if (st != objpool::Status::ok && st != objpool::Status::drain_needed) ++t.status_errors;
     t.ops += held.size();
     held.clear();
@@ -42,7 +42,10 @@ void run_thread(objpool::Pool pool, uint32_t id, uint64_t ops, uint32_t bulk, To
     size_t n = pool.pop_many(buf.data(), bulk, &st);
     if (st == objpool::Status::closed) break;
     ++t.ops;
-    if (n == 0) { ++t.misses; continue; }
+    if (n == 0) {
+      ++t.misses;
+      continue;
+    }
     t.hits += n;
     for (size_t i = 0; i < n; ++i) {
       if (stamp(buf[i]).exchange(id, std::memory_order_relaxed) != 0) ++t.owner_errors;
@@ -69,9 +72,16 @@ void run_thread(objpool::Pool pool, uint32_t id, uint64_t ops, uint32_t bulk, To
 
 class Runner : public Napi::AsyncWorker {
  public:
-  Runner(Napi::Env env, objpool::Pool pool, Napi::Object keep, uint32_t threads, uint64_t ops, uint32_t bulk, uint32_t id)
-      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), pool_(pool), threads_(threads),
-        ops_(ops), bulk_(bulk), id_(id), totals_(threads) {
+  Runner(Napi::Env env, objpool::Pool pool, Napi::Object keep, uint32_t threads, uint64_t ops, uint32_t bulk,
+         uint32_t id)
+      : Napi::AsyncWorker(env),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        pool_(pool),
+        threads_(threads),
+        ops_(ops),
+        bulk_(bulk),
+        id_(id),
+        totals_(threads) {
     keep_ = Napi::Persistent(keep);  // the views: the memory outlives the threads
   }
   Napi::Promise Promise() { return deferred_.Promise(); }
@@ -86,8 +96,11 @@ class Runner : public Napi::AsyncWorker {
     Napi::Env env = Env();
     Totals sum;
     for (const Totals& t : totals_) {
-      sum.ops += t.ops; sum.hits += t.hits; sum.misses += t.misses;
-      sum.owner_errors += t.owner_errors; sum.status_errors += t.status_errors;
+      sum.ops += t.ops;
+      sum.hits += t.hits;
+      sum.misses += t.misses;
+      sum.owner_errors += t.owner_errors;
+      sum.status_errors += t.status_errors;
     }
     Napi::Object r = Napi::Object::New(env);
     r.Set("ops", double(sum.ops));
@@ -117,7 +130,8 @@ Napi::Value RunThreads(const Napi::CallbackInfo& info) {
   Napi::Uint8Array arena = info[1].As<Napi::Uint8Array>();
   Napi::Object o = info[2].As<Napi::Object>();
   objpool::Pool pool;
-  if (objpool::Pool::attach(meta.Data(), meta.ByteLength(), arena.Data(), arena.ByteLength(), pool) != objpool::Status::ok)
+  if (objpool::Pool::attach(meta.Data(), meta.ByteLength(), arena.Data(), arena.ByteLength(), pool) !=
+      objpool::Status::ok)
     NAPI_THROW(Napi::Error::New(env, "runThreads: invalid pool"), Napi::Value());
   if (pool.stride() < 4 || pool.stride() % 4 != 0)
     NAPI_THROW(Napi::Error::New(env, "runThreads: stride must be a multiple of 4"), Napi::Value());

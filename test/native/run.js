@@ -34,7 +34,7 @@ function timed(fn) {
 }
 
 function compile(name, flags) {
-  const bin = path.join(out, name);
+  const bin = path.join(out, name.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').toLowerCase());
   const args = ['-std=c++20', '-Wall', '-Wextra', '-Werror', '-pthread', ...flags, path.join(__dirname, 'stress.cc'), '-o', bin];
   console.log(`# ${cxx} ${args.join(' ')}`);
   return spawnSync(cxx, args, { stdio: 'inherit' }).status === 0 ? bin : null;

@@ -22,14 +22,14 @@ namespace {
 
 int failures = 0;
 
-#define CHECK(cond, ...)                                           \
-  do {                                                             \
-    if (!(cond)) {                                                 \
+#define CHECK(cond, ...)                                                   \
+  do {                                                                     \
+    if (!(cond)) {                                                         \
       std::fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-      std::fprintf(stderr, __VA_ARGS__);                           \
-      std::fprintf(stderr, "\n");                                  \
-      ++failures;                                                  \
-    }                                                              \
+      std::fprintf(stderr, __VA_ARGS__);                                   \
+      std::fprintf(stderr, "\n");                                          \
+      ++failures;                                                          \
+    }                                                                      \
   } while (0)
 
 struct Case {
@@ -37,9 +37,9 @@ struct Case {
   unsigned threads;
   uint32_t capacity;
   uint32_t slots;
-  unsigned bulk;      // objects taken per round (1: pop/push, >1: pop_many/push_many)
-  unsigned hold;      // rounds an object batch is kept before going back
-  uint64_t ops;       // pop+push operations per thread (scaled)
+  unsigned bulk;  // objects taken per round (1: pop/push, >1: pop_many/push_many)
+  unsigned hold;  // rounds an object batch is kept before going back
+  uint64_t ops;   // pop+push operations per thread (scaled)
   bool checked;
 };
 
@@ -66,7 +66,10 @@ struct Counts {
 };
 
 void claim(Memory& m, uint32_t h, uint32_t me, Counts& c) {
-  if (h >= m.pool.capacity()) { ++c.owner_errors; return; }
+  if (h >= m.pool.capacity()) {
+    ++c.owner_errors;
+    return;
+  }
   // relaxed: the owner word is a detector, not a synchronizer.
   uint32_t prev = m.owner[h].exchange(me, std::memory_order_relaxed);
   if (prev != 0) ++c.owner_errors;
@@ -89,8 +92,10 @@ void worker(Memory& m, const Case& k, uint64_t ops, uint32_t me, std::atomic<boo
     if (!slot.empty()) {
       for (uint32_t h : slot) give_back(m, h, me, c);
       objpool::Status st;
-      if (slot.size() == 1 && k.bulk == 1) st = m.pool.push(slot[0]);
-      else st = m.pool.push_many(slot.data(), slot.size());
+      if (slot.size() == 1 && k.bulk == 1)
+        st = m.pool.push(slot[0]);
+      else
+        st = m.pool.push_many(slot.data(), slot.size());
       if (st != objpool::Status::ok) ++c.status_errors;
       c.ops += slot.size();
       slot.clear();
@@ -98,14 +103,22 @@ void worker(Memory& m, const Case& k, uint64_t ops, uint32_t me, std::atomic<boo
     if (k.bulk == 1) {
       uint32_t h;
       objpool::Status st = m.pool.pop(h);
-      if (st == objpool::Status::ok) { ++c.hits; claim(m, h, me, c); slot.push_back(h); }
-      else if (st == objpool::Status::empty) ++c.misses;
-      else ++c.status_errors;
+      if (st == objpool::Status::ok) {
+        ++c.hits;
+        claim(m, h, me, c);
+        slot.push_back(h);
+      } else if (st == objpool::Status::empty)
+        ++c.misses;
+      else
+        ++c.status_errors;
     } else {
       size_t n = m.pool.pop_many(buf.data(), k.bulk);
       c.hits += n;
       c.misses += k.bulk - n;
-      for (size_t i = 0; i < n; ++i) { claim(m, buf[i], me, c); slot.push_back(buf[i]); }
+      for (size_t i = 0; i < n; ++i) {
+        claim(m, buf[i], me, c);
+        slot.push_back(buf[i]);
+      }
     }
     ++c.ops;
   }
@@ -158,9 +171,9 @@ void run_case(const Case& k, double scale) {
     total.owner_errors += c.owner_errors;
     total.status_errors += c.status_errors;
   }
-  std::printf("%-28s threads=%u cap=%-6u slots=%-2u bulk=%-3u ops=%-10llu hits=%-9llu misses=%-9llu %.2fs\n",
-              k.name, k.threads, k.capacity, k.slots, k.bulk, (unsigned long long)total.ops,
-              (unsigned long long)total.hits, (unsigned long long)total.misses, secs);
+  std::printf("%-28s threads=%u cap=%-6u slots=%-2u bulk=%-3u ops=%-10llu hits=%-9llu misses=%-9llu %.2fs\n", k.name,
+              k.threads, k.capacity, k.slots, k.bulk, (unsigned long long)total.ops, (unsigned long long)total.hits,
+              (unsigned long long)total.misses, secs);
   CHECK(total.owner_errors == 0, "%s: %llu ownership violations", k.name, (unsigned long long)total.owner_errors);
   CHECK(total.status_errors == 0, "%s: %llu unexpected statuses", k.name, (unsigned long long)total.status_errors);
   CHECK(total.hits > 0, "%s: no pop ever succeeded", k.name);
@@ -213,7 +226,10 @@ void run_close_race(unsigned rounds) {
     b.join();
     // Serve the requests the way the addon's closer does: drain once per request.
     int want = drain_requests.load(std::memory_order_acquire);
-    while (served < want) { drain_all(); ++served; }
+    while (served < want) {
+      drain_all();
+      ++served;
+    }
     if (total != 256) ++lost;
     uint32_t h;
     CHECK(m.pool.pop(h) == objpool::Status::closed, "close race: pop after close must report closed");
