@@ -7,6 +7,12 @@ function esc(s) {
   return String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
 }
 
+// The smallest of 1, 2, 5 x 10^k at or above v: a round grid step.
+function niceCeil(v) {
+  const k = 10 ** Math.floor(Math.log10(v));
+  return [1, 2, 5, 10].map((m) => m * k).find((x) => x >= v);
+}
+
 /** series: { name: [{ threads, mops }] }; returns an SVG document. */
 function lineChart({ title, subtitle, series, width = 640, height = 360 }) {
   const m = { left: 56, right: 16, top: 48, bottom: 92 };
@@ -14,7 +20,10 @@ function lineChart({ title, subtitle, series, width = 640, height = 360 }) {
   const h = height - m.top - m.bottom;
   const points = Object.values(series).flat();
   const maxX = Math.max(...points.map((p) => p.threads));
-  const maxY = Math.max(...points.map((p) => p.mops)) * 1.1 || 1;
+  const top = Math.max(...points.map((p) => p.mops)) * 1.05 || 1;
+  const step = niceCeil(top / 4);
+  const lines = Math.ceil(top / step);
+  const maxY = step * lines;
   const x = (t) => m.left + (maxX === 1 ? w / 2 : ((t - 1) / (maxX - 1)) * w);
   const y = (v) => m.top + h - (v / maxY) * h;
   const out = [];
@@ -22,10 +31,10 @@ function lineChart({ title, subtitle, series, width = 640, height = 360 }) {
   out.push(`<rect width="100%" height="100%" fill="#fff"/>`);
   out.push(`<text x="${width / 2}" y="20" text-anchor="middle" font-size="14" font-weight="bold">${esc(title)}</text>`);
   if (subtitle) out.push(`<text x="${width / 2}" y="36" text-anchor="middle" fill="#555">${esc(subtitle)}</text>`);
-  for (let i = 0; i <= 4; i++) {
-    const v = (maxY * i) / 4;
+  for (let i = 0; i <= lines; i++) {
+    const v = step * i;
     out.push(`<line x1="${m.left}" x2="${m.left + w}" y1="${y(v)}" y2="${y(v)}" stroke="#eee"/>`);
-    out.push(`<text x="${m.left - 6}" y="${y(v) + 4}" text-anchor="end">${v.toFixed(v < 10 ? 1 : 0)}</text>`);
+    out.push(`<text x="${m.left - 6}" y="${y(v) + 4}" text-anchor="end">${+v.toFixed(2)}</text>`);
   }
   const ticks = [...new Set(points.map((p) => p.threads))].sort((a, b) => a - b);
   for (const t of ticks) out.push(`<text x="${x(t)}" y="${m.top + h + 16}" text-anchor="middle">${t}</text>`);
