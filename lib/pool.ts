@@ -182,7 +182,9 @@ export class ObjectPool {
     this.stride = p.stride;
     this.slots = p.slots;
     this.checked = p.checked;
-    const reg = new Int32Array(2);
+    // Its own ArrayBuffer: the native side keeps a pointer to these 8 bytes,
+    // so they must live off the V8 heap (small typed arrays may not).
+    const reg = new Int32Array(new ArrayBuffer(8));
     this.#ops = native.open(new Uint8Array(p.meta), p.arena ? new Uint8Array(p.arena, 0, p.capacity * p.stride) : null, reg);
     this.#closedWord = new Int32Array(p.meta, 0, native.closedWord + 1);
     // The hot path: the handle travels through `reg`, so neither native call
@@ -332,8 +334,10 @@ export class ObjectPool {
 
   /** A zero-copy Buffer over the object's bytes; the same Buffer each time in a thread. */
   buffer(handle: number): Buffer {
-    const view = this.#views[handle];
-    if (view !== undefined) return view;
+    if (typeof handle === 'number') {
+      const view = this.#views[handle];
+      if (view !== undefined) return view;
+    }
     checkInteger('handle', handle, 0, this.capacity - 1);
     const p = this.#parts;
     const made = p.objects

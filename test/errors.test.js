@@ -102,6 +102,9 @@ test('release of foreign memory: ERR_OBJPOOL_FOREIGN_BUFFER, pool intact', (t) =
 
 test('buffer() validates the handle', (t) => {
   const pool = new ObjectPool({ capacity: 4, objectSize: 16 });
+  pool.buffer(0); // cached views must not make a string key work
+  t.throws(() => pool.buffer('0'), typeErr);
+  t.throws(() => pool.buffer([0]), typeErr);
   t.throws(() => pool.buffer(4), rangeErr);
   t.throws(() => pool.buffer(-1), rangeErr);
   t.throws(() => pool.buffer('0'), typeErr);

@@ -16,10 +16,9 @@ const fs = require('node:fs');
 
 const root = path.join(__dirname, '..', '..');
 const out = path.join(root, 'build-asan');
-const flags = '-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g -O1';
 const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
-console.log(`# building the addon with ${flags}`);
-execFileSync(process.execPath, [cmakeJs, 'rebuild', '--out', out, `--CDCMAKE_CXX_FLAGS=${flags}`, `--CDCMAKE_SHARED_LINKER_FLAGS=-fsanitize=address,undefined`], {
+console.log('# building the addon with -fsanitize=address,undefined (CMakeLists.txt: OBJPOOL_SANITIZE)');
+execFileSync(process.execPath, [cmakeJs, 'rebuild', '--out', out, '--CDOBJPOOL_SANITIZE=address,undefined'], {
   cwd: root, stdio: ['ignore', 'ignore', 'inherit'], env: require('../build-env').buildEnv(),
 });
 const addon = path.join(out, 'Release', 'objpool.node');
@@ -36,7 +35,13 @@ const env = {
   ASAN_OPTIONS: 'detect_leaks=0:abort_on_error=1:halt_on_error=1:detect_stack_use_after_return=0:quarantine_size_mb=8',
   UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1',
 };
-// A canary first: the preload must really be in effect.
+// Canaries first: the addon must really be instrumented, and the preload
+// must really be in effect.
+const symbols = execFileSync('nm', ['-D', '--undefined-only', addon], { encoding: 'utf8' });
+if (!/__asan_report_/.test(symbols) || !/__ubsan_handle_/.test(symbols)) {
+  console.error(`${addon} is not instrumented with ASan and UBSan`);
+  process.exit(1);
+}
 const probe = spawnSync(process.execPath, ['-e', `
   const m = require('node:fs').readFileSync('/proc/self/maps', 'utf8');
   if (!m.includes('libasan')) { console.error('libasan is not loaded'); process.exit(1); }
