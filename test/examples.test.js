@@ -1,0 +1,47 @@
+'use strict';
+// The demo (npm start) and the copyable example run and do what they say.
+const test = require('ava');
+const net = require('node:net');
+const path = require('node:path');
+const { spawn, execFile } = require('node:child_process');
+
+const root = path.join(__dirname, '..');
+
+test('npm start demo: echoes and verifies every byte in both modes, then closes the pool', async (t) => {
+  const out = await new Promise((resolve, reject) => {
+    execFile(process.execPath, [path.join(root, 'examples', 'demo.js')], {
+      env: { ...process.env, DEMO_MB: '32', DEMO_ROUNDS: '2', DEMO_CONNECTIONS: '3' }, timeout: 60_000,
+    }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
+  });
+  t.is((out.match(/plain .* MB\/s .* \(verified byte for byte\)/g) ?? []).length, 2);
+  t.is((out.match(/pooled .* MB\/s .* \(verified byte for byte\)/g) ?? []).length, 2);
+  t.regex(out, /pooled\/plain: throughput [\d.]+x, GC events [\d.]+x/);
+  t.regex(out, /pool after the run: 256\/256 available, 0 in use/);
+  t.regex(out, /pool closed: every buffer released/);
+});
+
+test('examples/pooled-echo-server.js echoes, then shuts down on SIGINT', async (t) => {
+  const child = spawn(process.execPath, [path.join(root, 'examples', 'pooled-echo-server.js'), '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise((resolve, reject) => {
+    let text = '';
+    child.stdout.on('data', (d) => {
+      text += d;
+      const m = /127\.0\.0\.1:(\d+)/.exec(text);
+      if (m) resolve(Number(m[1]));
+    });
+    child.on('exit', (code) => reject(new Error(`exited with ${code}`)));
+  });
+  const echoed = await new Promise((resolve, reject) => {
+    const chunks = [];
+    const c = net.connect(port, '127.0.0.1', () => c.end('hello, pool'));
+    c.on('data', (d) => chunks.push(d));
+    c.on('end', () => resolve(Buffer.concat(chunks).toString()));
+    c.on('error', reject);
+  });
+  t.is(echoed, 'hello, pool');
+  const code = await new Promise((resolve) => {
+    child.on('exit', resolve);
+    child.kill('SIGINT');
+  });
+  t.is(code, 0);
+});
