@@ -418,6 +418,7 @@ export class ObjectPool {
         failure ??= { error };
       }
     };
+    let finish = () => {};
     this.#closing = new Promise<void>((resolve, reject) => {
       const drain = () => {
         if (this.#released === p.capacity) return;
@@ -436,11 +437,18 @@ export class ObjectPool {
           }
         }
         if (this.#released < p.capacity) return;
+        finish();
         this.#ops.unwatch();
         if (p.mode === Mode.Memory) call(Buffer.from(p.arena!), { handle: -1, user: true, element: false });
         if (failure) reject(failure.error);
         else resolve();
       };
+      // Pushes from this process's addon threads ask for a drain at once;
+      // pushes from C++ threads (which cannot reach the closer) are picked
+      // up by a slow poll, which does not keep the thread alive.
+      const poll = setInterval(drain, 10);
+      poll.unref();
+      finish = () => clearInterval(poll);
       this.#ops.watch(drain);
       drain();
     });

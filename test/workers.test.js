@@ -145,6 +145,21 @@ test('main closes, a worker returns its objects late: released here', async (t) 
   await x.w.terminate();
 });
 
+test('main closes while C++ threads hold objects: their late pushes are released here', async (t) => {
+  const pool = new ObjectPool({ capacity: 8, objectSize: 16 });
+  const d = pool.descriptor;
+  const gate = new Int32Array(new SharedArrayBuffer(8));
+  const back = testing.holdThenReturn(new Uint8Array(d.meta), new Uint8Array(d.arena), gate, 3);
+  await until(() => Atomics.load(gate, 0) === 1); // the native thread holds 3
+  const released = [];
+  const done = pool.close((_, info) => released.push(info.handle));
+  t.is(released.length, 5);
+  Atomics.store(gate, 1, 1); // now push them back
+  t.is(await back, 3, 'each native push found the pool closed');
+  await done;
+  t.deepEqual([...released].sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7]);
+});
+
 test('a worker closes, main pushes late: the release callback runs on the worker', async (t) => {
   const pool = new ObjectPool({ capacity: 4, objectSize: 16 });
   const mine = [pool.pop(), pool.pop()];

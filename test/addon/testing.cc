@@ -7,6 +7,7 @@
 #include <napi.h>
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -147,6 +148,60 @@ Napi::Value RunThreads(const Napi::CallbackInfo& info) {
   return p;
 }
 
+// holdThenReturn(meta, arena, gate: Int32Array, count) -> Promise<number>: a
+// native thread takes `count` objects, sets gate[0] = 1, waits until JS sets
+// gate[1] = 1, then pushes them back; resolves with how many pushes found the
+// pool closed.
+class HoldThenReturn : public Napi::AsyncWorker {
+ public:
+  HoldThenReturn(Napi::Env env, objpool::Pool pool, Napi::Object keep, int32_t* gate, uint32_t count)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), pool_(pool), gate_(gate), count_(count) {
+    keep_ = Napi::Persistent(keep);
+  }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override {
+    std::vector<uint32_t> held;
+    for (uint32_t i = 0; i < count_; ++i) {
+      uint32_t h;
+      if (pool_.pop(h) == objpool::Status::ok) held.push_back(h);
+    }
+    // seq_cst: JS reads and writes the gate with Atomics (seq_cst).
+    std::atomic_ref<int32_t>(gate_[0]).store(1, std::memory_order_seq_cst);
+    while (std::atomic_ref<int32_t>(gate_[1]).load(std::memory_order_seq_cst) == 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    for (uint32_t h : held)
+      if (pool_.push(h) == objpool::Status::drain_needed) ++closed_pushes_;
+  }
+  void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), closed_pushes_)); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference keep_;
+  objpool::Pool pool_;
+  int32_t* gate_;
+  uint32_t count_;
+  uint32_t closed_pushes_ = 0;
+};
+
+Napi::Value HoldThenReturnJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Uint8Array meta = info[0].As<Napi::Uint8Array>();
+  Napi::Uint8Array arena = info[1].As<Napi::Uint8Array>();
+  Napi::Int32Array gate = info[2].As<Napi::Int32Array>();
+  objpool::Pool pool;
+  if (gate.ElementLength() < 2 || objpool::Pool::attach(meta.Data(), meta.ByteLength(), arena.Data(),
+                                                        arena.ByteLength(), pool) != objpool::Status::ok)
+    NAPI_THROW(Napi::Error::New(env, "holdThenReturn: invalid pool or gate"), Napi::Value());
+  Napi::Object keep = Napi::Object::New(env);
+  keep.Set("meta", meta);
+  keep.Set("arena", arena);
+  keep.Set("gate", gate);
+  auto* w = new HoldThenReturn(env, pool, keep, gate.Data(), info[3].As<Napi::Number>().Uint32Value());
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
+
 napi_value NoopC(napi_env, napi_callback_info) { return nullptr; }
 
 // The pieces a bound pop/push pays for beyond the crossing, one at a time,
@@ -176,6 +231,7 @@ Napi::Value NoopWrapped(const Napi::CallbackInfo&) { return Napi::Value(); }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("runThreads", Napi::Function::New(env, RunThreads, "runThreads"));
+  exports.Set("holdThenReturn", Napi::Function::New(env, HoldThenReturnJs, "holdThenReturn"));
   napi_value noop;
   napi_create_function(env, "noop", NAPI_AUTO_LENGTH, NoopC, nullptr, &noop);
   exports.Set("noop", Napi::Value(env, noop));
