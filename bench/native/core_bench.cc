@@ -95,58 +95,36 @@ int main(int argc, char** argv) {
     json += buf;
     first = false;
   };
+  // ns per operation (a pop or a push) as seen by one thread: `threads`
+  // threads each doing `ops` pop+push pairs on `list`.
+  auto pairs = [&](auto& list, unsigned threads) {
+    return timed(threads,
+                 [&](unsigned) {
+                   uint32_t h = 0;
+                   for (uint64_t i = 0; i < ops; ++i) {
+                     list.pop(h);
+                     list.push(h);
+                   }
+                 }) /
+           double(ops * 2);
+  };
   for (unsigned threads = 1; threads <= max_threads; threads *= 2) {
     std::vector<double> pool_ns, one_ns, mutex_ns, batch_ns;
     for (int r = 0; r < rounds; ++r) {
-      {
-        PoolMem m(1024, cpus);
-        // ns per operation (a pop or a push) as seen by one thread.
-        pool_ns.push_back(timed(threads,
-                                [&](unsigned) {
-                                  uint32_t h;
-                                  for (uint64_t i = 0; i < ops; ++i) {
-                                    m.pool.pop(h);
-                                    m.pool.push(h);
-                                  }
-                                }) /
-                          double(ops * 2));
-      }
-      {
-        PoolMem m(1024, 1);
-        one_ns.push_back(timed(threads,
+      PoolMem per_cpu(1024, cpus), one(1024, 1), batch(1024, cpus);
+      MutexList mutex(1024);
+      pool_ns.push_back(pairs(per_cpu.pool, threads));
+      one_ns.push_back(pairs(one.pool, threads));
+      mutex_ns.push_back(pairs(mutex, threads));
+      batch_ns.push_back(timed(threads,
                                [&](unsigned) {
-                                 uint32_t h;
-                                 for (uint64_t i = 0; i < ops; ++i) {
-                                   m.pool.pop(h);
-                                   m.pool.push(h);
+                                 uint32_t hs[32];
+                                 for (uint64_t i = 0; i < ops / 32; ++i) {
+                                   size_t n = batch.pool.pop_many(hs, 32);
+                                   batch.pool.push_many(hs, n);
                                  }
                                }) /
-                         double(ops * 2));
-      }
-      {
-        MutexList l(1024);
-        mutex_ns.push_back(timed(threads,
-                                 [&](unsigned) {
-                                   uint32_t h = 0;
-                                   for (uint64_t i = 0; i < ops; ++i) {
-                                     l.pop(h);
-                                     l.push(h);
-                                   }
-                                 }) /
-                           double(ops * 2));
-      }
-      {
-        PoolMem m(1024, cpus);
-        batch_ns.push_back(timed(threads,
-                                 [&](unsigned) {
-                                   uint32_t hs[32];
-                                   for (uint64_t i = 0; i < ops / 32; ++i) {
-                                     size_t n = m.pool.pop_many(hs, 32);
-                                     m.pool.push_many(hs, n);
-                                   }
-                                 }) /
-                           double((ops / 32) * 32 * 2));
-      }
+                         double((ops / 32) * 32 * 2));
     }
     emit("objpool", threads, pool_ns);
     emit("objpool slots=1", threads, one_ns);
