@@ -190,8 +190,10 @@ export class PooledReader {
   }
 }
 
+// Omit over each member of a union (NetConnectOpts is TCP | IPC options).
+type OmitEach<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 type SocketOptions = Omit<net.SocketConstructorOpts, 'onread'>;
-type ConnectOptions = Omit<net.NetConnectOpts, 'onread'>;
+type ConnectOptions = OmitEach<net.NetConnectOpts, 'onread'>;
 
 /** net.connect() whose reads land in pooled buffers. */
 export function connect(pool: ObjectPool, options: ConnectOptions, read: PooledReadOptions, onConnect?: () => void): net.Socket {

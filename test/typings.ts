@@ -1,5 +1,6 @@
 // Compiles, or the published typings are wrong. Never run.
-import { ObjectPool, codes, type PoolDescriptor, type PoolStats, type ReleaseInfo, type ErrorCode } from 'objpool';
+import { ObjectPool, codes, net, type PoolDescriptor, type PoolStats, type ReleaseInfo, type ErrorCode, type PooledReadOptions } from 'objpool';
+import nodeNet = require('node:net');
 
 const pool = new ObjectPool({ capacity: 8, objectSize: 64, align: 16, slots: 2, checked: true, init: (obj: Buffer, h: number) => obj.fill(h) });
 const h: number = pool.pop();
@@ -18,7 +19,13 @@ const fromObjs = ObjectPool.fromBuffers([Buffer.alloc(8), new Uint8Array(8)], { 
 const done: Promise<void> = pool.close((obj: Buffer, info: ReleaseInfo) => { void obj; void info.handle; void info.user; void info.element; });
 const code: ErrorCode = codes.DOUBLE_PUSH;
 const props: [number, number, number, number, boolean] = [pool.capacity, pool.objectSize, pool.stride, pool.slots, pool.closed];
-void [buf, s, other, fromMem, fromObjs, done, code, props];
+const read: PooledReadOptions = { onData: (chunk: Buffer, release: () => void) => { void chunk; release(); }, whenEmpty: 'pause' };
+const reader = new net.PooledReader(pool, read);
+const sock: nodeNet.Socket = reader.attach(nodeNet.connect({ port: 1, onread: reader.onread }));
+const client: nodeNet.Socket = net.connect(pool, { port: 1 }, read);
+const wrote: boolean = net.writePooled(client, buf, (err?: Error | null) => void err);
+const pauses: number = reader.pauses;
+void [buf, s, other, fromMem, fromObjs, done, code, props, sock, wrote, pauses];
 // @ts-expect-error capacity is required
 new ObjectPool({ objectSize: 8 });
 // @ts-expect-error fromBuffer takes no capacity
