@@ -69,6 +69,7 @@ const enum Mode {
   Objects,  // fromBuffers(): one user object per entry
 }
 
+/** @internal */
 interface Parts {
   mode: Mode;
   meta: SharedArrayBuffer;
@@ -81,7 +82,7 @@ interface Parts {
   checked: boolean;
 }
 
-const OPTION_KEYS = ['align', 'slots', 'checked', 'init'] as const;
+/** @internal */
 const token = Symbol('objpool.internal');
 
 function defaultSlots(): number {
@@ -94,8 +95,7 @@ function checkObject(name: string, value: unknown): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-function readShape(options: Record<string, unknown>, keys: readonly string[]) {
-  for (const k of keys) void k;
+function readShape(options: Record<string, unknown>) {
   const objectSize = checkInteger('options.objectSize', options.objectSize, 1, 0xffffffff);
   const align = options.align === undefined ? 8 : checkInteger('options.align', options.align, 1, native.maxAlign);
   if ((align & (align - 1)) !== 0) throw invalidValue('options.align', 'must be a power of two', align);
@@ -168,7 +168,7 @@ export class ObjectPool {
     if (options !== token) {
       const o = checkObject('options', options);
       const capacity = checkInteger('options.capacity', o.capacity, 1, native.maxCapacity);
-      const shape = readShape(o, OPTION_KEYS);
+      const shape = readShape(o);
       const arena = allocate('arena', capacity * shape.stride, (n) => new SharedArrayBuffer(n));
       parts = { mode: Mode.Own, meta: newMeta(capacity, shape.slots, shape.checked), arena, objects: null,
         objectSize: shape.objectSize, stride: shape.stride, capacity, slots: shape.slots, checked: shape.checked };
@@ -231,7 +231,7 @@ export class ObjectPool {
     const isShared = memory instanceof SharedArrayBuffer;
     if (!isShared && !(memory instanceof ArrayBuffer)) throw invalidType('memory', 'an instance of ArrayBuffer or SharedArrayBuffer', memory);
     const o = checkObject('options', options);
-    const shape = readShape(o, OPTION_KEYS);
+    const shape = readShape(o);
     const capacity = Math.floor(memory.byteLength / shape.stride);
     if (capacity < 1) throw invalidValue('memory', `must hold at least one object of ${shape.stride} bytes (byteLength ${memory.byteLength})`, memory);
     if (capacity > native.maxCapacity) throw outOfRangeCapacity(capacity);
