@@ -30,6 +30,9 @@ async function interleave(impls, { rounds, ops, warmup = Math.ceil(ops / 4) }) {
   for (let r = 0; r < rounds; r++) {
     for (const [name, impl] of Object.entries(impls)) {
       const n = Math.max(1, Math.ceil(ops / (impl.scale ?? 1)));
+      // Collect the garbage the previous implementation left (the allocating
+      // baselines leave plenty), so that it does not bill the next one.
+      global.gc?.();
       const t0 = process.hrtime.bigint();
       await impl.run(n);
       samples[name].push(Number(process.hrtime.bigint() - t0) / n);

@@ -1,18 +1,81 @@
 #!/usr/bin/env node
 'use strict';
-// Prints bench/results/latest.json as Markdown tables (for the README).
+// Prints bench/results/latest.json as Markdown: the tables, then the targets
+// of ../shared/BENCH.md computed from them. With --readme, writes the result
+// into README.md between the bench markers instead.
 const fs = require('node:fs');
 const path = require('node:path');
 
 const report = JSON.parse(fs.readFileSync(path.join(__dirname, 'results', 'latest.json'), 'utf8'));
 const m = report.machine;
 const fmt = (n) => (n >= 100 ? n.toFixed(0) : n.toFixed(1));
-console.log(`Measured on ${m.cpu}, ${m.cores} cores, Node ${m.node}, ${m.platform} (${report.date.slice(0, 10)}). Medians; ratio = ns/op over the scenario's baseline (lower is faster).\n`);
+const out = [];
+const say = (line = '') => out.push(line);
+
+say(`Measured on ${m.cpu}, ${m.cores} cores, Node ${m.node}, ${m.platform} (${report.date.slice(0, 10)}). Medians; ratio = ns/op over the scenario's baseline (lower is faster).`);
+say();
 for (const s of Object.values(report.scenarios)) {
-  console.log(`**${s.title}** (baseline: ${s.baseline})\n`);
-  console.log('| scenario | ns/op | min | max | Mops/s | ratio |');
-  console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
-  for (const r of s.rows) console.log(`| ${r.impl} | ${fmt(r.median)} | ${fmt(r.min)} | ${fmt(r.max)} | ${r.mops.toFixed(2)} | ${r.ratio.toFixed(2)}x |`);
-  if (s.extra) console.log('\n' + Object.entries(s.extra).map(([k, v]) => `- ${k}: ${v}`).join('\n'));
-  console.log('');
+  say(`**${s.title}** (baseline: ${s.baseline})`);
+  say();
+  say('| scenario | ns/op | min | max | Mops/s | ratio |');
+  say('| --- | ---: | ---: | ---: | ---: | ---: |');
+  for (const r of s.rows) say(`| ${r.impl} | ${fmt(r.median)} | ${fmt(r.min)} | ${fmt(r.max)} | ${r.mops.toFixed(2)} | ${r.ratio.toFixed(2)}x |`);
+  if (s.extra) {
+    say();
+    for (const [k, v] of Object.entries(s.extra)) say(`- ${k}: ${v}`);
+  }
+  say();
+}
+
+// The targets, each a ratio within one scenario's run.
+const med = (scenario, impl) => report.scenarios[scenario]?.rows.find((r) => r.impl === impl)?.median;
+const rows = [];
+const target = (what, value, shown, ok) => rows.push(`| ${what} | ${value === undefined ? 'not run' : shown} | ${value === undefined ? '' : ok ? 'met' : 'not met'} |`);
+const pair = med('single', 'objpool pop+push (checked)');
+const noop = med('single', 'no-op N-API call x2 (C napi_callback)');
+if (pair !== undefined) {
+  target('pop+push pair <= 3x two no-op N-API calls', pair, `${fmt(pair)} / ${fmt(noop)} ns = ${(pair / noop).toFixed(2)}x`, pair / noop <= 3);
+  const vs = (impl) => med('single', impl) / pair;
+  target('pair >= 25x faster than `Buffer.allocUnsafe(4096)`', pair, `${vs('Buffer.allocUnsafe(4096)').toFixed(1)}x`, vs('Buffer.allocUnsafe(4096)') >= 25);
+  target('pair >= 25x faster than `Buffer.alloc(4096)`', pair, `${vs('Buffer.alloc(4096)').toFixed(1)}x`, vs('Buffer.alloc(4096)') >= 25);
+  target('pair >= 50x faster than generic-pool', pair, `${vs('generic-pool acquire+release').toFixed(1)}x`, vs('generic-pool acquire+release') >= 50);
+}
+const batch = med('batch', 'objpool popMany+pushMany, batch 32');
+const core = med('batch', 'C++ core: objpool');
+target('`popMany`/`pushMany` (32) per object <= 1.5x the C++ core per op', batch, `${fmt(batch)} / ${fmt(core)} ns = ${(batch / core).toFixed(2)}x`, batch / core <= 1.5);
+const series = report.scenarios.scaling?.series;
+if (series) {
+  const gain = (name) => series[name].at(-1).mops / series[name][0].mops;
+  const n = series['objpool (per-CPU slots)'].at(-1).threads;
+  target(`${n} workers >= 1.8x one worker`, 1, `${gain('objpool (per-CPU slots)').toFixed(2)}x`, gain('objpool (per-CPU slots)') >= 1.8);
+  target(`\`slots: 1\` with ${n} workers < 0.5x one worker`, 1, `${gain('objpool slots=1').toFixed(2)}x`, gain('objpool slots=1') < 0.5);
+}
+const net = report.scenarios.net?.extra;
+if (net) {
+  const num = (s) => Number(String(s).replace('x', ''));
+  const vsStatic = net['pooled throughput vs one static buffer (median of per-round ratios)'];
+  const vsPlain = net["pooled throughput vs plain 'data' (median of per-round ratios)"];
+  const [plainGc, pooledGc] = String(net['GC events per round (median): plain / pooled / static']).split(' / ').map(Number);
+  target('pooled TCP reads >= 0.95x one static buffer', 1, vsStatic, num(vsStatic) >= 0.95);
+  target("pooled TCP reads >= 1.2x plain `'data'` reads", 1, vsPlain, num(vsPlain) >= 1.2);
+  target('pooled TCP reads <= 0.2x the GC events of plain reads', 1, `${pooledGc} / ${plainGc} = ${(pooledGc / plainGc).toFixed(2)}x`, pooledGc / plainGc <= 0.2);
+}
+say('The targets of the project, each a ratio within one scenario of the run above:');
+say();
+say('| target | measured | |');
+say('| --- | --- | --- |');
+for (const r of rows) say(r);
+
+const text = out.join('\n');
+if (process.argv.includes('--readme')) {
+  const file = path.join(__dirname, '..', 'README.md');
+  const readme = fs.readFileSync(file, 'utf8');
+  const begin = '<!-- bench:begin (npm run bench:report -- --readme) -->';
+  const end = '<!-- bench:end -->';
+  const a = readme.indexOf(begin);
+  const b = readme.indexOf(end);
+  if (a < 0 || b < a) throw new Error('README.md has no bench markers');
+  fs.writeFileSync(file, readme.slice(0, a + begin.length) + '\n' + text + '\n' + readme.slice(b));
+} else {
+  console.log(text);
 }

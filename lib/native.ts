@@ -4,8 +4,6 @@ import path = require('node:path');
 
 /** Functions bound to one attached view of a pool (see native/addon.cc). */
 export interface NativeOps {
-  pop(): number;
-  push(handle: number): void;
   popMany(out: Uint32Array, count?: number): number;
   pushMany(handles: Uint32Array, count?: number): void;
   /** pop() that leaves the handle (or -1) in register[0]. */

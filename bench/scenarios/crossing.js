@@ -4,7 +4,6 @@
 // two calls (like one pop + one push).
 const { ObjectPool } = require('../..');
 const t = require('../../test/addon');
-const { native } = require('../../dist/native');
 
 const implementations = {
   'pool.pop() + pool.push(h)': () => {
@@ -15,11 +14,6 @@ const implementations = {
     const pool = new ObjectPool({ capacity: 1024, objectSize: 64, checked: false });
     return { run(n) { for (let i = 0; i < n; i++) pool.push(pool.pop()); } };
   },
-  'ops.pop() + ops.push(h): argument and return value': () => {
-    const d = new ObjectPool({ capacity: 1024, objectSize: 64 }).descriptor;
-    const { pop, push } = native.open(new Uint8Array(d.meta), new Uint8Array(d.arena), new Int32Array(2));
-    return { run(n) { for (let i = 0; i < n; i++) push(pop()); } };
-  },
   'no-op x2': () => {
     const f = t.noop;
     return { run(n) { for (let i = 0; i < n; i++) { f(); f(i); } } };
@@ -28,6 +22,8 @@ const implementations = {
     const f = t.noopData;
     return { run(n) { for (let i = 0; i < n; i++) { f(); f(i); } } };
   },
+  // What pop/push would cost with a return value and an argument instead of
+  // the register: compare with the row above.
   'pop-shaped + push-shaped calls, no pool': () => {
     const pop = t.noopReturnInt;
     const push = t.noopArgDouble;

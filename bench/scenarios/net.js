@@ -56,7 +56,7 @@ module.exports = {
   name: 'net',
   title: 'TCP loopback reads (a child process sends): ns per KiB read',
   baseline: 'onread, pooled buffers',
-  defaults: { bytes: 1 << 30, rounds: 5 },
+  defaults: { bytes: 1 << 30, rounds: 9 },
   async run({ bytes, rounds }) {
     const sender = fork(path.join(__dirname, 'net-sender.js'), [String(bytes)]);
     const { port } = await new Promise((r) => sender.once('message', r));

@@ -43,7 +43,7 @@ module.exports = {
   name: 'scaling',
   title: 'scaling: aggregate pop+push pairs of N worker threads on one pool',
   baseline: 'objpool (per-CPU slots) x1',
-  defaults: { rounds: 5, ms: 300, threads: require('node:os').availableParallelism() },
+  defaults: { rounds: 7, ms: 300, threads: require('node:os').availableParallelism() },
   async run({ rounds, ms, threads }) {
     const counts = [];
     for (let n = 1; n <= threads; n *= 2) counts.push(n);
