@@ -30,9 +30,12 @@ async function interleave(impls, { rounds, ops, warmup = Math.ceil(ops / 4) }) {
   for (let r = 0; r < rounds; r++) {
     for (const [name, impl] of Object.entries(impls)) {
       const n = Math.max(1, Math.ceil(ops / (impl.scale ?? 1)));
-      // Collect the garbage the previous implementation left (the allocating
-      // baselines leave plenty), so that it does not bill the next one.
-      global.gc?.();
+      // Collect the young garbage the previous implementation left (the
+      // allocating baselines leave plenty), so that it does not bill the next
+      // one. A minor collection only: a full one shrinks the young
+      // generation, and allocation-heavy code then runs slower for a while
+      // (generic-pool measured ~4x slower right after gc()).
+      global.gc?.({ type: 'minor' });
       const t0 = process.hrtime.bigint();
       await impl.run(n);
       samples[name].push(Number(process.hrtime.bigint() - t0) / n);

@@ -37,6 +37,10 @@ if (wanted.length && fs.existsSync(latestFile)) {
 
 const m = report.machine;
 console.log(`objpool benchmarks — ${m.cpu}, ${m.cores} cores, Node ${m.node}, ${m.platform}`);
+// Each scenario runs in a fresh process with --expose-gc (bench/lib.js
+// collects young garbage between implementations) and --no-flush-bytecode
+// (code of an implementation idle for a while is not thrown away and
+// recompiled on the clock).
 const fmt = (n, d = 1) => (n >= 1000 ? n.toFixed(0) : n.toFixed(d));
 
 let failed = 0;
@@ -45,7 +49,7 @@ for (const name of names) {
   const opts = { ...scenario.defaults };
   for (const [k, v] of Object.entries(overrides)) if (v !== undefined && !Number.isNaN(v)) opts[k] = v;
   const t0 = Date.now();
-  const child = spawnSync(process.execPath, ['--expose-gc', path.join(__dirname, 'scenarios', 'run-one.js'), name, JSON.stringify(opts)], {
+  const child = spawnSync(process.execPath, ['--expose-gc', '--no-flush-bytecode', path.join(__dirname, 'scenarios', 'run-one.js'), name, JSON.stringify(opts)], {
     encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 64 << 20,
   });
   if (child.status !== 0) {
