@@ -60,6 +60,22 @@ if (net) {
   target("pooled TCP reads >= 1.2x plain `'data'` reads", 1, vsPlain, num(vsPlain) >= 1.2);
   target('pooled TCP reads <= 0.2x the GC events of plain reads', 1, `${pooledGc} / ${plainGc} = ${(pooledGc / plainGc).toFixed(2)}x`, pooledGc / plainGc <= 0.2);
 }
+const cross = (impl) => med('crossing', impl);
+if (cross('no-op x2') !== undefined) {
+  const bare = cross('no-op x2');
+  const data = cross('no-op x2 + get_cb_info(data)');
+  const shaped = cross('pop-shaped + push-shaped calls, no pool');
+  const real = cross('pool.pop() + pool.push(h)');
+  say(`Where a pop+push pair goes (the crossing table): two bare crossings ${fmt(bare)} ns; fetching the bound pool's data pointer in each ${fmt(data - bare)} ns more; ` +
+    `the pool's work (the JS check of the handle, the register, and the core's three atomic read-modify-writes: take, state check, link) ${fmt(real - data)} ns. ` +
+    `Passing the handle as an argument and a return value instead of through the register would cost ${fmt(shaped - data)} ns more a pair.`);
+  say();
+}
+const lone = (impl) => med('core', impl);
+if (lone('objpool slots=1 x2') !== undefined && lone('objpool slots=1 x2') < 2 * lone('objpool slots=1 x1')) {
+  say('Note: in this run two C++ threads on one contended word cost little more than one, so the two threads did not run at the same time: this shared 2-core VM gave the run about one core (compare the scaling figures).');
+  say();
+}
 say('The targets of the project, each a ratio within one scenario of the run above:');
 say();
 say('| target | measured | |');
