@@ -1,10 +1,10 @@
 // The N-API binding: argument checks and error mapping over objpool.hpp.
 //
-// pop/push are the hot path and are plain C `napi_callback`s bound to one
-// pool through the callback's data pointer, so a call costs little more than
-// the JS-to-native crossing itself (a node-addon-api CallbackInfo wrapper
-// costs about twice the crossing; see bench/). Everything else uses
-// node-addon-api.
+// pop/push (and the batch calls) are the hot path and are plain C
+// `napi_callback`s bound to one pool through the callback's data pointer, so
+// a call costs little more than the JS-to-native crossing itself (a
+// node-addon-api CallbackInfo wrapper costs about twice the crossing; see
+// bench/). Everything else uses node-addon-api.
 //
 // Pool memory is never owned here: the metadata and the arena are
 // SharedArrayBuffers (or the user's ArrayBuffer) owned by V8. open() stores

@@ -58,3 +58,20 @@ test('close() racing with pushes from several threads, many times: every object 
     await Promise.all(workers.map((w) => w.terminate()));
   }
 });
+
+test('the closing worker is terminated while other threads keep pushing: no crash, no hang', async (t) => {
+  const rounds = LONG ? 100 : 15;
+  for (let r = 0; r < rounds; r++) {
+    const pool = new ObjectPool({ capacity: 64, objectSize: 16 });
+    const held = [];
+    for (let i = 0; i < 48; i++) held.push(pool.pop());
+    const w = new Worker(path.join(__dirname, 'fixtures', 'worker.js'), { workerData: { task: 'close', descriptor: pool.descriptor } });
+    await new Promise((res) => w.on('message', (m) => m.closing && res()));
+    // Push back while the closer's thread is torn down under our feet.
+    const dying = w.terminate();
+    for (const h of held) pool.push(h);
+    await dying;
+    t.true(pool.closed);
+    t.throws(() => pool.pop(), { code: 'ERR_OBJPOOL_CLOSED' });
+  }
+});
