@@ -45,3 +45,11 @@ test('examples/pooled-echo-server.js echoes, then shuts down on SIGINT', async (
   });
   t.is(code, 0);
 });
+
+test('examples/workers.js: workers fill pooled buffers, main reads them in place and returns them', async (t) => {
+  const out = await new Promise((resolve, reject) => {
+    execFile(process.execPath, [path.join(root, 'examples', 'workers.js')], { timeout: 30_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
+  });
+  t.is((out.match(/^main read: worker \d+, message \d/gm) ?? []).length, 6);
+  t.regex(out, /available: 64,\s+inUse: 0/);
+});
