@@ -75,3 +75,38 @@ test('the closing worker is terminated while other threads keep pushing: no cras
     t.throws(() => pool.pop(), { code: 'ERR_OBJPOOL_CLOSED' });
   }
 });
+
+test('shared pool memory goes when the last thread lets go of it (--expose-gc)', (t) => {
+  const script = `
+    const { Worker } = require('node:worker_threads');
+    const { ObjectPool } = require(${JSON.stringify(require.resolve('..'))});
+    const MiB = 2 ** 20;
+    const rss = () => process.memoryUsage().rss / MiB;
+    const settle = async () => { for (let i = 0; i < 3; i++) { gc(); await new Promise(setImmediate); } };
+    (async () => {
+      await settle();
+      const base = rss();
+      let pool = new ObjectPool({ capacity: 64, objectSize: MiB });
+      for (let h = 0; h < 64; h++) pool.buffer(h).fill(1);   // touch every page
+      const w = new Worker(\`
+        const { parentPort, workerData } = require('node:worker_threads');
+        const { ObjectPool } = require(${JSON.stringify(require.resolve('..'))});
+        const p = ObjectPool.attach(workerData);
+        parentPort.postMessage(p.buffer(63)[0]);
+        parentPort.once('message', () => process.exit(0));   // hold the pool until told
+      \`, { eval: true, workerData: pool.descriptor });
+      const seen = await new Promise((r) => w.once('message', r));
+      pool = null;
+      await settle();
+      const heldByWorker = rss() - base;
+      w.postMessage('exit');
+      await new Promise((r) => w.once('exit', r));
+      await settle();
+      console.log(JSON.stringify({ seen, heldByWorker, afterExit: rss() - base }));
+    })();`;
+  const r = JSON.parse(require('node:child_process').execFileSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8', timeout: 60_000 }));
+  t.log(`64 MiB pool: ${r.heldByWorker.toFixed(1)} MiB above base while only the worker holds it, ${r.afterExit.toFixed(1)} MiB after it exits`);
+  t.is(r.seen, 1, 'the worker sees the bytes the main thread wrote');
+  t.true(r.heldByWorker > 48, 'the worker keeps the memory alive after the main thread dropped its pool');
+  t.true(r.afterExit < r.heldByWorker - 48, 'the memory is freed once the last thread lets go');
+});
