@@ -164,7 +164,8 @@ export class PooledReader {
       wait(this.pool, this);
     }
     const pool = this.pool;
-    this.#onData(chunkOf.subarray(0, nread), () => {
+    // A full read is the object's own cached view; a short one a view of it.
+    this.#onData(nread === chunkOf.length ? chunkOf : chunkOf.subarray(0, nread), () => {
       if (handle < 0) return;
       const h = handle;
       handle = -1;
