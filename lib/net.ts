@@ -2,7 +2,7 @@
 // `onread` option so that every read lands in a pooled Buffer, and return
 // written buffers to the pool once the write has completed.
 import net = require('node:net');
-import type { ObjectPool } from './pool';
+import { ObjectPool } from './pool';
 import { invalidType, invalidValue } from './errors';
 
 /** What to do when a read needs a buffer and the pool is empty. */
@@ -77,6 +77,7 @@ export class PooledReader {
   readonly #parking: Buffer;
 
   constructor(pool: ObjectPool, options: PooledReadOptions) {
+    if (!(pool instanceof ObjectPool)) throw invalidType('pool', 'an instance of ObjectPool', pool);
     if (options === null || typeof options !== 'object') throw invalidType('options', 'of type object', options);
     if (typeof options.onData !== 'function') throw invalidType('options.onData', 'of type function', options.onData);
     const when = options.whenEmpty ?? 'pause';
@@ -108,8 +109,8 @@ export class PooledReader {
     if (!this.#paused) return true;
     const socket = this.#socket;
     if (!socket || socket.destroyed) return true;
-    const h = this.pool.pop();
-    if (h < 0) return false;
+    const h = this.#pop();
+    if (h < 0) return socket.destroyed; // empty: keep waiting; closed: the socket is gone
     this.#reservedHandle = h;
     this.#paused = false;
     socket.resume();
@@ -124,9 +125,20 @@ export class PooledReader {
     return this.#next!;
   }
 
+  // pop(), except that a closed pool ends the socket (with the pool's
+  // ERR_OBJPOOL_CLOSED error) instead of throwing into Node's read path.
+  #pop(): number {
+    try {
+      return this.pool.pop();
+    } catch (err) {
+      this.#socket?.destroy(err as Error);
+      return -1;
+    }
+  }
+
   // Sets #next (and #nextHandle) to the buffer for the next read.
   #take(): void {
-    const h = this.pool.pop();
+    const h = this.#pop();
     if (h >= 0) {
       this.#next = this.pool.buffer(h);
       this.#nextHandle = h;
@@ -150,7 +162,7 @@ export class PooledReader {
       // A read after a resume lands here once: copy it into the object
       // reserved for it (or a fresh one when none could be reserved).
       handle = this.#reservedHandle;
-      if (handle < 0) handle = this.pool.pop();
+      if (handle < 0) handle = this.#pop();
       chunkOf = handle >= 0 ? this.pool.buffer(handle) : Buffer.allocUnsafe(this.pool.objectSize);
       this.#reservedHandle = -1;
       this.#parking.copy(chunkOf, 0, 0, nread);

@@ -197,8 +197,29 @@ test('a server spread over worker threads draws from one shared pool', async (t)
   await Promise.all(workers.map((w) => w.terminate()));
 });
 
+test('closing the pool under a reading socket ends that socket with ERR_OBJPOOL_CLOSED, no crash', async (t) => {
+  const pool = new ObjectPool({ capacity: 4, objectSize: 1024 });
+  const server = net.createServer((s) => {
+    s.on('error', () => {});
+    const timer = setInterval(() => s.write(pattern.subarray(0, 4096)), 1);
+    s.on('close', () => clearInterval(timer));
+  });
+  const port = await listen(server);
+  let chunks = 0;
+  const sock = pooled.connect(pool, { port, host: '127.0.0.1' }, { onData(chunk, done) { chunks++; done(); } });
+  await until(() => chunks > 5);
+  const err = new Promise((resolve) => sock.on('error', resolve));
+  const released = [];
+  const closing = pool.close((_, info) => released.push(info.handle));
+  t.is((await err).code, 'ERR_OBJPOOL_CLOSED');
+  await closing;
+  t.deepEqual([...released].sort(), [0, 1, 2, 3], 'the buffers the socket held were released too');
+  await new Promise((r) => server.close(r));
+});
+
 test('PooledReader validates its options', (t) => {
   const pool = new ObjectPool({ capacity: 1, objectSize: 8 });
+  t.throws(() => new pooled.PooledReader({ objectSize: 8 }, { onData() {} }), { code: 'ERR_INVALID_ARG_TYPE' });
   t.throws(() => new pooled.PooledReader(pool, null), { code: 'ERR_INVALID_ARG_TYPE' });
   t.throws(() => new pooled.PooledReader(pool, {}), { code: 'ERR_INVALID_ARG_TYPE' });
   t.throws(() => new pooled.PooledReader(pool, { onData() {}, whenEmpty: 'drop' }), { code: 'ERR_INVALID_ARG_VALUE' });
