@@ -249,6 +249,9 @@ export function adopt(pool: ObjectPool, accepted: net.Socket, read: PooledReadOp
  * socket destroyed): `done` is called then. Returns socket.write()'s value.
  */
 export function writePooled(socket: net.Socket, chunk: Uint8Array, done: (err?: Error | null) => void): boolean {
+  if (!(socket instanceof net.Socket)) throw invalidType('socket', 'an instance of net.Socket', socket);
+  if (!(chunk instanceof Uint8Array)) throw invalidType('chunk', 'an instance of Buffer or Uint8Array', chunk);
+  if (typeof done !== 'function') throw invalidType('done', 'of type function', done);
   let called = false;
   return socket.write(chunk, (err) => {
     if (called) return;

@@ -223,4 +223,9 @@ test('PooledReader validates its options', (t) => {
   t.throws(() => new pooled.PooledReader(pool, null), { code: 'ERR_INVALID_ARG_TYPE' });
   t.throws(() => new pooled.PooledReader(pool, {}), { code: 'ERR_INVALID_ARG_TYPE' });
   t.throws(() => new pooled.PooledReader(pool, { onData() {}, whenEmpty: 'drop' }), { code: 'ERR_INVALID_ARG_VALUE' });
+  const socket = new net.Socket();
+  t.throws(() => pooled.writePooled({}, Buffer.alloc(1), () => {}), { code: 'ERR_INVALID_ARG_TYPE' });
+  t.throws(() => pooled.writePooled(socket, 'text', () => {}), { code: 'ERR_INVALID_ARG_TYPE' });
+  t.throws(() => pooled.writePooled(socket, Buffer.alloc(1)), { code: 'ERR_INVALID_ARG_TYPE' });
+  t.throws(() => pooled.adopt(pool, socket, { onData() {} }), { code: 'ERR_INVALID_ARG_VALUE' });
 });
