@@ -14,6 +14,7 @@
 
 #include <napi.h>
 
+#include <algorithm>
 #include <cmath>
 #include <mutex>
 #include <string>
@@ -201,11 +202,21 @@ bool get_u32_array(napi_env env, napi_value arr, napi_value count_v, const char*
 }
 
 // Caller arrays may be views of shared memory that other threads change, so
-// the core only ever sees a private copy.
-std::vector<uint32_t>& scratch(size_t n) {
+// the core only ever sees a private copy. n is at most the pool's capacity
+// (callers clamp it), so this is at most 64 MiB; nullptr (and a thrown
+// ERR_OBJPOOL_NO_MEMORY) if even that cannot be had. No C++ exception may
+// leave a plain napi_callback.
+uint32_t* scratch(napi_env env, size_t n) {
   thread_local std::vector<uint32_t> v;
-  if (v.size() < n) v.resize(n);
-  return v;
+  if (v.size() < n) {
+    try {
+      v.resize(n);
+    } catch (const std::bad_alloc&) {
+      napi_throw_error(env, "ERR_OBJPOOL_NO_MEMORY", "Cannot allocate the scratch space for a batch");
+      return nullptr;
+    }
+  }
+  return v.data();
 }
 
 // ---- bound functions ------------------------------------------------------
@@ -244,11 +255,13 @@ napi_value PopMany(napi_env env, napi_callback_info info) {
   uint32_t* out;
   size_t n;
   if (!get_u32_array(env, argv[0], argc > 1 ? argv[1] : nullptr, "out", &out, &n)) return nullptr;
-  auto& tmp = scratch(n);
+  n = std::min<size_t>(n, b->pool.capacity());  // no more can be popped
+  uint32_t* tmp = scratch(env, n);
+  if (tmp == nullptr) return nullptr;
   Status st;
-  const size_t got = b->pool.pop_many(tmp.data(), n, &st);
+  const size_t got = b->pool.pop_many(tmp, n, &st);
   if (st == Status::closed) return throw_pool(env, st);
-  std::copy(tmp.begin(), tmp.begin() + got, out);
+  std::copy(tmp, tmp + got, out);
   napi_value r;
   napi_create_uint32(env, static_cast<uint32_t>(got), &r);
   return r;
@@ -262,11 +275,19 @@ napi_value PushMany(napi_env env, napi_callback_info info) {
   uint32_t* in;
   size_t n;
   if (!get_u32_array(env, argv[0], argc > 1 ? argv[1] : nullptr, "handles", &in, &n)) return nullptr;
-  auto& tmp = scratch(n);
-  std::copy(in, in + n, tmp.begin());
+  if (n > b->pool.capacity()) {
+    // More handles than objects: one is out of range, or one is given twice.
+    // (Only reads the caller's array to pick the error.)
+    for (size_t i = 0; i < n; ++i)
+      if (in[i] >= b->pool.capacity()) return throw_range(env, "handles", b->pool.capacity(), in[i]);
+    return throw_pool(env, Status::double_push);
+  }
+  uint32_t* tmp = scratch(env, n);
+  if (tmp == nullptr) return nullptr;
+  std::copy(in, in + n, tmp);
   for (size_t i = 0; i < n; ++i)
     if (tmp[i] >= b->pool.capacity()) return throw_range(env, "handles", b->pool.capacity(), tmp[i]);
-  const Status st = b->pool.push_many(tmp.data(), n);
+  const Status st = b->pool.push_many(tmp, n);
   if (st == Status::drain_needed)
     request_drain(env, b->key);
   else if (st != Status::ok)
@@ -292,9 +313,11 @@ Napi::Value Drain(const Napi::CallbackInfo& info) {
   uint32_t* out;
   size_t n;
   if (!get_u32_array(env, info[0], nullptr, "out", &out, &n)) return Napi::Value();
-  auto& tmp = scratch(n);
-  const size_t got = b->pool.drain(tmp.data(), n);
-  std::copy(tmp.begin(), tmp.begin() + got, out);
+  n = std::min<size_t>(n, b->pool.capacity());
+  uint32_t* tmp = scratch(env, n);
+  if (tmp == nullptr) return Napi::Value();
+  const size_t got = b->pool.drain(tmp, n);
+  std::copy(tmp, tmp + got, out);
   return Napi::Number::New(env, double(got));
 }
 

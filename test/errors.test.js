@@ -67,6 +67,7 @@ test('pushMany is all or nothing', (t) => {
   t.throws(() => pool.pushMany(out, 5), rangeErr);
   t.throws(() => pool.pushMany(out, -1), rangeErr);
   t.throws(() => pool.pushMany(out, '2'), typeErr);
+  t.throws(() => pool.pushMany(new Uint32Array(9)), { code: 'ERR_OBJPOOL_DOUBLE_PUSH' }, 'more handles than objects');
   assertIntact(t, pool, [...out]);
   pool.pushMany(out);
   assertIntact(t, pool);
@@ -79,6 +80,9 @@ test('popMany validates its array and count', (t) => {
   t.throws(() => pool.popMany(new Uint8Array(4)), typeErr);
   t.throws(() => pool.popMany(new Uint32Array(4), 5), rangeErr);
   t.throws(() => pool.popMany(new Uint32Array(4), 1.5), rangeErr);
+  const big = new Uint32Array(1 << 20); // far more room than objects: only what exists is popped
+  t.is(pool.popMany(big), 8);
+  pool.pushMany(big, 8);
   assertIntact(t, pool);
 });
 
