@@ -224,8 +224,8 @@ uint32_t* scratch(napi_env env, size_t n) {
 // pop/push: the handle travels through a small Int32Array that the JS side
 // reads and writes, so a call needs no argument or return value conversion
 // (measured: 11 ns of a ~70 ns pair; npm run bench -- crossing).
-// lib/pool.ts checks the handle's type and range before writing it; the
-// bounds check here stays, as for every handle.
+// lib/pool.ts checks the handle's type and range before writing it (for the
+// error codes); the core's own bounds check stays the one that guards memory.
 napi_value PopReg(napi_env env, napi_callback_info info) {
   Binding* b = binding_of(env, info, nullptr, nullptr);
   uint32_t h;
@@ -238,10 +238,11 @@ napi_value PopReg(napi_env env, napi_callback_info info) {
 napi_value PushReg(napi_env env, napi_callback_info info) {
   Binding* b = binding_of(env, info, nullptr, nullptr);
   const uint32_t h = static_cast<uint32_t>(b->reg[1]);
-  if (h >= b->pool.capacity()) return throw_range(env, "handle", b->pool.capacity(), double(int32_t(h)));
   const Status st = b->pool.push(h);
   if (st == Status::drain_needed)
     request_drain(env, b->key);
+  else if (st == Status::out_of_range)
+    return throw_range(env, "handle", b->pool.capacity(), double(int32_t(h)));
   else if (st != Status::ok)
     return throw_pool(env, st, h);
   return nullptr;
@@ -275,21 +276,21 @@ napi_value PushMany(napi_env env, napi_callback_info info) {
   uint32_t* in;
   size_t n;
   if (!get_u32_array(env, argv[0], argc > 1 ? argv[1] : nullptr, "handles", &in, &n)) return nullptr;
-  if (n > b->pool.capacity()) {
-    // More handles than objects: one is out of range, or one is given twice.
-    // (Only reads the caller's array to pick the error.)
+  // Reports the first out-of-range handle (error path only).
+  auto out_of_range = [&](const uint32_t* hs) {
     for (size_t i = 0; i < n; ++i)
-      if (in[i] >= b->pool.capacity()) return throw_range(env, "handles", b->pool.capacity(), in[i]);
-    return throw_pool(env, Status::double_push);
-  }
+      if (hs[i] >= b->pool.capacity()) return throw_range(env, "handles", b->pool.capacity(), hs[i]);
+    return throw_pool(env, Status::double_push);  // none: more handles than objects, so one is given twice
+  };
+  if (n > b->pool.capacity()) return out_of_range(in);
   uint32_t* tmp = scratch(env, n);
   if (tmp == nullptr) return nullptr;
   std::copy(in, in + n, tmp);
-  for (size_t i = 0; i < n; ++i)
-    if (tmp[i] >= b->pool.capacity()) return throw_range(env, "handles", b->pool.capacity(), tmp[i]);
-  const Status st = b->pool.push_many(tmp, n);
+  const Status st = b->pool.push_many(tmp, n);  // checks every handle's range first, all or nothing
   if (st == Status::drain_needed)
     request_drain(env, b->key);
+  else if (st == Status::out_of_range)
+    return out_of_range(tmp);
   else if (st != Status::ok)
     return throw_pool(env, st);
   return nullptr;
