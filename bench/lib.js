@@ -44,6 +44,12 @@ async function interleave(impls, { rounds, ops, warmup = Math.ceil(ops / 4) }) {
   return samples;
 }
 
+/** Builds every implementation from its factory, then times them all with interleave(). */
+async function measureAll(factories, opts) {
+  const impls = Object.fromEntries(Object.entries(factories).map(([name, make]) => [name, make()]));
+  return { impls, samples: await interleave(impls, opts) };
+}
+
 /** Rows for the table: ns/op (median, min, max), Mops/s and the ratio to the baseline's median. */
 function rows(samples, baseline, per = {}) {
   const base = summary(samples[baseline]).median;
@@ -57,4 +63,4 @@ function sleep(ms) {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-module.exports = { machine, summary, interleave, rows, sleep };
+module.exports = { machine, summary, interleave, measureAll, rows, sleep };

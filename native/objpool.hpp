@@ -236,7 +236,6 @@ class Pool {
   uint32_t object_size() const { return object_size_; }
   uint32_t stride() const { return stride_; }
   bool checked() const { return state_ != nullptr; }
-  bool attached() const { return meta_ != nullptr; }
 
   // The object's memory, or nullptr for a pool without an arena.
   void* object(uint32_t handle) const {

@@ -28,9 +28,8 @@ module.exports = {
   baseline: 'objpool popMany+pushMany, batch 32',
   defaults: { ops: 4_000_000, rounds: 7 },
   async run({ ops, rounds }) {
-    const impls = Object.fromEntries(Object.entries(implementations).map(([k, f]) => [k, f()]));
     // run(n) does n batches of `scale` objects: divide to get ns per object.
-    const raw = await require('../lib').interleave(impls, { ops, rounds });
+    const { impls, samples: raw } = await require('../lib').measureAll(implementations, { ops, rounds });
     const samples = {};
     for (const [k, v] of Object.entries(raw)) samples[k] = v.map((ns) => ns / impls[k].scale);
     const core = coreBench({ ops: Math.max(100_000, Math.floor(ops / 4)), maxThreads: 1, rounds });

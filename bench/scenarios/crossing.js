@@ -37,7 +37,7 @@ module.exports = {
   baseline: 'no-op x2',
   defaults: { ops: 2_000_000, rounds: 9 },
   async run({ ops, rounds }) {
-    const impls = Object.fromEntries(Object.entries(implementations).map(([k, f]) => [k, f()]));
-    return { samples: await require('../lib').interleave(impls, { ops, rounds }) };
+    const { samples } = await require('../lib').measureAll(implementations, { ops, rounds });
+    return { samples };
   },
 };

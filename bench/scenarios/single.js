@@ -72,7 +72,7 @@ module.exports = {
   baseline: 'objpool pop+push (checked)',
   defaults: { ops: 2_000_000, rounds: 7 },
   async run({ ops, rounds }) {
-    const impls = Object.fromEntries(Object.entries(implementations).map(([k, f]) => [k, f()]));
-    return { samples: await require('../lib').interleave(impls, { ops, rounds }) };
+    const { samples } = await require('../lib').measureAll(implementations, { ops, rounds });
+    return { samples };
   },
 };

@@ -124,21 +124,32 @@ class Runner : public Napi::AsyncWorker {
   std::vector<Totals> totals_;
 };
 
+// Attaches the core to info[0] (meta) and info[1] (arena) and records the
+// views in `keep`, so that the memory outlives the native threads. False
+// (with a JS exception pending) if the pool is invalid.
+bool attach_views(const Napi::CallbackInfo& info, objpool::Pool& pool, Napi::Object& keep) {
+  Napi::Uint8Array meta = info[0].As<Napi::Uint8Array>();
+  Napi::Uint8Array arena = info[1].As<Napi::Uint8Array>();
+  if (objpool::Pool::attach(meta.Data(), meta.ByteLength(), arena.Data(), arena.ByteLength(), pool) !=
+      objpool::Status::ok) {
+    Napi::Error::New(info.Env(), "invalid pool").ThrowAsJavaScriptException();
+    return false;
+  }
+  keep = Napi::Object::New(info.Env());
+  keep.Set("meta", meta);
+  keep.Set("arena", arena);
+  return true;
+}
+
 // runThreads(meta: Uint8Array, arena: Uint8Array, { threads, ops, bulk, id }) -> Promise<totals>
 Napi::Value RunThreads(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Napi::Uint8Array meta = info[0].As<Napi::Uint8Array>();
-  Napi::Uint8Array arena = info[1].As<Napi::Uint8Array>();
   Napi::Object o = info[2].As<Napi::Object>();
   objpool::Pool pool;
-  if (objpool::Pool::attach(meta.Data(), meta.ByteLength(), arena.Data(), arena.ByteLength(), pool) !=
-      objpool::Status::ok)
-    NAPI_THROW(Napi::Error::New(env, "runThreads: invalid pool"), Napi::Value());
+  Napi::Object keep;
+  if (!attach_views(info, pool, keep)) return Napi::Value();
   if (pool.stride() < 4 || pool.stride() % 4 != 0)
     NAPI_THROW(Napi::Error::New(env, "runThreads: stride must be a multiple of 4"), Napi::Value());
-  Napi::Object keep = Napi::Object::New(env);
-  keep.Set("meta", meta);
-  keep.Set("arena", arena);
   auto* r = new Runner(env, pool, keep, o.Get("threads").As<Napi::Number>().Uint32Value(),
                        uint64_t(o.Get("ops").As<Napi::Number>().DoubleValue()),
                        std::max(1u, o.Get("bulk").As<Napi::Number>().Uint32Value()),
@@ -185,16 +196,12 @@ class HoldThenReturn : public Napi::AsyncWorker {
 
 Napi::Value HoldThenReturnJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Napi::Uint8Array meta = info[0].As<Napi::Uint8Array>();
-  Napi::Uint8Array arena = info[1].As<Napi::Uint8Array>();
   Napi::Int32Array gate = info[2].As<Napi::Int32Array>();
+  if (gate.ElementLength() < 2)
+    NAPI_THROW(Napi::Error::New(env, "holdThenReturn: the gate needs 2 words"), Napi::Value());
   objpool::Pool pool;
-  if (gate.ElementLength() < 2 || objpool::Pool::attach(meta.Data(), meta.ByteLength(), arena.Data(),
-                                                        arena.ByteLength(), pool) != objpool::Status::ok)
-    NAPI_THROW(Napi::Error::New(env, "holdThenReturn: invalid pool or gate"), Napi::Value());
-  Napi::Object keep = Napi::Object::New(env);
-  keep.Set("meta", meta);
-  keep.Set("arena", arena);
+  Napi::Object keep;
+  if (!attach_views(info, pool, keep)) return Napi::Value();
   keep.Set("gate", gate);
   auto* w = new HoldThenReturn(env, pool, keep, gate.Data(), info[3].As<Napi::Number>().Uint32Value());
   Napi::Promise p = w->Promise();
