@@ -12,6 +12,7 @@ export const codes = Object.freeze({
   BAD_DESCRIPTOR: 'ERR_OBJPOOL_BAD_DESCRIPTOR',
   NOT_SHAREABLE: 'ERR_OBJPOOL_NOT_SHAREABLE',
   NO_MEMORY: 'ERR_OBJPOOL_NO_MEMORY',
+  TIMEOUT: 'ERR_OBJPOOL_TIMEOUT',
 } as const);
 
 export type ErrorCode = (typeof codes)[keyof typeof codes];
@@ -59,5 +60,12 @@ export function poolError(code: ErrorCode, message: string): Error {
 export function checkInteger(name: string, value: unknown, min: number, max: number): number {
   if (typeof value !== 'number') throw invalidType(name, 'of type number', value);
   if (!Number.isInteger(value) || value < min || value > max) throw outOfRange(name, `an integer >= ${min} and <= ${max}`, value);
+  return value;
+}
+
+/** A number in [min, max] (not NaN); else the Node-style error. */
+export function checkNumber(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== 'number') throw invalidType(name, 'of type number', value);
+  if (!(value >= min && value <= max)) throw outOfRange(name, `>= ${min} and <= ${max}`, value);
   return value;
 }

@@ -1,6 +1,19 @@
 import os = require('node:os');
 import { native, type NativeOps } from './native';
-import { checkInteger, codes, invalidType, invalidValue, outOfRange, poolError } from './errors';
+import { checkInteger, checkNumber, codes, invalidType, invalidValue, outOfRange, poolError } from './errors';
+import { LeakTracker, leakOptions, type LeakOptions } from './leaks';
+
+/** Options of this thread's view of a pool: accepted by every constructor and by `attach()`. */
+export interface ViewOptions {
+  /**
+   * Objects this thread may keep for itself, so that pop() and push() do not
+   * cross into native code (0: none). Default: automatic, at most 64 and at
+   * most capacity / (4 x slots), so 0 for small pools.
+   */
+  cache?: number;
+  /** Leak detection for acquire() and lease(); default off (or OBJPOOL_LEAKS=sample|all). */
+  leaks?: LeakOptions;
+}
 
 /** Options of `new ObjectPool()`. */
 export interface PoolOptions {
@@ -14,8 +27,27 @@ export interface PoolOptions {
   slots?: number;
   /** Catch double pushes and pushes of objects never popped (default true). */
   checked?: boolean;
+  /** Zero each object when it is pushed back, from any thread (default false). */
+  zero?: boolean;
   /** Called once for every object before the pool is usable (the kernel's objinit). */
   init?: (obj: Buffer, handle: number) => void;
+}
+
+/** Options of `popAsync()` and `acquireAsync()`. */
+export interface WaitOptions {
+  /** Gives up when aborted: the promise rejects with `signal.reason`. */
+  signal?: AbortSignal;
+  /** Gives up after this many milliseconds: the promise rejects with ERR_OBJPOOL_TIMEOUT. */
+  timeout?: number;
+}
+
+/** One object, for `using`: returned to the pool by `release()` or at scope exit. */
+export interface Lease {
+  readonly handle: number;
+  readonly buffer: Buffer;
+  /** Returns the object; a second call does nothing. */
+  release(): void;
+  [Symbol.dispose](): void;
 }
 
 /** What `close()` passes to the release callback with each piece of memory. */
@@ -32,11 +64,15 @@ export type ReleaseCallback = (obj: Buffer, info: ReleaseInfo) => void;
 
 export interface PoolStats {
   capacity: number;
-  /** Objects in the pool now. */
+  /** Objects in the pool now, every thread's cache included. */
   available: number;
-  /** Objects handed out and not yet pushed back (or released, after close). */
+  /** Objects handed out and not yet pushed back (or released, after close); the same in every thread. */
   inUse: number;
-  /** Objects in each slot. */
+  /** Objects held in the caches of every thread. */
+  cached: number;
+  /** Pending popAsync()/acquireAsync() calls, in every thread. */
+  waiting: number;
+  /** Objects in each slot (not counting caches). */
   perSlot: number[];
   closed: boolean;
 }
@@ -48,7 +84,7 @@ export interface PoolStats {
  */
 export interface PoolDescriptor {
   readonly kind: 'objpool';
-  readonly version: 1;
+  readonly version: 2;
   readonly meta: SharedArrayBuffer;
   /** The arena, or null for a `fromBuffers` pool. */
   readonly arena: SharedArrayBuffer | null;
@@ -59,6 +95,7 @@ export interface PoolDescriptor {
   readonly stride: number;
   readonly slots: number;
   readonly checked: boolean;
+  readonly zero: boolean;
   /** Whether the pool's memory was given by the user (`fromBuffer`, `fromBuffers`). */
   readonly user: boolean;
 }
@@ -80,6 +117,7 @@ interface Parts {
   capacity: number;
   slots: number;
   checked: boolean;
+  zero: boolean;
 }
 
 /** @internal */
@@ -108,9 +146,33 @@ function readCommon(options: Record<string, unknown>) {
   const slots = options.slots === undefined ? defaultSlots() : checkInteger('options.slots', options.slots, 1, native.maxSlots);
   if (options.checked !== undefined && typeof options.checked !== 'boolean') throw invalidType('options.checked', 'of type boolean', options.checked);
   const checked = options.checked !== false;
+  if (options.zero !== undefined && typeof options.zero !== 'boolean') throw invalidType('options.zero', 'of type boolean', options.zero);
+  const zero = options.zero === true;
   if (options.init !== undefined && typeof options.init !== 'function') throw invalidType('options.init', 'of type function', options.init);
-  return { slots, checked, init: options.init as PoolOptions['init'] };
+  return { slots, checked, zero, init: options.init as PoolOptions['init'] };
 }
+
+/** The most objects a thread may cache. */
+const MAX_CACHE = 1 << 16;
+
+/** @internal ViewOptions, validated. */
+interface View {
+  cache: number | undefined;
+  leaks: Required<LeakOptions> | null;
+}
+
+function readView(name: string, options: Record<string, unknown>): View {
+  const cache = options.cache === undefined ? undefined : checkInteger(`${name}.cache`, options.cache, 0, MAX_CACHE);
+  return { cache, leaks: leakOptions(`${name}.leaks`, options.leaks) };
+}
+
+/** The automatic cache size: a bounded share of the pool per thread (see DESIGN). */
+function autoCache(capacity: number, slots: number): number {
+  return Math.min(64, Math.floor(capacity / (4 * slots)));
+}
+
+const TAKEN = 1;
+const FREE = 0;
 
 function allocate<T>(what: string, bytes: number, make: (n: number) => T): T {
   try {
@@ -121,6 +183,14 @@ function allocate<T>(what: string, bytes: number, make: (n: number) => T): T {
   }
 }
 
+function closedError(): Error {
+  return poolError(codes.CLOSED, 'The pool is closed');
+}
+
+function doublePush(handle: number): Error {
+  return poolError(codes.DOUBLE_PUSH, `Object ${handle} is not out of the pool: pushed twice, or never popped`);
+}
+
 function newMeta(capacity: number, slots: number, checked: boolean): SharedArrayBuffer {
   return allocate('metadata', native.metaBytes(capacity, slots, checked), (n) => new SharedArrayBuffer(n));
 }
@@ -128,12 +198,15 @@ function newMeta(capacity: number, slots: number, checked: boolean): SharedArray
 /**
  * A fixed set of fixed-size objects handed out as integer handles through
  * per-CPU lock-free free lists. One pool can be shared by the main thread,
- * worker threads and native threads (see `descriptor` and `attach`).
+ * worker threads and native threads (see `descriptor` and `attach`). Each
+ * instance is one thread's view of the pool and may keep a few objects in a
+ * cache of its own, so that pop() and push() usually stay in JS.
  *
  * Limitations: capacity is fixed; there is no order or fairness between
- * threads (LIFO within a slot); `pop()` may report empty while another
- * thread is returning an object; the pool's memory lives until the last
- * thread that sees the pool lets go of it.
+ * threads (LIFO within a slot and within a cache); `pop()` may report empty
+ * while another thread is returning an object, or while up to `cache`
+ * objects sit in each other thread's cache; the pool's memory lives until
+ * the last thread that sees the pool lets go of it.
  */
 export class ObjectPool {
   readonly capacity: number;
@@ -141,6 +214,9 @@ export class ObjectPool {
   readonly stride: number;
   readonly slots: number;
   readonly checked: boolean;
+  readonly zero: boolean;
+  /** How many objects this instance (this thread's view) may cache. */
+  readonly cache: number;
 
   /** Takes an object: its handle, or -1 when the pool is empty. Throws ERR_OBJPOOL_CLOSED after close(). */
   declare readonly pop: () => number;
@@ -153,60 +229,59 @@ export class ObjectPool {
 
   readonly #parts: Parts;
   readonly #ops: NativeOps;
-  readonly #closedWord: Int32Array;
+  readonly #attention: Int32Array;
   readonly #views: (Buffer | undefined)[] = [];
+  readonly #leaks: LeakTracker | null = null;
+  readonly #waiters: Waiter[] = [];
+  #onWake: (() => void) | null = null;
   #arenaAddress = -1;
   #byAddress: Map<number, number> | null = null;
   #closing: Promise<void> | null = null;
-  #released = 0;
 
   /** A pool with its own arena of `capacity` objects of `objectSize` bytes, in shared memory. */
-  constructor(options: PoolOptions);
+  constructor(options: PoolOptions & ViewOptions);
   /** @internal */
-  constructor(options: PoolOptions | typeof token, parts?: Parts, init?: PoolOptions['init']);
-  constructor(options: PoolOptions | typeof token, parts?: Parts, init?: PoolOptions['init']) {
+  constructor(options: (PoolOptions & ViewOptions) | typeof token, parts?: Parts, init?: PoolOptions['init'], view?: View);
+  constructor(options: (PoolOptions & ViewOptions) | typeof token, parts?: Parts, init?: PoolOptions['init'], view?: View) {
     if (options !== token) {
       const o = checkObject('options', options);
       const capacity = checkInteger('options.capacity', o.capacity, 1, native.maxCapacity);
       const shape = readShape(o);
+      view = readView('options', o);
       const arena = allocate('arena', capacity * shape.stride, (n) => new SharedArrayBuffer(n));
       parts = { mode: Mode.Own, meta: newMeta(capacity, shape.slots, shape.checked), arena, objects: null,
-        objectSize: shape.objectSize, stride: shape.stride, capacity, slots: shape.slots, checked: shape.checked };
+        objectSize: shape.objectSize, stride: shape.stride, capacity, slots: shape.slots, checked: shape.checked, zero: shape.zero };
       init = shape.init;
       ObjectPool.#format(parts, shape.align);
     }
     const p = parts!;
+    const v: View = view ?? { cache: undefined, leaks: null };
     this.#parts = p;
     this.capacity = p.capacity;
     this.objectSize = p.objectSize;
     this.stride = p.stride;
     this.slots = p.slots;
     this.checked = p.checked;
-    // Its own ArrayBuffer: the native side keeps a pointer to these 8 bytes,
-    // so they must live off the V8 heap (small typed arrays may not).
-    const reg = new Int32Array(new ArrayBuffer(8));
-    this.#ops = native.open(new Uint8Array(p.meta), p.arena ? new Uint8Array(p.arena, 0, p.capacity * p.stride) : null, reg);
-    this.#closedWord = new Int32Array(p.meta, 0, native.closedWord + 1);
-    // The hot path: the handle travels through `reg`, so neither native call
-    // converts an argument or a return value (bench: npm run bench -- crossing).
-    const ops = this.#ops;
-    const popReg = ops.popReg;
-    const pushReg = ops.pushReg;
-    const capacity = p.capacity;
-    const pop = (): number => {
-      popReg();
-      return reg[0]!;
-    };
-    const push = (handle: number): void => {
-      if (typeof handle !== 'number' || (handle >>> 0) !== handle || handle >= capacity) throw badHandle(handle, capacity);
-      reg[1] = handle;
-      pushReg();
-    };
+    this.zero = p.zero;
+    const cacheCap = Math.min(v.cache ?? autoCache(p.capacity, p.slots), p.capacity);
+    this.cache = cacheCap;
+    // This view's own words (see native/addon.cc, MemWord): [0] popped
+    // handle, [1] handle to push, [2] cached count, [4..] cached handles. A
+    // SharedArrayBuffer, so it can never be detached, and reachable from
+    // nowhere but these closures and the native binding.
+    const mem = new Int32Array(new SharedArrayBuffer((4 + cacheCap) * 4));
+    const arenaView = p.arena ? new Uint8Array(p.arena, 0, p.capacity * p.stride) : null;
+    const ops = native.open(new Uint8Array(p.meta), arenaView, mem, cacheCap);
+    this.#ops = ops;
+    this.#attention = new Int32Array(p.meta, 0, native.attentionWord + 1);
+    const state = p.checked ? new Int32Array(p.meta, native.headsOffset + p.slots * native.lineBytes + p.capacity * 4, p.capacity) : null;
+    const leaks = v.leaks ? new LeakTracker(v.leaks, (h) => state === null || Atomics.load(state, h) === TAKEN) : null;
+    this.#leaks = leaks;
     Object.defineProperties(this, {
-      pop: { value: pop, enumerable: false },
-      push: { value: push, enumerable: false },
+      pop: { value: makePop(ops, mem, this.#attention, state, cacheCap), enumerable: false },
+      push: { value: makePush(ops, mem, this.#attention, state, cacheCap, p.capacity, this.#zeroer(arenaView), leaks), enumerable: false },
       popMany: { value: ops.popMany, enumerable: false },
-      pushMany: { value: ops.pushMany, enumerable: false },
+      pushMany: { value: leaks ? leakAwarePushMany(ops.pushMany, leaks) : ops.pushMany, enumerable: false },
     });
     if (p.objects) {
       this.#byAddress = new Map();
@@ -214,11 +289,26 @@ export class ObjectPool {
     } else if (p.arena) {
       this.#arenaAddress = native.address(new Uint8Array(p.arena, 0, 1));
     }
-    if (init) for (let h = 0; h < p.capacity; h++) init(this.buffer(h), h);
+    if (init) for (let h = 0; h < p.capacity; h++) init(this.#view(h), h);
+  }
+
+  // How a push from JS zeroes an object, or null when it need not: the core
+  // zeroes what it pushes itself when it can reach the arena (shared memory),
+  // so JS zeroes only what goes into its cache or what the core cannot reach.
+  #zeroer(arenaView: Uint8Array | null): ((h: number) => void) | null {
+    const p = this.#parts;
+    if (!p.zero) return null;
+    const size = p.objectSize, stride = p.stride;
+    if (p.objects) {
+      const objects = p.objects;
+      return (h) => { const o = objects[h]!; if (o.byteLength !== 0) o.fill(0); };
+    }
+    const bytes = arenaView!;
+    return (h) => { if (bytes.byteLength !== 0) bytes.fill(0, h * stride, h * stride + size); };
   }
 
   static #format(p: Parts, align: number): void {
-    native.format(new Uint8Array(p.meta), p.capacity, p.slots, p.objectSize, p.stride, align, p.checked, p.mode === Mode.Objects);
+    native.format(new Uint8Array(p.meta), p.capacity, p.slots, p.objectSize, p.stride, align, p.checked, p.mode === Mode.Objects, p.zero);
   }
 
   /**
@@ -227,18 +317,19 @@ export class ObjectPool {
    * keeps it to this thread. `close()` releases every object, then the
    * whole memory once (`handle: -1, element: false`).
    */
-  static fromBuffer(memory: ArrayBuffer | SharedArrayBuffer, options: Omit<PoolOptions, 'capacity'>): ObjectPool {
+  static fromBuffer(memory: ArrayBuffer | SharedArrayBuffer, options: Omit<PoolOptions, 'capacity'> & ViewOptions): ObjectPool {
     const isShared = memory instanceof SharedArrayBuffer;
     if (!isShared && !(memory instanceof ArrayBuffer)) throw invalidType('memory', 'an instance of ArrayBuffer or SharedArrayBuffer', memory);
     const o = checkObject('options', options);
     const shape = readShape(o);
+    const view = readView('options', o);
     const capacity = Math.floor(memory.byteLength / shape.stride);
     if (capacity < 1) throw invalidValue('memory', `must hold at least one object of ${shape.stride} bytes (byteLength ${memory.byteLength})`, memory);
     if (capacity > native.maxCapacity) throw outOfRangeCapacity(capacity);
     const parts: Parts = { mode: Mode.Memory, meta: newMeta(capacity, shape.slots, shape.checked), arena: memory, objects: null,
-      objectSize: shape.objectSize, stride: shape.stride, capacity, slots: shape.slots, checked: shape.checked };
+      objectSize: shape.objectSize, stride: shape.stride, capacity, slots: shape.slots, checked: shape.checked, zero: shape.zero };
     ObjectPool.#format(parts, shape.align);
-    return new ObjectPool(token, parts, shape.init);
+    return new ObjectPool(token, parts, shape.init, view);
   }
 
   /**
@@ -246,7 +337,7 @@ export class ObjectPool {
    * overlapping another. Shareable when every object is a view of a
    * SharedArrayBuffer.
    */
-  static fromBuffers(objects: readonly Uint8Array[], options: { slots?: number; checked?: boolean } = {}): ObjectPool {
+  static fromBuffers(objects: readonly Uint8Array[], options: { slots?: number; checked?: boolean; zero?: boolean } & ViewOptions = {}): ObjectPool {
     if (!Array.isArray(objects)) throw invalidType('objects', 'an instance of Array', objects);
     if (objects.length < 1 || objects.length > native.maxCapacity) throw outOfRangeCapacity(objects.length, 'objects.length');
     const list: Uint8Array[] = [];
@@ -266,11 +357,12 @@ export class ObjectPool {
       }
     }
     const o = checkObject('options', options);
-    const common = readCommon({ slots: o.slots, checked: o.checked });
+    const common = readCommon({ slots: o.slots, checked: o.checked, zero: o.zero });
+    const view = readView('options', o);
     const parts: Parts = { mode: Mode.Objects, meta: newMeta(list.length, common.slots, common.checked), arena: null, objects: list,
-      objectSize: size, stride: size, capacity: list.length, slots: common.slots, checked: common.checked };
+      objectSize: size, stride: size, capacity: list.length, slots: common.slots, checked: common.checked, zero: common.zero };
     ObjectPool.#format(parts, 1);
-    return new ObjectPool(token, parts);
+    return new ObjectPool(token, parts, undefined, view);
   }
 
   /**
@@ -278,18 +370,19 @@ export class ObjectPool {
    * validated before native code forms a pointer: a forged or truncated
    * descriptor throws ERR_OBJPOOL_BAD_DESCRIPTOR.
    */
-  static attach(descriptor: PoolDescriptor): ObjectPool {
+  static attach(descriptor: PoolDescriptor, options: ViewOptions = {}): ObjectPool {
     const d = checkObject('descriptor', descriptor) as Partial<Record<keyof PoolDescriptor, unknown>>;
+    const view = readView('options', checkObject('options', options));
     const bad = (why: string) => poolError(codes.BAD_DESCRIPTOR, `Invalid pool descriptor: ${why}`);
-    if (d.kind !== 'objpool' || d.version !== 1) throw bad('not an objpool descriptor of layout version 1');
+    if (d.kind !== 'objpool' || d.version !== native.layoutVersion) throw bad(`not an objpool descriptor of layout version ${native.layoutVersion}`);
     if (!(d.meta instanceof SharedArrayBuffer)) throw bad('meta must be a SharedArrayBuffer');
     if (d.arena !== null && !(d.arena instanceof SharedArrayBuffer)) throw bad('arena must be a SharedArrayBuffer or null');
-    if (d.meta.byteLength < 256) throw bad('meta is truncated');
+    if (d.meta.byteLength < native.headsOffset) throw bad('meta is truncated');
     // The header is the authority; native.open() validates it against the
     // real byte lengths before anything else reads it.
     const header = new Uint32Array(d.meta, 0, 8);
     const capacity = header[2]!, slots = header[3]!, objectSize = header[4]!, stride = header[5]!, flags = header[7]!;
-    const checked = (flags & 1) !== 0, external = (flags & 2) !== 0;
+    const checked = (flags & 1) !== 0, external = (flags & 2) !== 0, zero = (flags & 4) !== 0;
     if (d.capacity !== capacity || d.slots !== slots || d.objectSize !== objectSize || d.stride !== stride || d.checked !== checked) {
       throw bad('its sizes do not match the pool metadata');
     }
@@ -306,9 +399,9 @@ export class ObjectPool {
       throw bad('arena is truncated');
     }
     const parts: Parts = { mode: external ? Mode.Objects : d.user === true ? Mode.Memory : Mode.Own, meta: d.meta,
-      arena: d.arena as SharedArrayBuffer | null, objects, objectSize, stride, capacity, slots, checked };
+      arena: d.arena as SharedArrayBuffer | null, objects, objectSize, stride, capacity, slots, checked, zero };
     try {
-      return new ObjectPool(token, parts);
+      return new ObjectPool(token, parts, undefined, view);
     } catch (err) {
       if ((err as { code?: string }).code === codes.BAD_DESCRIPTOR) throw err;
       throw bad((err as Error).message);
@@ -317,7 +410,7 @@ export class ObjectPool {
 
   /** True once any thread has called close(). */
   get closed(): boolean {
-    return Atomics.load(this.#closedWord, native.closedWord) !== 0;
+    return (Atomics.load(this.#attention, native.attentionWord) & 1) !== 0;
   }
 
   /** Structured-cloneable description of this pool for `ObjectPool.attach()` in another thread. */
@@ -326,9 +419,9 @@ export class ObjectPool {
     const shared = p.objects ? p.objects.every((o) => o.buffer instanceof SharedArrayBuffer) : p.arena instanceof SharedArrayBuffer;
     if (!shared) throw poolError(codes.NOT_SHAREABLE, 'This pool is built on memory that is not shared (an ArrayBuffer), so only this thread can use it; build it on a SharedArrayBuffer to share it');
     return Object.freeze({
-      kind: 'objpool', version: 1, meta: p.meta, arena: (p.arena as SharedArrayBuffer | null),
+      kind: 'objpool', version: 2, meta: p.meta, arena: (p.arena as SharedArrayBuffer | null),
       objects: p.objects ? Object.freeze(p.objects.slice()) : null, capacity: p.capacity, objectSize: p.objectSize,
-      stride: p.stride, slots: p.slots, checked: p.checked, user: p.mode !== Mode.Own,
+      stride: p.stride, slots: p.slots, checked: p.checked, zero: p.zero, user: p.mode !== Mode.Own,
     });
   }
 
@@ -339,18 +432,37 @@ export class ObjectPool {
       if (view !== undefined) return view;
     }
     checkInteger('handle', handle, 0, this.capacity - 1);
+    return (this.#views[handle] = this.#makeView(handle));
+  }
+
+  // A new Buffer over the object's bytes.
+  #makeView(h: number): Buffer {
     const p = this.#parts;
-    const made = p.objects
-      ? Buffer.from(p.objects[handle]!.buffer, p.objects[handle]!.byteOffset, p.objectSize)
-      : Buffer.from(p.arena!, handle * p.stride, p.objectSize);
-    this.#views[handle] = made;
-    return made;
+    return p.objects
+      ? Buffer.from(p.objects[h]!.buffer, p.objects[h]!.byteOffset, p.objectSize)
+      : Buffer.from(p.arena!, h * p.stride, p.objectSize);
+  }
+
+  // The cached view if this thread has one, else a fresh one that is not
+  // kept: walks over the whole pool (init, close) must not grow the cache.
+  #view(h: number): Buffer {
+    return this.#views[h] ?? this.#makeView(h);
   }
 
   /** pop() + buffer(): an object's Buffer, or null when the pool is empty. */
   acquire(): Buffer | null {
     const h = this.pop();
-    return h < 0 ? null : this.buffer(h);
+    if (h < 0) return null;
+    const leaks = this.#leaks;
+    if (leaks !== null && leaks.sampled()) return this.#tracked(h, this.acquire);
+    return this.buffer(h);
+  }
+
+  // A Buffer of its own for a sampled acquire, watched for collection.
+  #tracked(h: number, caller: Function): Buffer {
+    const buf = this.#makeView(h);
+    this.#leaks!.track(h, buf, caller);
+    return buf;
   }
 
   /**
@@ -360,6 +472,118 @@ export class ObjectPool {
    */
   release(obj: Uint8Array): void {
     this.push(this.handleOf(obj));
+  }
+
+  /**
+   * One object as a lease, or null when the pool is empty: `using lease =
+   * pool.lease()` returns it at the end of the scope; `release()` returns it
+   * sooner, and a second release does nothing.
+   */
+  lease(): Lease | null {
+    const h = this.pop();
+    if (h < 0) return null;
+    const leaks = this.#leaks;
+    const buffer = leaks !== null && leaks.sampled() ? this.#tracked(h, this.lease) : this.buffer(h);
+    let out = true;
+    const release = () => {
+      if (!out) return;
+      out = false;
+      this.push(h);
+    };
+    return { handle: h, buffer, release, [Symbol.dispose]: release };
+  }
+
+  /**
+   * Takes an object, waiting while the pool is empty: resolves with its
+   * handle as soon as any thread (JS or native) pushes one back, in the
+   * order of the calls in this thread. Rejects with `signal.reason` on
+   * abort, ERR_OBJPOOL_TIMEOUT after `timeout` ms, ERR_OBJPOOL_CLOSED when
+   * the pool is closed. An object is only taken for a call that is still
+   * waiting, so none is lost to one that gave up. A pending wait does not
+   * keep the thread alive by itself.
+   */
+  popAsync(options: WaitOptions = {}): Promise<number> {
+    const o = checkObject('options', options) as WaitOptions;
+    const signal = o.signal;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidType('options.signal', 'an instance of AbortSignal', signal);
+    const timeout = o.timeout === undefined ? undefined : checkNumber('options.timeout', o.timeout, 0, 2 ** 31 - 1);
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (this.#waiters.length === 0) {
+      try {
+        const h = this.pop();
+        if (h >= 0) return Promise.resolve(h);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    const w: Waiter = { resolve: () => {}, reject: () => {}, registered: false, timer: undefined, signal, onAbort: undefined };
+    const promise = new Promise<number>((resolve, reject) => { w.resolve = resolve; w.reject = reject; });
+    this.#waiters.push(w);
+    // Register with the pool; an object that came back meanwhile goes to the
+    // first in line, and registering is tried again.
+    for (;;) {
+      let h: number;
+      try {
+        h = this.#ops.waitBegin(this.#onWake ??= () => this.#serveWaiters());
+      } catch (err) {
+        this.#giveUp(w, err);
+        return promise;
+      }
+      if (h < 0) {
+        w.registered = true;
+        break;
+      }
+      const first = this.#waiters[0]!;
+      this.#settle(first);
+      first.resolve(h);
+      if (first === w) return promise;
+    }
+    if (timeout !== undefined) {
+      w.timer = setTimeout(() => this.#giveUp(w, poolError(codes.TIMEOUT, `No object came back within ${timeout} ms`)), timeout);
+    }
+    if (signal) {
+      w.onAbort = () => this.#giveUp(w, signal.reason);
+      signal.addEventListener('abort', w.onAbort, { once: true });
+    }
+    return promise;
+  }
+
+  /** popAsync() + buffer(): resolves with an object's Buffer. */
+  async acquireAsync(options?: WaitOptions): Promise<Buffer> {
+    return this.buffer(await this.popAsync(options));
+  }
+
+  // Settles a waiter and takes it out of the queue and the pool's count.
+  #settle(w: Waiter): void {
+    const i = this.#waiters.indexOf(w);
+    if (i >= 0) this.#waiters.splice(i, 1);
+    if (w.timer !== undefined) clearTimeout(w.timer);
+    if (w.onAbort) w.signal!.removeEventListener('abort', w.onAbort);
+    if (w.registered) this.#ops.waitEnd();
+    w.registered = false;
+  }
+
+  #giveUp(w: Waiter, reason: unknown): void {
+    this.#settle(w);
+    w.reject(reason);
+  }
+
+  // A push or a close may have made progress possible: serve the waiters in
+  // order while objects come.
+  #serveWaiters(): void {
+    while (this.#waiters.length > 0) {
+      let h: number;
+      try {
+        h = this.pop();
+      } catch (err) {
+        for (const w of [...this.#waiters]) this.#giveUp(w, err);
+        return;
+      }
+      if (h < 0) return;
+      const w = this.#waiters[0]!;
+      this.#settle(w);
+      w.resolve(h);
+    }
   }
 
   /** The handle of the object a view starts at; throws ERR_OBJPOOL_FOREIGN_BUFFER for any other memory. */
@@ -384,76 +608,220 @@ export class ObjectPool {
 
   /** Counts, taken without slowing pop/push; approximate while other threads work. */
   stats(): PoolStats {
-    const perSlot = this.#ops.perSlot();
-    const available = perSlot.reduce((a, b) => a + b, 0);
-    return { capacity: this.capacity, available, inUse: Math.max(0, this.capacity - available - this.#released), perSlot, closed: this.closed };
+    const s = this.#ops.stats();
+    const available = s.perSlot.reduce((a, b) => a + b, 0) + s.cached;
+    return {
+      capacity: this.capacity, available, inUse: Math.max(0, this.capacity - available - s.released), cached: s.cached,
+      waiting: s.waiting, perSlot: s.perSlot, closed: this.closed,
+    };
   }
 
   /**
    * Closes the pool, in every thread: pops throw ERR_OBJPOOL_CLOSED from now
-   * on. Every object in the pool is released now; objects still out are
-   * released when they are pushed back, from whichever thread. `release`
-   * always runs on this thread. The promise resolves once every object has
-   * been released (rejecting with the first error `release` threw, if any).
-   * If another thread closed the pool first, that thread releases and this
-   * promise resolves at once. Releases run on this thread for as long as it
-   * lives; a pending close does not by itself keep the thread alive (objects
-   * out are normally held by something that does, and a push on this thread
-   * keeps it alive until that object is released).
+   * on, and waiting calls reject with it. Every object in the pool (every
+   * thread's cache included) is released; objects still out are released
+   * when they are pushed back, from whichever thread. `release` always runs
+   * on this thread. The promise resolves once every object has been released
+   * (rejecting with the first error `release` threw, if any). If another
+   * thread closed the pool first, that thread releases and this promise
+   * resolves at once. Releases run on this thread for as long as it lives; a
+   * pending close does not by itself keep the thread alive (objects out are
+   * normally held by something that does, and a push on this thread keeps it
+   * alive until that object is released).
    */
   close(release?: ReleaseCallback): Promise<void> {
     if (release !== undefined && typeof release !== 'function') throw invalidType('release', 'of type function', release);
     if (this.#closing) return this.#closing;
-    if (!this.#ops.close()) return (this.#closing = Promise.resolve());
+    let resolve!: () => void, reject!: (e: unknown) => void;
+    // Set before anything runs: a close() from inside `release` gets this promise.
+    this.#closing = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
+    const won = this.#ops.close();
+    this.#serveWaiters();
+    if (!won) {
+      resolve();
+      return this.#closing;
+    }
     const p = this.#parts;
     const user = p.mode !== Mode.Own;
-    const seen = new Uint8Array(p.capacity);
-    const out = new Uint32Array(Math.min(p.capacity, 4096));
+    const out = new Uint32Array(p.capacity);
+    let released = 0;
     let failure: { error: unknown } | null = null;
-    const call = (obj: Buffer, info: ReleaseInfo) => {
-      if (!release) return;
+    let settled = false;
+    const call = (h: number, info: ReleaseInfo) => {
       try {
-        release(obj, info);
+        const obj = h < 0 ? Buffer.from(p.arena!) : this.#view(h);
+        if (release) release(obj, info);
       } catch (error) {
         failure ??= { error };
       }
     };
-    let finish = () => {};
-    this.#closing = new Promise<void>((resolve, reject) => {
-      const drain = () => {
-        if (this.#released === p.capacity) return;
-        for (let n, fresh = 1; fresh > 0 && (n = this.#ops.drain(out)) > 0; ) {
-          fresh = 0;
-          for (let i = 0; i < n; i++) {
-            const h = out[i]!;
-            // Unchecked mode only: a double push can link an object twice
-            // (even into a cycle); release it once and stop on a batch with
-            // nothing new.
-            if (seen[h]) continue;
-            seen[h] = 1;
-            fresh++;
-            this.#released++;
-            call(this.buffer(h), { handle: h, user, element: true });
-          }
-        }
-        if (this.#released < p.capacity) return;
-        finish();
+    // Pushes from C++ threads that use the core directly cannot reach this
+    // thread: a slow poll, which does not keep the thread alive, finds them.
+    const poll = setInterval(() => drain(), 10);
+    poll.unref();
+    const drain = () => {
+      if (released === p.capacity) return;
+      const n = this.#ops.drain(out);
+      for (let i = 0; i < n; i++) {
+        released++;
+        call(out[i]!, { handle: out[i]!, user, element: true });
+      }
+      if (released === p.capacity) {
+        clearInterval(poll);
         this.#ops.unwatch();
-        if (p.mode === Mode.Memory) call(Buffer.from(p.arena!), { handle: -1, user: true, element: false });
+        if (p.mode === Mode.Memory) call(-1, { handle: -1, user: true, element: false });
+        if (settled) return;
+        settled = true;
         if (failure) reject(failure.error);
         else resolve();
-      };
-      // Pushes from this process's addon threads ask for a drain at once;
-      // pushes from C++ threads (which cannot reach the closer) are picked
-      // up by a slow poll, which does not keep the thread alive.
-      const poll = setInterval(drain, 10);
-      poll.unref();
-      finish = () => clearInterval(poll);
-      this.#ops.watch(drain);
-      drain();
-    });
+      } else if (!settled && !p.checked && this.#ops.corrupt()) {
+        // Unchecked misuse linked an object twice: objects may be lost for
+        // good. Settle now; objects that still come back are released.
+        settled = true;
+        reject(poolError(codes.DOUBLE_PUSH, `The pool's free lists were corrupted by a double push (checked: false); ${released} of ${p.capacity} objects were released, the rest may never be found`));
+      }
+    };
+    this.#ops.watch(drain);
+    drain();
     return this.#closing;
   }
+
+  /** close(), for `await using pool = new ObjectPool(...)`. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/** @internal A pending popAsync(). */
+interface Waiter {
+  resolve: (h: number) => void;
+  reject: (e: unknown) => void;
+  /** Counted in the pool's waiters (waitBegin() returned -1 for it). */
+  registered: boolean;
+  timer: NodeJS.Timeout | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+// ---- the hot path ---------------------------------------------------------
+//
+// Built once per instance as closures over typed arrays, so a call reads no
+// property. With a cache, pop and push stay in JS until the cache runs empty
+// or full (Bonwick's magazines, as one array: refill takes half of it, spill
+// gives back the older half, so alternating pops and pushes never cross).
+// Checked mode stays exact: a push moves the state word Taken -> Free with
+// one atomic compare-exchange (two threads pushing one handle: one wins);
+// objects in a cache are Free, and a pop marks its object Taken with a plain
+// store (it owns the object: nobody else can take it from this cache).
+
+const REG_POPPED = 0, REG_PUSH = 1, COUNT = 2, BASE = 4;
+
+function makePop(ops: NativeOps, mem: Int32Array, attention: Int32Array, state: Int32Array | null, cacheCap: number): () => number {
+  const popReg = ops.popReg;
+  if (cacheCap === 0) {
+    return () => {
+      popReg();
+      return mem[REG_POPPED]!;
+    };
+  }
+  const refill = ops.refill, flush = ops.flush;
+  const A = native.attentionWord;
+  // The closed flag is read with a plain load: it is shared memory that only
+  // ever goes 0 -> 1, and every iteration of a loop of pops and pushes writes
+  // the cache, so the load cannot be hoisted out of it.
+  const closed = () => {
+    flush();
+    return closedError();
+  };
+  if (state === null) {
+    return () => {
+      if ((attention[A]! & 1) !== 0) throw closed();
+      let n = mem[COUNT]!;
+      if (n === 0 && (n = refill()) === 0) return -1;
+      mem[COUNT] = --n;
+      return mem[BASE + n]!;
+    };
+  }
+  return () => {
+    if ((attention[A]! & 1) !== 0) throw closed();
+    let n = mem[COUNT]!;
+    if (n === 0 && (n = refill()) === 0) return -1;
+    mem[COUNT] = --n;
+    const h = mem[BASE + n]!;
+    state[h] = TAKEN;
+    return h;
+  };
+}
+
+function makePush(ops: NativeOps, mem: Int32Array, attention: Int32Array, state: Int32Array | null, cacheCap: number,
+  capacity: number, zero: ((h: number) => void) | null, leaks: LeakTracker | null): (handle: number) => void {
+  const pushReg = ops.pushReg, pushFree = ops.pushFree, spill = ops.spill;
+  const A = native.attentionWord;
+  let push: (h: number) => void;
+  if (cacheCap === 0 && zero === null) {
+    // Native code checks and pushes.
+    push = (h) => {
+      if (typeof h !== 'number' || (h >>> 0) !== h || h >= capacity) throw badHandle(h, capacity);
+      mem[REG_PUSH] = h;
+      pushReg();
+    };
+  } else if (zero === null && state !== null) {
+    push = (h) => {
+      if (typeof h !== 'number' || (h >>> 0) !== h || h >= capacity) throw badHandle(h, capacity);
+      if (Atomics.compareExchange(state, h, TAKEN, FREE) !== TAKEN) throw doublePush(h);
+      let n = mem[COUNT]!;
+      // Closed, or threads wait for objects: straight to the pool.
+      if (attention[A] !== 0) {
+        mem[REG_PUSH] = h;
+        return pushFree();
+      }
+      if (n === cacheCap) n = spill();
+      mem[BASE + n] = h;
+      mem[COUNT] = n + 1;
+    };
+  } else if (zero === null) {
+    push = (h) => {
+      if (typeof h !== 'number' || (h >>> 0) !== h || h >= capacity) throw badHandle(h, capacity);
+      let n = mem[COUNT]!;
+      if (attention[A] !== 0) {
+        mem[REG_PUSH] = h;
+        return pushFree();
+      }
+      if (n === cacheCap) n = spill();
+      mem[BASE + n] = h;
+      mem[COUNT] = n + 1;
+    };
+  } else {
+    // Zeroing: the object is zeroed once this thread owns it (after the
+    // state check) and before anyone else can take it.
+    push = (h) => {
+      if (typeof h !== 'number' || (h >>> 0) !== h || h >= capacity) throw badHandle(h, capacity);
+      if (state !== null && Atomics.compareExchange(state, h, TAKEN, FREE) !== TAKEN) throw doublePush(h);
+      zero(h);
+      if (cacheCap === 0 || attention[A] !== 0) {
+        mem[REG_PUSH] = h;
+        return pushFree();
+      }
+      let n = mem[COUNT]!;
+      if (n === cacheCap) n = spill();
+      mem[BASE + n] = h;
+      mem[COUNT] = n + 1;
+    };
+  }
+  if (leaks === null) return push;
+  return (h) => {
+    push(h);
+    if (leaks.size !== 0) leaks.untrack(h);
+  };
+}
+
+function leakAwarePushMany(pushMany: NativeOps['pushMany'], leaks: LeakTracker): NativeOps['pushMany'] {
+  return (handles, count) => {
+    pushMany(handles, count);
+    if (leaks.size === 0) return;
+    const n = count ?? handles.length;
+    for (let i = 0; i < n; i++) leaks.untrack(handles[i]!);
+  };
 }
 
 function badHandle(handle: unknown, capacity: number): Error {

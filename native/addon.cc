@@ -6,18 +6,29 @@
 // node-addon-api CallbackInfo wrapper costs about twice the crossing; see
 // bench/). Everything else uses node-addon-api.
 //
-// Pool memory is never owned here: the metadata and the arena are
-// SharedArrayBuffers (or the user's ArrayBuffer) owned by V8. open() stores
-// the views it got its pointers from on every function it returns (a plain
-// JS property), so the memory outlives every function that can touch it and
-// is collected in the same GC as the last of them.
+// Memory: pool memory is never owned here. The metadata is a
+// SharedArrayBuffer and so is each view's own memory (the register and the
+// per-thread cache): neither can be detached, resized or replaced, and the
+// binding holds them by strong references, released by its last finalizer,
+// so they outlive every function that can touch them. Nothing the binding
+// reads or writes is exposed on an object JS can reach. An arena that is a
+// plain ArrayBuffer (a user's, which the user can detach) is never touched
+// here: only its length is checked.
+//
+// Threads: a Binding is used on the thread that created it, except for the
+// fields documented otherwise. A process-wide registry maps each pool to its
+// bindings, for close() (flush every thread's cache, route late pushes to
+// the closer) and stats() (count every thread's cached objects).
 
 #include <napi.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstring>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -27,38 +38,83 @@ namespace {
 
 using objpool::Status;
 
-// One attached view of a pool, shared by the functions created for it. All of
-// its fields are used on the thread that created it, except `pool`, whose
-// methods are thread-safe.
+// Words of a view's own memory (an Int32Array over a SharedArrayBuffer that
+// lib/pool.ts creates and never exposes).
+enum MemWord : size_t {
+  kRegPopped = 0,  // pop(): the handle popped, or -1
+  kRegPush = 1,    // push(): the handle to push
+  kCached = 2,     // how many handles the cache holds
+  kCacheBase = 4,  // the cached handles, oldest first
+};
+
+// Waiting: a thread blocked on the pool's wake word, calling the owning JS
+// thread back (through a thread-safe function) when a push changes it.
+struct Waiter {
+  std::thread thread;
+  std::atomic<bool> stop{false};
+  std::atomic<bool> pending{false};  // a call back is queued and has not run yet
+  napi_threadsafe_function wake = nullptr;
+  uint32_t registered = 0;  // waiters this view added to the pool's count (JS thread only)
+};
+
+// One attached view of a pool, shared by the functions created for it.
 struct Binding {
   objpool::Pool pool;
   napi_env env = nullptr;
-  int functions = 0;                          // live bound functions; the last finalizer frees this
-  napi_threadsafe_function closer = nullptr;  // set while this view drains a closed pool
-  bool closer_ref = false;                    // a push on this thread queued a drain: keep the loop alive until it runs
-  const void* key = nullptr;                  // the metadata's address: one per pool in the process
-  int32_t* reg = nullptr;                     // this thread's 2-word register: [0] popped handle, [1] handle to push
+  const void* key = nullptr;  // the metadata's address: one per pool in the process
+  int functions = 0;          // live bound functions; the last finalizer frees this
+  bool torn_down = false;     // teardown() ran (env cleanup or last finalizer)
+  int32_t* mem = nullptr;     // see MemWord
+  uint32_t cache_cap = 0;     // handles the cache may hold
+  napi_ref refs[3] = {nullptr, nullptr, nullptr};  // the metadata, arena and memory views
+  napi_threadsafe_function flusher = nullptr;      // empties the cache on this thread (close)
+  napi_threadsafe_function closer = nullptr;       // set while this view drains a closed pool
+  bool closer_ref = false;  // a push on this thread queued a drain: keep the loop alive until it runs
+  std::vector<uint8_t> seen;  // the closer's bitmap: objects released so far
+  bool corrupt = false;       // a drain met an object twice (unchecked misuse)
+  Waiter* waiter = nullptr;
+
+  // The cache's count, clamped: the memory is ours, but nothing read from
+  // memory is trusted to stay in bounds.
+  uint32_t cached() const {
+    // relaxed: read by other threads for stats(); written by JS on this one.
+    const int32_t n = std::atomic_ref<int32_t>(mem[kCached]).load(std::memory_order_relaxed);
+    return n < 0 ? 0 : std::min<uint32_t>(uint32_t(n), cache_cap);
+  }
+  uint32_t* cache() const { return reinterpret_cast<uint32_t*>(mem + kCacheBase); }
 };
 
-// Closers by pool: a push that finds the pool closed asks the closing thread,
-// whichever it is, to drain again. Only touched on that slow path and by
-// close(); never on pop/push's fast path. Deliberately leaked so that threads
-// still running at process exit never see it destroyed.
-std::mutex& closers_mutex() {
+// The registry. Deliberately leaked so that threads still running at process
+// exit never see it destroyed. Only touched off the fast path.
+struct Members {
+  Binding* closer = nullptr;
+  std::vector<Binding*> all;
+};
+std::mutex& registry_mutex() {
   static auto* m = new std::mutex;
   return *m;
 }
-std::unordered_map<const void*, Binding*>& closers() {
-  static auto* m = new std::unordered_map<const void*, Binding*>;
+std::unordered_map<const void*, Members>& registry() {
+  static auto* m = new std::unordered_map<const void*, Members>;
   return *m;
 }
 
+// Returns the cache's objects to the pool (this binding's thread only). True
+// if the pool is closed and the closer must drain again.
+bool flush_cache(Binding* b) {
+  const uint32_t n = b->cached();
+  if (n == 0) return false;
+  // relaxed: the cache is this thread's; the count is read racily by stats().
+  std::atomic_ref<int32_t>(b->mem[kCached]).store(0, std::memory_order_relaxed);
+  return b->pool.give(b->cache(), n) == Status::drain_needed;
+}
+
 void request_drain(napi_env env, const void* key) {
-  std::lock_guard<std::mutex> lock(closers_mutex());
-  auto it = closers().find(key);
-  if (it == closers().end()) return;
-  // Under the lock, so unwatch() cannot release the function in between.
-  Binding* closer = it->second;
+  std::lock_guard<std::mutex> lock(registry_mutex());
+  auto it = registry().find(key);
+  if (it == registry().end() || it->second.closer == nullptr) return;
+  // Under the lock, so teardown cannot release the function in between.
+  Binding* closer = it->second.closer;
   if (closer->env == env && !closer->closer_ref) {
     // A push on the closing thread itself: the drain it queues must run
     // before this loop may exit. (Only that thread may ref the function.)
@@ -68,31 +124,101 @@ void request_drain(napi_env env, const void* key) {
   napi_call_threadsafe_function(closer->closer, nullptr, napi_tsfn_nonblocking);
 }
 
+// Calls `fn` on this thread; an exception it leaves is reported as uncaught
+// (as for any callback from the event loop), never left pending.
+void call_js(napi_env env, napi_value fn) {
+  napi_value undefined;
+  napi_get_undefined(env, &undefined);
+  if (napi_call_function(env, undefined, fn, 0, nullptr, nullptr) == napi_pending_exception) {
+    napi_value error;
+    napi_get_and_clear_last_exception(env, &error);
+    napi_fatal_exception(env, error);
+  }
+}
+
 // Runs on the closing thread for each drain request.
 void call_drain(napi_env env, napi_value fn, void* context, void*) {
-  if (env == nullptr) return;  // torn down
+  if (env == nullptr) return;  // torn down: `context` may be gone
   auto* b = static_cast<Binding*>(context);
   if (b->closer_ref && b->closer != nullptr) {
     napi_unref_threadsafe_function(env, b->closer);
     b->closer_ref = false;
   }
-  napi_value undefined;
-  napi_get_undefined(env, &undefined);
-  napi_call_function(env, undefined, fn, 0, nullptr, nullptr);
+  call_js(env, fn);
 }
 
-void unwatch(Binding* b) {
-  if (b->closer == nullptr) return;
-  {
-    std::lock_guard<std::mutex> lock(closers_mutex());
-    auto it = closers().find(b->key);
-    if (it != closers().end() && it->second == b) closers().erase(it);
+// Runs on a view's own thread when another thread closed the pool.
+void call_flush(napi_env env, napi_value, void* context, void*) {
+  if (env == nullptr) return;  // torn down: `context` may be gone
+  auto* b = static_cast<Binding*>(context);
+  if (flush_cache(b)) request_drain(env, b->key);
+}
+
+// Runs on a waiting view's thread when a push (or close) changed the wake word.
+void call_wake(napi_env env, napi_value fn, void* context, void*) {
+  if (env == nullptr) return;  // torn down: `context` may be gone
+  auto* w = static_cast<Waiter*>(context);
+  // release: pairs with the helper's exchange; a change after this point
+  // queues another call.
+  w->pending.store(false, std::memory_order_release);
+  call_js(env, fn);
+}
+
+void wait_loop(objpool::Pool pool, Waiter* w, uint32_t seen) {
+  // acquire: pairs with the release store in stop_waiter().
+  while (!w->stop.load(std::memory_order_acquire)) {
+    pool.wait_for_push(seen);
+    const uint32_t now = pool.wake_seq();
+    if (now == seen) continue;  // spurious
+    seen = now;
+    // acq_rel: one queued call at a time; call_wake() clears the flag.
+    if (!w->stop.load(std::memory_order_acquire) && !w->pending.exchange(true, std::memory_order_acq_rel))
+      napi_call_threadsafe_function(w->wake, nullptr, napi_tsfn_nonblocking);
   }
-  napi_release_threadsafe_function(b->closer, napi_tsfn_abort);
-  b->closer = nullptr;
 }
 
-void env_cleanup(void* arg) { unwatch(static_cast<Binding*>(arg)); }
+void stop_waiter(Binding* b) {
+  Waiter* w = b->waiter;
+  if (w == nullptr) return;
+  // release: the helper sees the flag once the wake below lets it run.
+  w->stop.store(true, std::memory_order_release);
+  b->pool.wake_waiters();  // changes the word, so the helper cannot sleep through this
+  w->thread.join();
+  while (w->registered > 0) {
+    b->pool.wait_end();
+    --w->registered;
+  }
+  napi_release_threadsafe_function(w->wake, napi_tsfn_abort);
+  delete w;
+  b->waiter = nullptr;
+}
+
+// Everything a view holds in the pool and the process, given back once: on
+// the last finalizer, or when its thread's environment is torn down (a
+// worker that exits or is terminated runs no more JS, so its cached objects
+// are pushed back here).
+void teardown(Binding* b) {
+  if (b->torn_down) return;
+  b->torn_down = true;
+  stop_waiter(b);
+  const bool drain = flush_cache(b);
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    auto it = registry().find(b->key);
+    if (it != registry().end()) {
+      auto& all = it->second.all;
+      all.erase(std::remove(all.begin(), all.end(), b), all.end());
+      if (it->second.closer == b) it->second.closer = nullptr;
+      if (all.empty() && it->second.closer == nullptr) registry().erase(it);
+    }
+  }
+  if (drain) request_drain(b->env, b->key);
+  if (b->closer != nullptr) napi_release_threadsafe_function(b->closer, napi_tsfn_abort);
+  if (b->flusher != nullptr) napi_release_threadsafe_function(b->flusher, napi_tsfn_abort);
+  b->closer = b->flusher = nullptr;
+}
+
+void env_cleanup(void* arg) { teardown(static_cast<Binding*>(arg)); }
 
 // ---- errors ---------------------------------------------------------------
 
@@ -221,30 +347,88 @@ uint32_t* scratch(napi_env env, size_t n) {
 
 // ---- bound functions ------------------------------------------------------
 
-// pop/push: the handle travels through a small Int32Array that the JS side
-// reads and writes, so a call needs no argument or return value conversion
-// (measured: 11 ns of a ~70 ns pair; npm run bench -- crossing).
-// lib/pool.ts checks the handle's type and range before writing it (for the
-// error codes); the core's own bounds check stays the one that guards memory.
+// pop/push without a cache: the handle travels through the view's memory
+// (words kRegPopped and kRegPush), which the JS side reads and writes, so a
+// call needs no argument or return value conversion (npm run bench --
+// crossing). lib/pool.ts checks the handle's type and range before writing
+// it (for the error codes); the core's own bounds check guards memory.
 napi_value PopReg(napi_env env, napi_callback_info info) {
   Binding* b = binding_of(env, info, nullptr, nullptr);
   uint32_t h;
   const Status st = b->pool.pop(h);
   if (st == Status::closed) return throw_pool(env, st);
-  b->reg[0] = st == Status::ok ? static_cast<int32_t>(h) : -1;
+  b->mem[kRegPopped] = st == Status::ok ? static_cast<int32_t>(h) : -1;
   return nullptr;
 }
 
-napi_value PushReg(napi_env env, napi_callback_info info) {
-  Binding* b = binding_of(env, info, nullptr, nullptr);
-  const uint32_t h = static_cast<uint32_t>(b->reg[1]);
-  const Status st = b->pool.push(h);
+// Reports a push's status: a drain request, or the error to throw.
+napi_value pushed(napi_env env, Binding* b, Status st, uint32_t h) {
   if (st == Status::drain_needed)
     request_drain(env, b->key);
   else if (st == Status::out_of_range)
     return throw_range(env, "handle", b->pool.capacity(), double(int32_t(h)));
   else if (st != Status::ok)
     return throw_pool(env, st, h);
+  return nullptr;
+}
+
+napi_value PushReg(napi_env env, napi_callback_info info) {
+  Binding* b = binding_of(env, info, nullptr, nullptr);
+  const uint32_t h = static_cast<uint32_t>(b->mem[kRegPush]);
+  return pushed(env, b, b->pool.push(h), h);
+}
+
+// push of an object the JS side already moved Taken -> Free (a cache's slow
+// path: the pool is closed, or threads wait for objects).
+napi_value PushFree(napi_env env, napi_callback_info info) {
+  Binding* b = binding_of(env, info, nullptr, nullptr);
+  const uint32_t h = static_cast<uint32_t>(b->mem[kRegPush]);
+  return pushed(env, b, b->pool.give(&h, 1), h);
+}
+
+// refill(): an empty cache takes up to half its room from the pool, leaving
+// the objects Free (the JS side marks each Taken as it hands it out).
+// Returns the new count.
+napi_value Refill(napi_env env, napi_callback_info info) {
+  Binding* b = binding_of(env, info, nullptr, nullptr);
+  if (flush_cache(b)) request_drain(env, b->key);  // normally empty already
+  Status st;
+  const size_t got = b->pool.pop_many(b->cache(), std::max<uint32_t>(1, (b->cache_cap + 1) / 2), &st, false);
+  if (st == Status::closed) return throw_pool(env, st);
+  // The cache pops from its end: keep the pool's LIFO order.
+  std::reverse(b->cache(), b->cache() + got);
+  // relaxed: the count is this thread's; stats() reads it racily.
+  std::atomic_ref<int32_t>(b->mem[kCached]).store(int32_t(got), std::memory_order_relaxed);
+  napi_value r;
+  napi_create_uint32(env, uint32_t(got), &r);
+  return r;
+}
+
+// spill(): a full cache gives its older half back to the pool in one CAS and
+// keeps the newer (cache-warm) half. Returns the new count.
+napi_value Spill(napi_env env, napi_callback_info info) {
+  Binding* b = binding_of(env, info, nullptr, nullptr);
+  const uint32_t n = b->cached();
+  const uint32_t out = std::max<uint32_t>(1, n / 2);
+  uint32_t left = n;
+  if (n > 0) {
+    uint32_t* c = b->cache();
+    const Status st = b->pool.give(c, out);
+    left = st == Status::out_of_range ? n : n - out;
+    if (left != n) std::memmove(c, c + out, size_t(left) * sizeof(uint32_t));
+    // relaxed: as in Refill.
+    std::atomic_ref<int32_t>(b->mem[kCached]).store(int32_t(left), std::memory_order_relaxed);
+    if (st == Status::drain_needed) request_drain(env, b->key);
+  }
+  napi_value r;
+  napi_create_uint32(env, left, &r);
+  return r;
+}
+
+// flush(): the whole cache back to the pool.
+napi_value Flush(napi_env env, napi_callback_info info) {
+  Binding* b = binding_of(env, info, nullptr, nullptr);
+  if (flush_cache(b)) request_drain(env, b->key);
   return nullptr;
 }
 
@@ -259,6 +443,8 @@ napi_value PopMany(napi_env env, napi_callback_info info) {
   n = std::min<size_t>(n, b->pool.capacity());  // no more can be popped
   uint32_t* tmp = scratch(env, n);
   if (tmp == nullptr) return nullptr;
+  // This thread's cached objects count as available: return them first.
+  if (n > 0 && flush_cache(b)) request_drain(env, b->key);
   Status st;
   const size_t got = b->pool.pop_many(tmp, n, &st);
   if (st == Status::closed) return throw_pool(env, st);
@@ -285,49 +471,79 @@ napi_value PushMany(napi_env env, napi_callback_info info) {
   if (n > b->pool.capacity()) return out_of_range(in);
   uint32_t* tmp = scratch(env, n);
   if (tmp == nullptr) return nullptr;
+  // A private copy: the caller's array may be shared memory another thread changes.
   std::copy(in, in + n, tmp);
   const Status st = b->pool.push_many(tmp, n);  // checks every handle's range first, all or nothing
-  if (st == Status::drain_needed)
-    request_drain(env, b->key);
-  else if (st == Status::out_of_range)
-    return out_of_range(tmp);
-  else if (st != Status::ok)
-    return throw_pool(env, st);
-  return nullptr;
+  if (st == Status::out_of_range) return out_of_range(tmp);
+  return pushed(env, b, st, 0);
 }
 
-// close(): true for the one call, in any thread, that closed the pool.
+// close(): true for the one call, in any thread, that closed the pool. Every
+// view's cache is emptied: this thread's now, other threads' on their event
+// loops (a thread busy in synchronous code empties its own on its next call).
 Napi::Value Close(const Napi::CallbackInfo& info) {
   auto* b = static_cast<Binding*>(info.Data());
-  return Napi::Boolean::New(info.Env(), b->pool.close());
+  const bool won = b->pool.close();
+  if (won) {
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    auto it = registry().find(b->key);
+    if (it != registry().end()) {
+      for (Binding* m : it->second.all) {
+        if (m->env == b->env)
+          flush_cache(m);  // this thread: safe now; the caller drains next
+        else if (m->flusher != nullptr)
+          napi_call_threadsafe_function(m->flusher, nullptr, napi_tsfn_nonblocking);
+      }
+    }
+  }
+  return Napi::Boolean::New(info.Env(), won);
 }
 
-Napi::Value IsClosed(const Napi::CallbackInfo& info) {
-  auto* b = static_cast<Binding*>(info.Data());
-  return Napi::Boolean::New(info.Env(), b->pool.is_closed());
-}
-
-// drain(out: Uint32Array): after close(), takes objects out for release.
+// drain(out: Uint32Array of >= capacity entries): after close(), takes every
+// object now in the pool out for release, each once; returns how many.
 Napi::Value Drain(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
   auto* b = static_cast<Binding*>(info.Data());
   uint32_t* out;
   size_t n;
   if (!get_u32_array(env, info[0], nullptr, "out", &out, &n)) return Napi::Value();
-  n = std::min<size_t>(n, b->pool.capacity());
-  uint32_t* tmp = scratch(env, n);
+  if (n < b->pool.capacity()) {
+    throw_range(env, "out.length", double(b->pool.capacity()) + 1, double(n));
+    return Napi::Value();
+  }
+  if (b->seen.empty()) b->seen.assign((size_t(b->pool.capacity()) + 7) / 8, 0);
+  uint32_t* tmp = scratch(env, b->pool.capacity());
   if (tmp == nullptr) return Napi::Value();
-  const size_t got = b->pool.drain(tmp, n);
+  const size_t got = b->pool.drain(tmp, b->seen.data(), &b->corrupt);
   std::copy(tmp, tmp + got, out);
   return Napi::Number::New(env, double(got));
 }
 
-Napi::Value PerSlot(const Napi::CallbackInfo& info) {
+// True once a drain met an object twice: unchecked misuse corrupted the lists.
+Napi::Value Corrupt(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), static_cast<Binding*>(info.Data())->corrupt);
+}
+
+// stats(): { perSlot, cached, released, waiting }, counted across threads.
+Napi::Value Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
   auto* b = static_cast<Binding*>(info.Data());
   const std::vector<uint32_t> counts = b->pool.per_slot();
-  Napi::Array arr = Napi::Array::New(info.Env(), counts.size());
-  for (uint32_t i = 0; i < counts.size(); ++i) arr.Set(i, Napi::Number::New(info.Env(), counts[i]));
-  return arr;
+  Napi::Array per = Napi::Array::New(env, counts.size());
+  for (uint32_t i = 0; i < counts.size(); ++i) per.Set(i, Napi::Number::New(env, counts[i]));
+  double cached = 0;
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    auto it = registry().find(b->key);
+    if (it != registry().end())
+      for (Binding* m : it->second.all) cached += m->cached();
+  }
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("perSlot", per);
+  r.Set("cached", cached);
+  r.Set("released", double(b->pool.released()));
+  r.Set("waiting", double(b->pool.waiters()));
+  return r;
 }
 
 // watch(drain): from now on, a push in any thread of this process that finds
@@ -341,7 +557,7 @@ Napi::Value Watch(const Napi::CallbackInfo& info) {
     throw_type(env, "drain", "of type function", info[0]);
     return Napi::Value();
   }
-  if (b->closer != nullptr) return Napi::Value();
+  if (b->closer != nullptr || b->torn_down) return Napi::Value();
   napi_value name;
   napi_create_string_utf8(env, "objpool.drain", NAPI_AUTO_LENGTH, &name);
   napi_threadsafe_function tsfn;
@@ -351,19 +567,79 @@ Napi::Value Watch(const Napi::CallbackInfo& info) {
   // A pending close does not keep the thread alive by itself.
   napi_unref_threadsafe_function(env, tsfn);
   b->closer = tsfn;
-  // Added after the thread-safe function, so it runs before the function's
-  // own teardown (cleanup hooks run in reverse order).
-  napi_add_env_cleanup_hook(env, env_cleanup, b);
-  std::lock_guard<std::mutex> lock(closers_mutex());
-  closers()[b->key] = b;
+  std::lock_guard<std::mutex> lock(registry_mutex());
+  registry()[b->key].closer = b;
   return Napi::Value();
 }
 
 Napi::Value Unwatch(const Napi::CallbackInfo& info) {
   auto* b = static_cast<Binding*>(info.Data());
-  if (b->closer != nullptr) {
-    unwatch(b);
-    napi_remove_env_cleanup_hook(info.Env(), env_cleanup, b);
+  if (b->closer == nullptr) return Napi::Value();
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    auto it = registry().find(b->key);
+    if (it != registry().end() && it->second.closer == b) it->second.closer = nullptr;
+  }
+  napi_release_threadsafe_function(b->closer, napi_tsfn_abort);
+  b->closer = nullptr;
+  b->closer_ref = false;
+  return Napi::Value();
+}
+
+// waitBegin(onWake): registers one waiter for this view, then tries once more
+// to pop: the handle if an object came back meanwhile (nothing registered),
+// else -1, and from now on `onWake` runs on this thread whenever a push (from
+// any thread, JS or native) or close() may have made progress possible.
+// Throws ERR_OBJPOOL_CLOSED on a closed pool. Each -1 needs one waitEnd().
+Napi::Value WaitBegin(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  auto* b = static_cast<Binding*>(info.Data());
+  if (!info[0].IsFunction()) {
+    throw_type(env, "onWake", "of type function", info[0]);
+    return Napi::Value();
+  }
+  if (b->torn_down) return throw_pool(env, Status::closed), Napi::Value();
+  // Read before registering: a push after the retry below changes it.
+  const uint32_t seq = b->pool.wake_seq();
+  uint32_t h;
+  const Status st = b->pool.wait_begin(h);
+  if (st == Status::closed) return throw_pool(env, st), Napi::Value();
+  if (st == Status::ok) return Napi::Number::New(env, h);
+  Waiter* w = b->waiter;
+  if (w == nullptr) {
+    w = new Waiter;
+    napi_value name;
+    napi_create_string_utf8(env, "objpool.wake", NAPI_AUTO_LENGTH, &name);
+    if (napi_create_threadsafe_function(env, info[0], nullptr, name, 0, 1, nullptr, nullptr, w, call_wake, &w->wake) !=
+        napi_ok) {
+      b->pool.wait_end();
+      delete w;
+      napi_throw_error(env, "ERR_OBJPOOL_NO_MEMORY", "Cannot create the wake-up channel");
+      return Napi::Value();
+    }
+    // A pending wait does not keep the thread alive by itself.
+    napi_unref_threadsafe_function(env, w->wake);
+    try {
+      w->thread = std::thread(wait_loop, b->pool, w, seq);
+    } catch (const std::system_error&) {
+      b->pool.wait_end();
+      napi_release_threadsafe_function(w->wake, napi_tsfn_abort);
+      delete w;
+      napi_throw_error(env, "ERR_OBJPOOL_NO_MEMORY", "Cannot start the wake-up thread");
+      return Napi::Value();
+    }
+    b->waiter = w;
+  }
+  ++w->registered;
+  return Napi::Number::New(env, -1);
+}
+
+// waitEnd(): one waiter of this view gave up or was served.
+Napi::Value WaitEnd(const Napi::CallbackInfo& info) {
+  auto* b = static_cast<Binding*>(info.Data());
+  if (b->waiter != nullptr && b->waiter->registered > 0) {
+    --b->waiter->registered;
+    b->pool.wait_end();
   }
   return Napi::Value();
 }
@@ -371,10 +647,12 @@ Napi::Value Unwatch(const Napi::CallbackInfo& info) {
 void finalize_function(napi_env env, void* data, void*) {
   auto* b = static_cast<Binding*>(data);
   if (--b->functions > 0) return;
-  if (b->closer != nullptr) {
-    unwatch(b);
+  if (!b->torn_down) {
     napi_remove_env_cleanup_hook(env, env_cleanup, b);
+    teardown(b);
   }
+  for (napi_ref& r : b->refs)
+    if (r != nullptr) napi_delete_reference(env, r);
   delete b;
 }
 
@@ -394,18 +672,27 @@ void add_function(Napi::Object target, Binding* b, const char* name, Napi::Funct
   target.Set(name, fn);
 }
 
-// A Uint8Array's bytes. Works for views of SharedArrayBuffers, which
+// A typed array's bytes, and whether they are shared memory (which cannot be
+// detached). Works for views of SharedArrayBuffers, which
 // napi_get_arraybuffer_info rejects on Node 20.
-bool get_bytes(napi_env env, napi_value v, const char* name, void** data, size_t* len) {
+bool get_view(napi_env env, napi_value v, napi_typedarray_type want, const char* name, const char* expected,
+              void** data, size_t* len, bool* shared) {
   bool is_ta = false;
   napi_is_typedarray(env, v, &is_ta);
   napi_typedarray_type type;
-  if (!is_ta || napi_get_typedarray_info(env, v, &type, len, data, nullptr, nullptr) != napi_ok ||
-      type != napi_uint8_array) {
-    throw_type(env, name, "an instance of Uint8Array", v);
+  napi_value buffer;
+  bool plain = true;
+  if (!is_ta || napi_get_typedarray_info(env, v, &type, len, data, &buffer, nullptr) != napi_ok || type != want ||
+      napi_is_arraybuffer(env, buffer, &plain) != napi_ok) {
+    throw_type(env, name, expected, v);
     return false;
   }
+  if (shared) *shared = !plain;  // a typed array's buffer is an ArrayBuffer or a SharedArrayBuffer
   return true;
+}
+
+bool get_bytes(napi_env env, napi_value v, const char* name, void** data, size_t* len, bool* shared = nullptr) {
+  return get_view(env, v, napi_uint8_array, name, "an instance of Uint8Array", data, len, shared);
 }
 
 // ---- module functions -----------------------------------------------------
@@ -417,7 +704,7 @@ Napi::Value MetaBytes(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), double(objpool::meta_bytes_for(capacity, slots, checked)));
 }
 
-// format(meta, capacity, slots, objectSize, stride, align, checked, external)
+// format(meta, capacity, slots, objectSize, stride, align, checked, external, zero)
 Napi::Value Format(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
   void* meta;
@@ -431,6 +718,7 @@ Napi::Value Format(const Napi::CallbackInfo& info) {
   c.align = info[5].As<Napi::Number>().Uint32Value();
   c.checked = info[6].ToBoolean();
   c.external = info[7].ToBoolean();
+  c.zero = info[8].ToBoolean();
   if (objpool::Pool::format(meta, len, c) != Status::ok) {
     napi_throw_range_error(env, "ERR_INVALID_ARG_VALUE", "The pool shape is invalid");
     return Napi::Value();
@@ -438,64 +726,79 @@ Napi::Value Format(const Napi::CallbackInfo& info) {
   return Napi::Value();
 }
 
-// open(meta, arena | null): validates the metadata (and the arena's length)
-// and returns the pool's bound functions.
+// open(meta, arena | null, memory, cache): validates the metadata (and the
+// arena's length) and returns the pool's bound functions. `meta` and
+// `memory` (an Int32Array of 4 + cache words: see MemWord) must be views of
+// SharedArrayBuffers; an arena that is not shared is never touched.
 Napi::Value Open(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
   void* meta;
   size_t meta_len;
-  if (!get_bytes(env, info[0], "meta", &meta, &meta_len)) return Napi::Value();
+  bool meta_shared = false;
+  if (!get_bytes(env, info[0], "meta", &meta, &meta_len, &meta_shared)) return Napi::Value();
+  if (!meta_shared) return throw_type(env, "meta", "a Uint8Array over a SharedArrayBuffer", info[0]), Napi::Value();
   void* arena = nullptr;
   size_t arena_len = 0;
+  bool arena_shared = false;
   const bool has_arena = !info[1].IsNull() && !info[1].IsUndefined();
-  if (has_arena && !get_bytes(env, info[1], "arena", &arena, &arena_len)) return Napi::Value();
-  bool is_ta = false;
-  napi_is_typedarray(env, info[2], &is_ta);
-  napi_typedarray_type reg_type;
-  size_t reg_len = 0;
-  void* reg = nullptr;
-  napi_value reg_buffer;
-  bool shared = true;
-  if (!is_ta || napi_get_typedarray_info(env, info[2], &reg_type, &reg_len, &reg, &reg_buffer, nullptr) != napi_ok ||
-      reg_type != napi_int32_array || reg_len < 2 || napi_is_arraybuffer(env, reg_buffer, &shared) != napi_ok ||
-      !shared) {
-    // A private ArrayBuffer (not shared memory another thread could write).
-    throw_type(env, "register", "an Int32Array of length >= 2 over an ArrayBuffer", info[2]);
+  if (has_arena && !get_bytes(env, info[1], "arena", &arena, &arena_len, &arena_shared)) return Napi::Value();
+  void* mem;
+  size_t mem_len;
+  bool mem_shared = false;
+  const char* mem_expected = "an Int32Array over a SharedArrayBuffer, of length >= 4 + cache";
+  if (!get_view(env, info[2], napi_int32_array, "memory", mem_expected, &mem, &mem_len, &mem_shared))
     return Napi::Value();
-  }
-  if (has_arena && arena == nullptr) arena = meta;  // an empty arena still counts as given
+  double cache = 0;
+  if (napi_get_value_double(env, info[3], &cache) != napi_ok || !(cache >= 0 && cache <= objpool::kMaxCapacity) ||
+      cache != std::floor(cache))
+    return throw_range(env, "cache", objpool::kMaxCapacity + 1.0, cache), Napi::Value();
+  if (!mem_shared || mem_len < kCacheBase + size_t(cache))
+    return throw_type(env, "memory", mem_expected, info[2]), Napi::Value();
+  if (has_arena && arena == nullptr) arena = meta;  // an empty arena still counts as given (attach checks its length)
   objpool::Pool pool;
-  if (objpool::Pool::attach(meta, meta_len, arena, arena_len, pool) != Status::ok) {
+  if (objpool::Pool::attach(meta, meta_len, has_arena ? arena : nullptr, arena_len, pool) != Status::ok) {
     napi_throw_error(env, "ERR_OBJPOOL_BAD_DESCRIPTOR",
                      "The pool metadata is invalid: wrong magic, layout version or sizes, or truncated memory");
     return Napi::Value();
   }
+  if (!arena_shared) pool = pool.without_arena();
   auto* b = new Binding;
   b->pool = pool;
   b->env = env;
   b->key = meta;
-  b->reg = static_cast<int32_t*>(reg);
-  Napi::Object ops = Napi::Object::New(env);
-  // The first function's finalizer owns `b` from here on.
-  add_c_function(ops, b, "popMany", PopMany);
-  add_c_function(ops, b, "pushMany", PushMany);
-  add_c_function(ops, b, "popReg", PopReg);
-  add_c_function(ops, b, "pushReg", PushReg);
-  add_function(ops, b, "close", Close);
-  add_function(ops, b, "isClosed", IsClosed);
-  add_function(ops, b, "drain", Drain);
-  add_function(ops, b, "perSlot", PerSlot);
-  add_function(ops, b, "watch", Watch);
-  add_function(ops, b, "unwatch", Unwatch);
-  Napi::Array memory = Napi::Array::New(env, 3);
-  memory.Set(0u, info[0]);
-  memory.Set(1u, info[1]);
-  memory.Set(2u, info[2]);
-  for (const char* name :
-       {"popMany", "pushMany", "popReg", "pushReg", "close", "isClosed", "drain", "perSlot", "watch", "unwatch"}) {
-    napi_property_descriptor keep = {"memory", nullptr, nullptr, nullptr, nullptr, memory, napi_default, nullptr};
-    napi_define_properties(env, ops.Get(name), 1, &keep);  // not enumerable, not writable
+  b->mem = static_cast<int32_t*>(mem);
+  b->cache_cap = uint32_t(cache);
+  std::memset(b->mem, 0, kCacheBase * sizeof(int32_t));
+  for (size_t i = 0; i < 3; ++i) {
+    if (i == 1 && !arena_shared) continue;
+    napi_create_reference(env, info[i], 1, &b->refs[i]);
   }
+  if (b->cache_cap > 0) {
+    napi_value name;
+    napi_create_string_utf8(env, "objpool.flush", NAPI_AUTO_LENGTH, &name);
+    if (napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, nullptr, nullptr, b, call_flush,
+                                        &b->flusher) == napi_ok)
+      napi_unref_threadsafe_function(env, b->flusher);
+    else
+      b->flusher = nullptr;
+  }
+  // The functions' finalizers own `b` from here on; if this thread's
+  // environment goes first, the cleanup hook gives back what it holds.
+  napi_add_env_cleanup_hook(env, env_cleanup, b);
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    registry()[b->key].all.push_back(b);
+  }
+  Napi::Object ops = Napi::Object::New(env);
+  const std::pair<const char*, napi_callback> hot[] = {
+      {"popMany", PopMany}, {"pushMany", PushMany}, {"popReg", PopReg}, {"pushReg", PushReg},
+      {"pushFree", PushFree}, {"refill", Refill},   {"spill", Spill},   {"flush", Flush}};
+  for (const auto& [name, cb] : hot) add_c_function(ops, b, name, cb);
+  const std::pair<const char*, Napi::Function::Callback> rest[] = {
+      {"close", Close},         {"drain", Drain},     {"corrupt", Corrupt}, {"stats", Stats},
+      {"watch", Watch},         {"unwatch", Unwatch}, {"waitBegin", WaitBegin},
+      {"waitEnd", WaitEnd}};
+  for (const auto& [name, cb] : rest) add_function(ops, b, name, cb);
   return ops;
 }
 
@@ -521,7 +824,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("maxCapacity", Napi::Number::New(env, objpool::kMaxCapacity));
   exports.Set("maxSlots", Napi::Number::New(env, objpool::kMaxSlots));
   exports.Set("maxAlign", Napi::Number::New(env, objpool::kMaxAlign));
-  exports.Set("closedWord", Napi::Number::New(env, double(objpool::layout::closed / 4)));
+  exports.Set("attentionWord", Napi::Number::New(env, double(objpool::layout::attention / 4)));
+  exports.Set("releasedWord", Napi::Number::New(env, double(objpool::layout::released / 4)));
+  exports.Set("headsOffset", Napi::Number::New(env, double(objpool::layout::heads)));
+  exports.Set("lineBytes", Napi::Number::New(env, double(objpool::kLine)));
+  exports.Set("layoutVersion", Napi::Number::New(env, objpool::kLayoutVersion));
   return exports;
 }
 

@@ -30,6 +30,11 @@
 // this object at attach(): no content of the metadata can make this code read
 // or write out of bounds.
 //
+// Waiting: the attention word holds the closed flag (bit 0) and the number
+// of waiters (the rest, counted in twos). A push that finds waiters bumps the
+// wake word and wakes every thread blocked on it (futex on Linux), so a
+// thread can sleep until any thread, JS or native, returns an object.
+//
 // Limitations:
 //   - capacity is fixed (at most 2^24 objects); nothing grows;
 //   - no order or fairness between threads; LIFO within a slot;
@@ -46,8 +51,17 @@
 #include <vector>
 
 #if defined(__linux__)
+#include <linux/futex.h>
 #include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <climits>
 #define OBJPOOL_HAVE_SCHED_GETCPU 1
+#define OBJPOOL_HAVE_FUTEX 1
+#else
+#include <chrono>
+#include <thread>
 #endif
 
 // Test-only: the order a pop uses to take objects. test/native/run.js builds
@@ -60,7 +74,7 @@
 namespace objpool {
 
 inline constexpr uint32_t kMagic = 0x4c4f504fu;  // "OPOL" in little-endian bytes
-inline constexpr uint32_t kLayoutVersion = 1;
+inline constexpr uint32_t kLayoutVersion = 2;
 inline constexpr uint32_t kMaxCapacity = 1u << 24;
 inline constexpr uint32_t kMaxSlots = 4096;
 inline constexpr uint32_t kMaxAlign = 1u << 16;
@@ -71,7 +85,12 @@ inline constexpr size_t kLine = 128;  // adjacent-line prefetch makes 64 too lit
 // Flags word.
 inline constexpr uint32_t kFlagChecked = 1u << 0;
 inline constexpr uint32_t kFlagExternal = 1u << 1;  // objects live in caller memory, no arena
-inline constexpr uint32_t kKnownFlags = kFlagChecked | kFlagExternal;
+inline constexpr uint32_t kFlagZero = 1u << 2;      // zero each object when it is pushed back
+inline constexpr uint32_t kKnownFlags = kFlagChecked | kFlagExternal | kFlagZero;
+
+// Attention word: closed flag and waiter count.
+inline constexpr uint32_t kClosedBit = 1;
+inline constexpr uint32_t kWaiterUnit = 2;
 
 // Per-object state words (checked mode).
 inline constexpr uint32_t kStateFree = 0;
@@ -90,8 +109,10 @@ inline constexpr size_t align = 24;
 inline constexpr size_t flags = 28;
 inline constexpr size_t arena_bytes = 32;   // u64
 inline constexpr size_t meta_bytes = 40;    // u64
-inline constexpr size_t closed = kLine;     // u32, on its own line: read by every pop
-inline constexpr size_t heads = 2 * kLine;  // one u64 head per slot, one line each
+inline constexpr size_t attention = kLine;     // u32: closed bit + 2 x waiters; read by every pop and push
+inline constexpr size_t released = kLine + 4;  // u32: objects released by close so far
+inline constexpr size_t wake = 2 * kLine;      // u32, own line: bumped by pushes that find waiters (futex word)
+inline constexpr size_t heads = 3 * kLine;     // one u64 head per slot, one line each
 }  // namespace layout
 
 enum class Status : int {
@@ -112,6 +133,7 @@ struct Config {
   uint32_t align = 1;
   bool checked = true;
   bool external = false;  // no arena: objects are caller memory
+  bool zero = false;      // push zeroes the object (where the pool has an arena)
 };
 
 // Bytes of metadata a pool of this shape needs.
@@ -144,6 +166,27 @@ inline uint32_t current_cpu() {
   if (cpu >= 0) return static_cast<uint32_t>(cpu);
 #endif
   return thread_hint();
+}
+
+// Blocks while *word == expected (spurious returns allowed), and wakes all
+// blocked on it. The word lives in memory shared by every thread of the
+// process, so these are process-private futexes.
+inline void wait_on(uint32_t* word, uint32_t expected) {
+#if defined(OBJPOOL_HAVE_FUTEX)
+  syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
+#else
+  // No futex: a short sleep. Callers loop on the word's value.
+  (void)word;
+  (void)expected;
+  std::this_thread::sleep_for(std::chrono::milliseconds(1));
+#endif
+}
+inline void wake_all(uint32_t* word) {
+#if defined(OBJPOOL_HAVE_FUTEX)
+  syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+#else
+  (void)word;
+#endif
 }
 
 inline uint32_t load_u32(const uint8_t* p) {
@@ -186,7 +229,8 @@ class Pool {
     detail::store_u32(m + layout::object_size, c.object_size);
     detail::store_u32(m + layout::stride, c.stride);
     detail::store_u32(m + layout::align, c.align);
-    detail::store_u32(m + layout::flags, (c.checked ? kFlagChecked : 0u) | (c.external ? kFlagExternal : 0u));
+    detail::store_u32(m + layout::flags, (c.checked ? kFlagChecked : 0u) | (c.external ? kFlagExternal : 0u) |
+                                             (c.zero ? kFlagZero : 0u));
     detail::store_u64(m + layout::arena_bytes, c.external ? 0 : uint64_t(c.capacity) * c.stride);
     detail::store_u64(m + layout::meta_bytes, need);
     Pool p;
@@ -204,6 +248,8 @@ class Pool {
 
   // Validates the metadata against its real length (and the arena's, when
   // there is one) before forming any pointer into it; on success binds `out`.
+  // With a null `arena` this view never touches object memory (see
+  // without_arena()).
   static Status attach(void* meta, size_t meta_len, void* arena, size_t arena_len, Pool& out) {
     if (meta == nullptr || (reinterpret_cast<uintptr_t>(meta) & 7u) != 0) return Status::bad_layout;
     if (meta_len < layout::heads) return Status::bad_layout;
@@ -220,13 +266,14 @@ class Pool {
     c.align = detail::load_u32(m + layout::align);
     c.checked = (flags & kFlagChecked) != 0;
     c.external = (flags & kFlagExternal) != 0;
+    c.zero = (flags & kFlagZero) != 0;
     if (!valid_config(c)) return Status::bad_layout;
     const uint64_t need = meta_bytes_for(c.capacity, c.slots, c.checked);
     if (detail::load_u64(m + layout::meta_bytes) != need || meta_len < need) return Status::bad_layout;
     const uint64_t arena_need = c.external ? 0 : uint64_t(c.capacity) * c.stride;
     if (detail::load_u64(m + layout::arena_bytes) != arena_need) return Status::bad_layout;
     if (arena != nullptr && arena_len < arena_need) return Status::bad_layout;
-    if (arena == nullptr && arena_len != 0) return Status::bad_layout;
+    if (c.external && arena != nullptr) return Status::bad_layout;
     out.bind(static_cast<uint8_t*>(meta), static_cast<uint8_t*>(arena), c);
     return Status::ok;
   }
@@ -236,8 +283,17 @@ class Pool {
   uint32_t object_size() const { return object_size_; }
   uint32_t stride() const { return stride_; }
   bool checked() const { return state_ != nullptr; }
+  bool zeroes() const { return zero_; }
 
-  // The object's memory, or nullptr for a pool without an arena.
+  // The same view, minus its arena: for memory that may go away while the
+  // pool lives (a user's ArrayBuffer), which this view must then never touch.
+  Pool without_arena() const {
+    Pool p = *this;
+    p.arena_ = nullptr;
+    return p;
+  }
+
+  // The object's memory, or nullptr for a view without an arena.
   void* object(uint32_t handle) const {
     return arena_ != nullptr && handle < capacity_ ? arena_ + size_t(handle) * stride_ : nullptr;
   }
@@ -245,7 +301,19 @@ class Pool {
   bool is_closed() const {
     // relaxed: a hint for pop; push's ordering against close() is carried by
     // the seq_cst pair in push_list()/close() below.
-    return closed_word().load(std::memory_order_relaxed) != 0;
+    return (attention().load(std::memory_order_relaxed) & kClosedBit) != 0;
+  }
+
+  // Threads waiting in wait_for_push() (or registered by wait_begin()).
+  uint32_t waiters() const {
+    // relaxed: a count for statistics.
+    return attention().load(std::memory_order_relaxed) / kWaiterUnit;
+  }
+
+  // Objects released by close so far (drain()).
+  uint32_t released() const {
+    // relaxed: a count for statistics; drain() adds to it.
+    return released_word().load(std::memory_order_relaxed);
   }
 
   // Takes one object. ok with its handle in `out`; empty (out = kNone) when
@@ -267,8 +335,10 @@ class Pool {
   }
 
   // Takes up to `max` objects into `out`, fewest CAS: one per slot visited.
-  // Returns how many; `status` is closed when the pool is closed.
-  size_t pop_many(uint32_t* out, size_t max, Status* status = nullptr) {
+  // Returns how many; `status` is closed when the pool is closed. With
+  // `mark` false the objects stay Free in checked mode: for a cache that
+  // marks each one Taken as it hands it out (see give()).
+  size_t pop_many(uint32_t* out, size_t max, Status* status = nullptr, bool mark_taken = true) {
     if (status) *status = Status::ok;
     if (is_closed()) {
       if (status) *status = Status::closed;
@@ -281,7 +351,8 @@ class Pool {
       got += pop_list(s, out + got, max - got, OBJPOOL_TEST_POP_ORDER);
       if (++s == slots_) s = 0;
     }
-    for (size_t i = 0; i < got; ++i) mark(out[i], kStateTaken);
+    if (mark_taken)
+      for (size_t i = 0; i < got; ++i) mark(out[i], kStateTaken);
     return got;
   }
 
@@ -291,6 +362,7 @@ class Pool {
   Status push(uint32_t handle) {
     if (handle >= capacity_) return Status::out_of_range;
     if (!unmark(handle)) return Status::double_push;
+    clear(handle);
     return push_list(this_slot(), handle, handle);
   }
 
@@ -309,6 +381,19 @@ class Pool {
         }
       }
     }
+    for (size_t i = 0; i < n; ++i) clear(handles[i]);
+    return give(handles, n);
+  }
+
+  // Returns `n` objects that are already Free (checked mode: their state word
+  // was moved Taken -> Free by whoever took them back, as a per-thread cache
+  // does) with one CAS, without touching state words or bytes. Handles out
+  // of range are refused (nothing is returned); the caller owns the objects,
+  // so each must appear once.
+  Status give(const uint32_t* handles, size_t n) {
+    if (n == 0) return Status::ok;
+    for (size_t i = 0; i < n; ++i)
+      if (handles[i] >= capacity_) return Status::out_of_range;
     // Chain the batch privately; push_list's release CAS publishes the links.
     // relaxed: nobody can reach these objects until that CAS.
     for (size_t i = 0; i + 1 < n; ++i) next(handles[i]).store(handles[i + 1], std::memory_order_relaxed);
@@ -317,37 +402,120 @@ class Pool {
 
   // Marks the pool closed. True for the one call that closed it; the caller
   // then owns draining: call drain() now and again whenever a push reports
-  // drain_needed.
+  // drain_needed. Wakes every waiter, so that it sees the pool closed.
   bool close() {
-    uint32_t open = 0;
     // seq_cst: pairs with the seq_cst CAS + load in push_list(); see there.
-    return closed_word().compare_exchange_strong(open, 1, std::memory_order_seq_cst);
+    const uint32_t before = attention().fetch_or(kClosedBit, std::memory_order_seq_cst);
+    if ((before & kClosedBit) != 0) return false;
+    wake_waiters();
+    return true;
   }
 
-  // After close(): takes up to `max` objects out of the slots for release,
-  // marking them released (a later push of one is a double push).
-  size_t drain(uint32_t* out, size_t max) {
+  // After close(): detaches each slot's list whole and walks it, writing to
+  // `out` every object not already marked in `seen` (a bitmap of capacity
+  // bits that the closer keeps across calls), marking it there and in its
+  // state word (a later push of it is a double push). `out` must have room
+  // for capacity entries. Each object is reported once even if unchecked
+  // misuse linked it twice or into a cycle; `corrupt` (if given) is set when
+  // a walk met such a link.
+  size_t drain(uint32_t* out, uint8_t* seen, bool* corrupt = nullptr) {
     size_t got = 0;
-    for (uint32_t s = 0; s < slots_ && got < max; ++s) {
-      // seq_cst load: must not read a head older than a push that missed the
-      // closed flag (see push_list()).
-      got += pop_list(s, out + got, max - got, std::memory_order_seq_cst);
+    for (uint32_t s = 0; s < slots_; ++s) {
+      auto top = head(s);
+      // seq_cst load and CAS: must not miss a push that missed the closed
+      // flag (see push_list()); acquire makes the detached links and bytes
+      // visible.
+      uint64_t h = top.load(std::memory_order_seq_cst);
+      while (index_of(h) < capacity_ &&
+             !top.compare_exchange_weak(h, retag(h, kNone), std::memory_order_seq_cst, std::memory_order_seq_cst)) {
+      }
+      uint32_t i = index_of(h);
+      // The list is ours now; a walk longer than capacity can only be a cycle.
+      for (uint32_t steps = 0; i < capacity_ && steps < capacity_; ++steps) {
+        if (seen[i >> 3] & (1u << (i & 7))) {
+          if (corrupt) *corrupt = true;
+          break;
+        }
+        seen[i >> 3] = uint8_t(seen[i >> 3] | (1u << (i & 7)));
+        out[got++] = i;
+        mark(i, kStateReleased);
+        // relaxed: ordered after the acquire above.
+        i = next(i).load(std::memory_order_relaxed);
+      }
     }
-    for (size_t i = 0; i < got; ++i) mark(out[i], kStateReleased);
+    // relaxed: a statistic, read by stats() in any thread.
+    if (got) released_word().fetch_add(uint32_t(got), std::memory_order_relaxed);
     return got;
   }
 
-  // Objects in each slot now. Walks the lists (bounded by capacity), so it
-  // costs nothing on the pop/push path; approximate while others work.
+  // Registers a waiter, then tries once more to pop: ok (and the waiter is
+  // unregistered again) if an object came back meanwhile; empty if the caller
+  // is now registered and any later push will wake it; closed if the pool is
+  // closed (not registered). Every wait_begin() that returns empty needs one
+  // wait_end().
+  Status wait_begin(uint32_t& out) {
+    out = kNone;
+    // seq_cst: pairs with push_list()'s seq_cst CAS + load of the attention
+    // word: either that push sees this waiter, or the seq_cst retry below
+    // sees its object.
+    const uint32_t before = attention().fetch_add(kWaiterUnit, std::memory_order_seq_cst);
+    if ((before & kClosedBit) != 0) {
+      wait_end();
+      return Status::closed;
+    }
+    uint32_t s = this_slot();
+    for (uint32_t i = 0; i < slots_; ++i) {
+      uint32_t h;
+      if (pop_list(s, &h, 1, std::memory_order_seq_cst) == 1) {
+        mark(h, kStateTaken);
+        wait_end();
+        out = h;
+        return Status::ok;
+      }
+      if (++s == slots_) s = 0;
+    }
+    return Status::empty;
+  }
+
+  void wait_end() {
+    // relaxed: only the count matters; a push that still sees this waiter
+    // wakes nobody who cares.
+    attention().fetch_sub(kWaiterUnit, std::memory_order_relaxed);
+  }
+
+  // The wake word: a thread reads it, checks for objects, then blocks in
+  // wait_for_push() until it changes.
+  uint32_t wake_seq() const {
+    // acquire: see the pushes that bumped it.
+    return wake_word().load(std::memory_order_acquire);
+  }
+
+  // Blocks until a push or close() changes the wake word from `seen`
+  // (returns at once if it already has; spurious returns are possible).
+  void wait_for_push(uint32_t seen) const {
+    detail::wait_on(reinterpret_cast<uint32_t*>(meta_ + layout::wake), seen);
+  }
+
+  // Wakes every thread blocked in wait_for_push(), as a push that finds
+  // waiters does.
+  void wake_waiters() {
+    // release: a woken thread that reads the new value sees what preceded it.
+    wake_word().fetch_add(1, std::memory_order_release);
+    detail::wake_all(reinterpret_cast<uint32_t*>(meta_ + layout::wake));
+  }
+
+  // Objects in each slot now. Walks the lists, counting each object once
+  // (a cycle from unchecked misuse ends the walk), so it costs nothing on the
+  // pop/push path; approximate while others work.
   std::vector<uint32_t> per_slot() const {
     std::vector<uint32_t> counts(slots_, 0);
-    uint64_t budget = capacity_;
+    std::vector<uint8_t> seen((size_t(capacity_) + 7) / 8, 0);
     for (uint32_t s = 0; s < slots_; ++s) {
       // acquire: see the links published by the pushes that built this list.
       uint32_t i = index_of(head(s).load(std::memory_order_acquire));
-      while (i < capacity_ && budget > 0) {
+      while (i < capacity_ && !(seen[i >> 3] & (1u << (i & 7)))) {
+        seen[i >> 3] = uint8_t(seen[i >> 3] | (1u << (i & 7)));
         ++counts[s];
-        --budget;
         // relaxed: a racy walk is allowed to be approximate; it stays in bounds.
         i = next(i).load(std::memory_order_relaxed);
       }
@@ -379,12 +547,19 @@ class Pool {
     slots_ = c.slots;
     object_size_ = c.object_size;
     stride_ = c.stride;
+    zero_ = c.zero;
     next_ = reinterpret_cast<uint32_t*>(meta + layout::heads + size_t(c.slots) * kLine);
     state_ = c.checked ? next_ + c.capacity : nullptr;
   }
 
-  std::atomic_ref<uint32_t> closed_word() const {
-    return std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(meta_ + layout::closed));
+  std::atomic_ref<uint32_t> attention() const {
+    return std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(meta_ + layout::attention));
+  }
+  std::atomic_ref<uint32_t> released_word() const {
+    return std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(meta_ + layout::released));
+  }
+  std::atomic_ref<uint32_t> wake_word() const {
+    return std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(meta_ + layout::wake));
   }
   std::atomic_ref<uint64_t> head(uint32_t s) const {
     return std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(meta_ + layout::heads + size_t(s) * kLine));
@@ -411,6 +586,12 @@ class Pool {
     // relaxed: the exchange only has to be atomic (one of two racing pushes
     // wins); the head CAS that follows publishes the object with release.
     return state(h).compare_exchange_strong(expect, kStateFree, std::memory_order_relaxed);
+  }
+
+  // Zeroes a returned object's bytes (zero pools with an arena in this view).
+  // Plain writes: the pusher owns the object until push_list's release CAS.
+  void clear(uint32_t h) {
+    if (zero_ && arena_ != nullptr) std::memset(arena_ + size_t(h) * stride_, 0, object_size_);
   }
 
   // Detaches up to `max` objects from the top of slot s in one CAS.
@@ -450,15 +631,19 @@ class Pool {
       next(last).store(below < capacity_ ? below : kNone, std::memory_order_relaxed);
       // success seq_cst: release publishes the links and the objects' bytes;
       // seq_cst (a plain lock cmpxchg on x86, no extra cost) also puts this
-      // write before the closed-flag load below in the single total order.
-      // With close() storing the flag seq_cst before drain() loads heads
-      // seq_cst, either this push sees the flag or the drain sees this
-      // object: a push racing with close is never lost. failure relaxed: the
-      // value is only a new guess.
+      // write before the attention-word load below in the single total
+      // order. With close() (and wait_begin()) writing that word seq_cst
+      // before drain() (and the waiter's retry) load heads seq_cst, either
+      // this push sees the flag or waiter, or the other side sees this
+      // object: a push racing with close is never lost, nor a wake-up.
+      // failure relaxed: the value is only a new guess.
       if (top.compare_exchange_weak(h, retag(h, first), std::memory_order_seq_cst, std::memory_order_relaxed)) break;
     }
     // seq_cst: the other half of the pairing above.
-    return closed_word().load(std::memory_order_seq_cst) != 0 ? Status::drain_needed : Status::ok;
+    const uint32_t a = attention().load(std::memory_order_seq_cst);
+    if ((a & kClosedBit) != 0) return Status::drain_needed;
+    if (a >= kWaiterUnit) wake_waiters();
+    return Status::ok;
   }
 
   uint8_t* meta_ = nullptr;
@@ -469,6 +654,7 @@ class Pool {
   uint32_t slots_ = 0;
   uint32_t object_size_ = 0;
   uint32_t stride_ = 0;
+  bool zero_ = false;
 };
 
 }  // namespace objpool

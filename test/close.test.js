@@ -18,7 +18,9 @@ test('close releases every object in the pool now, then resolves', async (t) => 
   t.deepEqual(calls.map((c) => c.handle).sort(), [0, 1, 2, 3, 4, 5]);
   for (const c of calls) {
     t.deepEqual({ user: c.user, element: c.element }, { user: false, element: true });
-    t.is(c.obj, pool.buffer(c.handle));
+    // A Buffer over the object's own bytes (the view this thread caches, if it has one).
+    const view = pool.buffer(c.handle);
+    t.true(c.obj.buffer === view.buffer && c.obj.byteOffset === view.byteOffset && c.obj.length === view.length);
   }
   await done;
   t.is(pool.close(), done, 'close again returns the same promise');
@@ -39,7 +41,7 @@ test('after close, pops throw ERR_OBJPOOL_CLOSED and objects out are released wh
   await until(() => calls.length === 3);
   t.is(calls[2].handle, a);
   t.false(resolved, 'one object is still out');
-  t.deepEqual(pool.stats(), { capacity: 4, available: 0, inUse: 1, perSlot: pool.stats().perSlot, closed: true });
+  t.deepEqual(pool.stats(), { capacity: 4, available: 0, inUse: 1, cached: 0, waiting: 0, perSlot: pool.stats().perSlot, closed: true });
   pool.release(b);
   await done;
   t.is(calls.length, 4);
@@ -120,10 +122,11 @@ test('unchecked pools stay memory-safe after a double push, and release each obj
     pool.push(h);
     pool.push(h);
     const seen = [];
-    pool.close((_, info) => seen.push(info.handle));
+    pool.close((_, info) => seen.push(info.handle)).catch((e) => console.log('close:', e.code));
     for (let i = 0; i < 10; i++) try { pool.push(h); } catch (e) { console.log(e.code); }
     setTimeout(() => { console.log(JSON.stringify(seen)); process.exit(0); }, 50);
   `], { encoding: 'utf8', timeout: 20_000 });
+  t.regex(out, /^close: ERR_OBJPOOL_DOUBLE_PUSH$/m, 'the close settles, naming the corruption');
   const seen = JSON.parse(out.trim().split('\n').pop());
   t.true(seen.length >= 1 && seen.length <= 4);
   t.is(new Set(seen).size, seen.length, 'no object released twice');

@@ -142,7 +142,7 @@ test('a pool on non-shared memory has no descriptor: ERR_OBJPOOL_NOT_SHAREABLE',
 test('every code a user can see is listed in codes', (t) => {
   t.deepEqual(Object.values(codes).sort(), [
     'ERR_INVALID_ARG_TYPE', 'ERR_INVALID_ARG_VALUE', 'ERR_OBJPOOL_BAD_DESCRIPTOR', 'ERR_OBJPOOL_CLOSED',
-    'ERR_OBJPOOL_DOUBLE_PUSH', 'ERR_OBJPOOL_FOREIGN_BUFFER', 'ERR_OBJPOOL_NOT_SHAREABLE', 'ERR_OBJPOOL_NO_MEMORY',
+    'ERR_OBJPOOL_DOUBLE_PUSH', 'ERR_OBJPOOL_FOREIGN_BUFFER', 'ERR_OBJPOOL_NOT_SHAREABLE', 'ERR_OBJPOOL_NO_MEMORY', 'ERR_OBJPOOL_TIMEOUT',
     'ERR_OUT_OF_RANGE',
   ]);
 });

@@ -2,10 +2,14 @@
 // Shared checks: "the pool is intact" means every object not held by the
 // test is in the pool exactly once, and nothing else is.
 
-/** Pops everything, checks each handle is valid and unique, pushes all back; returns the handles. */
-function takeAll(t, pool) {
+/**
+ * Pops everything, checks each handle is valid and unique, pushes all back;
+ * returns the handles. `views`: other instances over the same pool in this
+ * thread, whose caches may hold objects.
+ */
+function takeAll(t, pool, views = []) {
   const got = [];
-  for (let h; (h = pool.pop()) !== -1; ) got.push(h);
+  for (const v of [pool, ...views]) for (let h; (h = v.pop()) !== -1; ) got.push(h);
   const unique = new Set(got);
   t.is(unique.size, got.length, 'no handle handed out twice');
   for (const h of got) t.true(Number.isInteger(h) && h >= 0 && h < pool.capacity, `handle ${h} in range`);
@@ -13,9 +17,9 @@ function takeAll(t, pool) {
   return got;
 }
 
-/** Asserts the pool holds exactly `capacity - held.length` objects, disjoint from `held`. */
-function assertIntact(t, pool, held = []) {
-  const inPool = takeAll(t, pool);
+/** Asserts the pool (with the caches of `views`) holds exactly `capacity - held.length` objects, disjoint from `held`. */
+function assertIntact(t, pool, held = [], views = []) {
+  const inPool = takeAll(t, pool, views);
   t.is(inPool.length, pool.capacity - held.length, 'no object lost');
   const heldSet = new Set(held);
   t.false(inPool.some((h) => heldSet.has(h)), 'no held object is also in the pool');

@@ -207,19 +207,17 @@ void run_close_race(unsigned rounds) {
     gate.store(true, std::memory_order_release);
     CHECK(m.pool.close(), "close race: first close() must win");
     CHECK(!m.pool.close(), "close race: second close() must lose");
-    uint32_t got[64];
+    std::vector<uint32_t> got(256);
+    std::vector<uint8_t> seen(256 / 8, 0);
     size_t total = 0;
     int served = 0;
     auto drain_all = [&] {
-      for (;;) {
-        size_t k = m.pool.drain(got, 64);
-        if (k == 0) break;
-        for (size_t i = 0; i < k; ++i) {
-          if (released[got[i]]) ++twice;
-          released[got[i]] = 1;
-        }
-        total += k;
+      const size_t k = m.pool.drain(got.data(), seen.data());
+      for (size_t i = 0; i < k; ++i) {
+        if (released[got[i]]) ++twice;
+        released[got[i]] = 1;
       }
+      total += k;
     };
     drain_all();
     a.join();
@@ -267,10 +265,9 @@ void run_errors() {
   CHECK(objpool::Pool::attach(m.meta.data(), 100, nullptr, 0, p) == objpool::Status::bad_layout, "truncated");
   CHECK(objpool::Pool::attach(m.meta.data(), len, nullptr, 0, p) == objpool::Status::ok, "valid attach");
   // Forged links inside the metadata never lead out of bounds.
-  auto* next = reinterpret_cast<uint32_t*>(bytes + objpool::layout::heads + 2 * objpool::kLine);
   copy = m.meta;
   bytes = reinterpret_cast<uint8_t*>(copy.data());
-  next = reinterpret_cast<uint32_t*>(bytes + objpool::layout::heads + 2 * objpool::kLine);
+  auto* next = reinterpret_cast<uint32_t*>(bytes + objpool::layout::heads + 2 * objpool::kLine);
   for (int i = 0; i < 4; ++i) next[i] = 0xdeadbeef;
   CHECK(objpool::Pool::attach(copy.data(), len, nullptr, 0, p) == objpool::Status::ok, "attach forged links");
   uint32_t out[8];
