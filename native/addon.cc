@@ -61,15 +61,15 @@ struct Waiter {
 struct Binding {
   objpool::Pool pool;
   napi_env env = nullptr;
-  const void* key = nullptr;  // the metadata's address: one per pool in the process
-  int functions = 0;          // live bound functions; the last finalizer frees this
-  bool torn_down = false;     // teardown() ran (env cleanup or last finalizer)
-  int32_t* mem = nullptr;     // see MemWord
-  uint32_t cache_cap = 0;     // handles the cache may hold
+  const void* key = nullptr;                       // the metadata's address: one per pool in the process
+  int functions = 0;                               // live bound functions; the last finalizer frees this
+  bool torn_down = false;                          // teardown() ran (env cleanup or last finalizer)
+  int32_t* mem = nullptr;                          // see MemWord
+  uint32_t cache_cap = 0;                          // handles the cache may hold
   napi_ref refs[3] = {nullptr, nullptr, nullptr};  // the metadata, arena and memory views
   napi_threadsafe_function flusher = nullptr;      // empties the cache on this thread (close)
   napi_threadsafe_function closer = nullptr;       // set while this view drains a closed pool
-  bool closer_ref = false;  // a push on this thread queued a drain: keep the loop alive until it runs
+  bool closer_ref = false;    // a push on this thread queued a drain: keep the loop alive until it runs
   std::vector<uint8_t> seen;  // the closer's bitmap: objects released so far
   bool corrupt = false;       // a drain met an object twice (unchecked misuse)
   Waiter* waiter = nullptr;
@@ -790,14 +790,13 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
     registry()[b->key].all.push_back(b);
   }
   Napi::Object ops = Napi::Object::New(env);
-  const std::pair<const char*, napi_callback> hot[] = {
-      {"popMany", PopMany}, {"pushMany", PushMany}, {"popReg", PopReg}, {"pushReg", PushReg},
-      {"pushFree", PushFree}, {"refill", Refill},   {"spill", Spill},   {"flush", Flush}};
+  const std::pair<const char*, napi_callback> hot[] = {{"popMany", PopMany}, {"pushMany", PushMany}, {"popReg", PopReg},
+                                                       {"pushReg", PushReg}, {"pushFree", PushFree}, {"refill", Refill},
+                                                       {"spill", Spill},     {"flush", Flush}};
   for (const auto& [name, cb] : hot) add_c_function(ops, b, name, cb);
   const std::pair<const char*, Napi::Function::Callback> rest[] = {
-      {"close", Close},         {"drain", Drain},     {"corrupt", Corrupt}, {"stats", Stats},
-      {"watch", Watch},         {"unwatch", Unwatch}, {"waitBegin", WaitBegin},
-      {"waitEnd", WaitEnd}};
+      {"close", Close}, {"drain", Drain},     {"corrupt", Corrupt},     {"stats", Stats},
+      {"watch", Watch}, {"unwatch", Unwatch}, {"waitBegin", WaitBegin}, {"waitEnd", WaitEnd}};
   for (const auto& [name, cb] : rest) add_function(ops, b, name, cb);
   return ops;
 }

@@ -107,8 +107,8 @@ inline constexpr size_t object_size = 16;
 inline constexpr size_t stride = 20;
 inline constexpr size_t align = 24;
 inline constexpr size_t flags = 28;
-inline constexpr size_t arena_bytes = 32;   // u64
-inline constexpr size_t meta_bytes = 40;    // u64
+inline constexpr size_t arena_bytes = 32;      // u64
+inline constexpr size_t meta_bytes = 40;       // u64
 inline constexpr size_t attention = kLine;     // u32: closed bit + 2 x waiters; read by every pop and push
 inline constexpr size_t released = kLine + 4;  // u32: objects released by close so far
 inline constexpr size_t wake = 2 * kLine;      // u32, own line: bumped by pushes that find waiters (futex word)
@@ -229,8 +229,8 @@ class Pool {
     detail::store_u32(m + layout::object_size, c.object_size);
     detail::store_u32(m + layout::stride, c.stride);
     detail::store_u32(m + layout::align, c.align);
-    detail::store_u32(m + layout::flags, (c.checked ? kFlagChecked : 0u) | (c.external ? kFlagExternal : 0u) |
-                                             (c.zero ? kFlagZero : 0u));
+    detail::store_u32(m + layout::flags,
+                      (c.checked ? kFlagChecked : 0u) | (c.external ? kFlagExternal : 0u) | (c.zero ? kFlagZero : 0u));
     detail::store_u64(m + layout::arena_bytes, c.external ? 0 : uint64_t(c.capacity) * c.stride);
     detail::store_u64(m + layout::meta_bytes, need);
     Pool p;
@@ -427,8 +427,7 @@ class Pool {
       // visible.
       uint64_t h = top.load(std::memory_order_seq_cst);
       while (index_of(h) < capacity_ &&
-             !top.compare_exchange_weak(h, retag(h, kNone), std::memory_order_seq_cst, std::memory_order_seq_cst)) {
-      }
+             !top.compare_exchange_weak(h, retag(h, kNone), std::memory_order_seq_cst, std::memory_order_seq_cst)) {}
       uint32_t i = index_of(h);
       // The list is ours now; a walk longer than capacity can only be a cycle.
       for (uint32_t steps = 0; i < capacity_ && steps < capacity_; ++steps) {
@@ -492,9 +491,7 @@ class Pool {
 
   // Blocks until a push or close() changes the wake word from `seen`
   // (returns at once if it already has; spurious returns are possible).
-  void wait_for_push(uint32_t seen) const {
-    detail::wait_on(reinterpret_cast<uint32_t*>(meta_ + layout::wake), seen);
-  }
+  void wait_for_push(uint32_t seen) const { detail::wait_on(reinterpret_cast<uint32_t*>(meta_ + layout::wake), seen); }
 
   // Wakes every thread blocked in wait_for_push(), as a push that finds
   // waiters does.
