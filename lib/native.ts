@@ -12,6 +12,8 @@ export interface NativeOps {
   pushReg(): void;
   /** push() of the handle in memory word 1, already moved Taken -> Free by the caller. */
   pushFree(): void;
+  /** Zeroes the object in memory word 1 (shared arenas only). */
+  zeroReg(): void;
   /** Fills the empty cache with up to half its room; returns the new count. */
   refill(): number;
   /** Gives the cache's older half back to the pool; returns the new count. */

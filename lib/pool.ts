@@ -230,6 +230,7 @@ export class ObjectPool {
   readonly #parts: Parts;
   readonly #ops: NativeOps;
   readonly #attention: Int32Array;
+  readonly #mem: Int32Array;
   readonly #views: (Buffer | undefined)[] = [];
   readonly #leaks: LeakTracker | null = null;
   readonly #waiters: Waiter[] = [];
@@ -273,13 +274,16 @@ export class ObjectPool {
     const arenaView = p.arena ? new Uint8Array(p.arena, 0, p.capacity * p.stride) : null;
     const ops = native.open(new Uint8Array(p.meta), arenaView, mem, cacheCap);
     this.#ops = ops;
+    this.#mem = mem;
     this.#attention = new Int32Array(p.meta, 0, native.attentionWord + 1);
     const state = p.checked ? new Int32Array(p.meta, native.headsOffset + p.slots * native.lineBytes + p.capacity * 4, p.capacity) : null;
     const leaks = v.leaks ? new LeakTracker(v.leaks, (h) => state === null || Atomics.load(state, h) === TAKEN) : null;
     this.#leaks = leaks;
     Object.defineProperties(this, {
       pop: { value: makePop(ops, mem, this.#attention, state, cacheCap), enumerable: false },
-      push: { value: makePush(ops, mem, this.#attention, state, cacheCap, p.capacity, this.#zeroer(arenaView), leaks), enumerable: false },
+      // Without a cache, pushes into a shared arena are zeroed by the core itself.
+      push: { value: makePush(ops, mem, this.#attention, state, cacheCap, p.capacity,
+        cacheCap === 0 && p.arena instanceof SharedArrayBuffer ? null : this.#zeroer(arenaView), leaks), enumerable: false },
       popMany: { value: ops.popMany, enumerable: false },
       pushMany: { value: leaks ? leakAwarePushMany(ops.pushMany, leaks) : ops.pushMany, enumerable: false },
     });
@@ -302,6 +306,15 @@ export class ObjectPool {
     if (p.objects) {
       const objects = p.objects;
       return (h) => { const o = objects[h]!; if (o.byteLength !== 0) o.fill(0); };
+    }
+    if (p.arena instanceof SharedArrayBuffer) {
+      // A native memset: JS fills of shared memory go element by element
+      // (measured: about 2 us for 4 KiB against 0.1 us for an ArrayBuffer).
+      const mem = this.#mem, zeroReg = this.#ops.zeroReg;
+      return (h) => {
+        mem[1] = h;
+        zeroReg();
+      };
     }
     const bytes = arenaView!;
     return (h) => { if (bytes.byteLength !== 0) bytes.fill(0, h * stride, h * stride + size); };

@@ -386,6 +386,15 @@ napi_value PushFree(napi_env env, napi_callback_info info) {
   return pushed(env, b, b->pool.give(&h, 1), h);
 }
 
+// zeroReg(): zeroes the object in kRegPush (the JS side owns it: its state
+// word went Taken -> Free by this thread's compare-exchange). A memset: JS
+// fills of shared memory go byte by byte.
+napi_value ZeroReg(napi_env env, napi_callback_info info) {
+  Binding* b = binding_of(env, info, nullptr, nullptr);
+  b->pool.zero_object(static_cast<uint32_t>(b->mem[kRegPush]));
+  return nullptr;
+}
+
 // refill(): an empty cache takes up to half its room from the pool, leaving
 // the objects Free (the JS side marks each Taken as it hands it out).
 // Returns the new count.
@@ -790,9 +799,9 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
     registry()[b->key].all.push_back(b);
   }
   Napi::Object ops = Napi::Object::New(env);
-  const std::pair<const char*, napi_callback> hot[] = {{"popMany", PopMany}, {"pushMany", PushMany}, {"popReg", PopReg},
-                                                       {"pushReg", PushReg}, {"pushFree", PushFree}, {"refill", Refill},
-                                                       {"spill", Spill},     {"flush", Flush}};
+  const std::pair<const char*, napi_callback> hot[] = {
+      {"popMany", PopMany}, {"pushMany", PushMany}, {"popReg", PopReg}, {"pushReg", PushReg}, {"pushFree", PushFree},
+      {"refill", Refill},   {"spill", Spill},       {"flush", Flush},   {"zeroReg", ZeroReg}};
   for (const auto& [name, cb] : hot) add_c_function(ops, b, name, cb);
   const std::pair<const char*, Napi::Function::Callback> rest[] = {
       {"close", Close}, {"drain", Drain},     {"corrupt", Corrupt},     {"stats", Stats},

@@ -293,6 +293,14 @@ class Pool {
     return p;
   }
 
+  // Zeroes an object's bytes, as a push does in a zero pool; the caller must
+  // own the object. False for a view without an arena.
+  bool zero_object(uint32_t handle) {
+    if (arena_ == nullptr || handle >= capacity_) return false;
+    std::memset(arena_ + size_t(handle) * stride_, 0, object_size_);
+    return true;
+  }
+
   // The object's memory, or nullptr for a view without an arena.
   void* object(uint32_t handle) const {
     return arena_ != nullptr && handle < capacity_ ? arena_ + size_t(handle) * stride_ : nullptr;
@@ -588,7 +596,7 @@ class Pool {
   // Zeroes a returned object's bytes (zero pools with an arena in this view).
   // Plain writes: the pusher owns the object until push_list's release CAS.
   void clear(uint32_t h) {
-    if (zero_ && arena_ != nullptr) std::memset(arena_ + size_t(h) * stride_, 0, object_size_);
+    if (zero_) zero_object(h);
   }
 
   // Detaches up to `max` objects from the top of slot s in one CAS.
