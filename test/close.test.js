@@ -143,3 +143,73 @@ test('a close that waits for objects never returned does not keep the process al
   `], { encoding: 'utf8', timeout: 20_000 });
   t.is(out.trim(), 'exited, close pending');
 });
+
+test('stats() agree on every instance of one pool, before and after a close by one of them', async (t) => {
+  const pool = new ObjectPool({ capacity: 8, objectSize: 8, slots: 2 });
+  const other = ObjectPool.attach(pool.descriptor);
+  const counts = (p) => { const s = p.stats(); return { available: s.available, inUse: s.inUse, closed: s.closed }; };
+  const a = pool.pop();
+  const b = other.pop();
+  t.deepEqual(counts(pool), counts(other));
+  const done = other.close();
+  t.deepEqual(counts(pool), { available: 0, inUse: 2, closed: true });
+  t.deepEqual(counts(other), counts(pool));
+  pool.push(a);
+  await until(() => other.stats().available === 0); // released by the closer
+  t.deepEqual(counts(pool), { available: 0, inUse: 1, closed: true }, 'the instance that did not close agrees');
+  other.push(b);
+  await done;
+  t.deepEqual(counts(pool), { available: 0, inUse: 0, closed: true });
+  t.deepEqual(counts(other), counts(pool));
+});
+
+test('close() called again from inside the release callback returns the same promise, settled only at the end', async (t) => {
+  const pool = new ObjectPool({ capacity: 4, objectSize: 8 });
+  const h = pool.pop();
+  let inner = null;
+  const outer = pool.close(() => { inner ??= pool.close(); });
+  t.is(inner, outer);
+  let settled = false;
+  inner.then(() => { settled = true; });
+  await new Promise((r) => setTimeout(r, 20));
+  t.false(settled, 'one object is still out');
+  pool.push(h);
+  await outer;
+  t.true(settled);
+});
+
+test('unchecked: a double push that links a cycle does not stop close() from releasing every reachable object once and settling', (t) => {
+  const { execFileSync } = require('node:child_process');
+  const out = execFileSync(process.execPath, ['-e', `
+    const { ObjectPool } = require(${JSON.stringify(require.resolve('..'))});
+    const pool = new ObjectPool({ capacity: 16, objectSize: 8, slots: 2, checked: false, cache: 0 });
+    const h = pool.pop();
+    pool.push(h);
+    pool.push(h);                         // h -> h: a cycle on top of this CPU's slot
+    const reachable = pool.stats().perSlot.reduce((a, b) => a + b, 0);
+    const released = [];
+    let settled = 'no';
+    pool.close((_, info) => released.push(info.handle)).then(() => { settled = 'resolved'; }, (e) => { settled = e.code; });
+    setTimeout(() => console.log(JSON.stringify({ reachable, released, settled })), 100);
+  `], { encoding: 'utf8', timeout: 20_000 });
+  const r = JSON.parse(out);
+  t.true(r.reachable >= 8, 'the other slot and the cycle are reachable');
+  t.is(r.released.length, r.reachable, 'every reachable object released');
+  t.is(new Set(r.released).size, r.released.length, 'each once');
+  t.is(r.settled, 'ERR_OBJPOOL_DOUBLE_PUSH', 'the close settles, naming the corruption');
+});
+
+test('an error while releasing (a user buffer detached) loses no object from the accounting and rejects the close', async (t) => {
+  const objects = Array.from({ length: 4 }, () => new Uint8Array(16));
+  const pool = ObjectPool.fromBuffers(objects, { cache: 0 });
+  const h = pool.pop();
+  const released = [];
+  const done = pool.close((_, info) => released.push(info.handle));
+  t.is(released.length, 3);
+  structuredClone(objects[h].buffer, { transfer: [objects[h].buffer] }); // its Buffer can no longer be made
+  pool.push(h); // drained on this thread through the closer's thread-safe function
+  const deadline = new Promise((_, reject) => setTimeout(() => reject(new Error('close never settled')), 10_000).unref());
+  await t.throwsAsync(Promise.race([done, deadline]), { code: 'ERR_BUFFER_OUT_OF_BOUNDS' });
+  t.is(released.length, 3, 'the callback could not be given the detached object');
+  t.is(pool.stats().inUse, 0, 'every object accounted for');
+});
