@@ -12,6 +12,8 @@ export interface NativeOps {
   pushReg(): void;
   /** push() of the handle in memory word 1, already moved Taken -> Free by the caller. */
   pushFree(): void;
+  /** pushMany() of objects the caller already moved Taken -> Free. */
+  pushManyFree(handles: Uint32Array, count: number): void;
   /** Zeroes the object in memory word 1 (shared arenas only). */
   zeroReg(): void;
   /** Fills the empty cache with up to half its room; returns the new count. */

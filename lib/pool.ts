@@ -273,6 +273,9 @@ export class ObjectPool {
     const mem = new Int32Array(new SharedArrayBuffer((4 + cacheCap) * 4));
     const arenaView = p.arena ? new Uint8Array(p.arena, 0, p.capacity * p.stride) : null;
     const ops = native.open(new Uint8Array(p.meta), arenaView, mem, cacheCap);
+    // Where the core cannot reach the objects (memory that is not shared),
+    // JS zeroes what it pushes, pushMany included.
+    const jsZero = p.zero && !(p.arena instanceof SharedArrayBuffer);
     this.#ops = ops;
     this.#mem = mem;
     this.#attention = new Int32Array(p.meta, 0, native.attentionWord + 1);
@@ -285,7 +288,7 @@ export class ObjectPool {
       push: { value: makePush(ops, mem, this.#attention, state, cacheCap, p.capacity,
         cacheCap === 0 && p.arena instanceof SharedArrayBuffer ? null : this.#zeroer(arenaView), leaks), enumerable: false },
       popMany: { value: ops.popMany, enumerable: false },
-      pushMany: { value: leaks ? leakAwarePushMany(ops.pushMany, leaks) : ops.pushMany, enumerable: false },
+      pushMany: { value: leakAwarePushMany(jsZero ? zeroingPushMany(ops, state, this.#zeroer(arenaView)!, p.capacity) : ops.pushMany, leaks), enumerable: false },
     });
     if (p.objects) {
       this.#byAddress = new Map();
@@ -512,8 +515,8 @@ export class ObjectPool {
    * order of the calls in this thread. Rejects with `signal.reason` on
    * abort, ERR_OBJPOOL_TIMEOUT after `timeout` ms, ERR_OBJPOOL_CLOSED when
    * the pool is closed. An object is only taken for a call that is still
-   * waiting, so none is lost to one that gave up. A pending wait does not
-   * keep the thread alive by itself.
+   * waiting, so none is lost to one that gave up. Like pending I/O, a
+   * pending wait keeps the thread alive.
    */
   popAsync(options: WaitOptions = {}): Promise<number> {
     const o = checkObject('options', options) as WaitOptions;
@@ -828,7 +831,30 @@ function makePush(ops: NativeOps, mem: Int32Array, attention: Int32Array, state:
   };
 }
 
-function leakAwarePushMany(pushMany: NativeOps['pushMany'], leaks: LeakTracker): NativeOps['pushMany'] {
+// pushMany for pools whose objects JS zeroes: every state word goes Taken ->
+// Free first (all or nothing), then each object is zeroed, then the batch is
+// linked in by one native call.
+function zeroingPushMany(ops: NativeOps, state: Int32Array | null, zero: (h: number) => void, capacity: number): NativeOps['pushMany'] {
+  return (handles, count) => {
+    if (!(handles instanceof Uint32Array)) throw invalidType('handles', 'an instance of Uint32Array', handles);
+    const n = count === undefined ? handles.length : checkInteger('count', count, 0, handles.length);
+    const hs = handles.slice(0, n); // a private copy: the caller's array may be shared memory
+    for (let i = 0; i < n; i++) if (hs[i]! >= capacity) throw outOfRange('handles', `an integer >= 0 and < ${capacity}`, hs[i]);
+    if (state !== null) {
+      for (let i = 0; i < n; i++) {
+        if (Atomics.compareExchange(state, hs[i]!, TAKEN, FREE) !== TAKEN) {
+          for (let j = 0; j < i; j++) Atomics.store(state, hs[j]!, TAKEN);
+          throw poolError(codes.DOUBLE_PUSH, 'A handle in the batch is not out of the pool (pushed twice, given twice, or never popped); nothing was pushed');
+        }
+      }
+    }
+    for (let i = 0; i < n; i++) zero(hs[i]!);
+    ops.pushManyFree(hs, n);
+  };
+}
+
+function leakAwarePushMany(pushMany: NativeOps['pushMany'], leaks: LeakTracker | null): NativeOps['pushMany'] {
+  if (leaks === null) return pushMany;
   return (handles, count) => {
     pushMany(handles, count);
     if (leaks.size === 0) return;

@@ -487,6 +487,24 @@ napi_value PushMany(napi_env env, napi_callback_info info) {
   return pushed(env, b, st, 0);
 }
 
+// pushManyFree(handles, count): pushMany of objects the JS side already
+// moved Taken -> Free (and zeroed). Range-checked; all or nothing.
+napi_value PushManyFree(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2] = {nullptr, nullptr};
+  Binding* b = binding_of(env, info, &argc, argv);
+  uint32_t* in;
+  size_t n;
+  if (argc < 2 || !get_u32_array(env, argv[0], argv[1], "handles", &in, &n)) return nullptr;
+  if (n > b->pool.capacity()) return throw_range(env, "count", b->pool.capacity() + 1.0, double(n));
+  uint32_t* tmp = scratch(env, n);
+  if (tmp == nullptr) return nullptr;
+  std::copy(in, in + n, tmp);
+  const Status st = b->pool.give(tmp, n);
+  if (st == Status::out_of_range) return throw_range(env, "handles", b->pool.capacity(), 0);
+  return pushed(env, b, st, 0);
+}
+
 // close(): true for the one call, in any thread, that closed the pool. Every
 // view's cache is emptied: this thread's now, other threads' on their event
 // loops (a thread busy in synchronous code empties its own on its next call).
@@ -599,6 +617,7 @@ Napi::Value Unwatch(const Napi::CallbackInfo& info) {
 // to pop: the handle if an object came back meanwhile (nothing registered),
 // else -1, and from now on `onWake` runs on this thread whenever a push (from
 // any thread, JS or native) or close() may have made progress possible.
+// While a view has waiters, its thread stays alive.
 // Throws ERR_OBJPOOL_CLOSED on a closed pool. Each -1 needs one waitEnd().
 Napi::Value WaitBegin(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
@@ -626,7 +645,7 @@ Napi::Value WaitBegin(const Napi::CallbackInfo& info) {
       napi_throw_error(env, "ERR_OBJPOOL_NO_MEMORY", "Cannot create the wake-up channel");
       return Napi::Value();
     }
-    // A pending wait does not keep the thread alive by itself.
+    // Referenced only while this view has waiters (below).
     napi_unref_threadsafe_function(env, w->wake);
     try {
       w->thread = std::thread(wait_loop, b->pool, w, seq);
@@ -639,15 +658,17 @@ Napi::Value WaitBegin(const Napi::CallbackInfo& info) {
     }
     b->waiter = w;
   }
-  ++w->registered;
+  // A pending wait keeps the thread alive, as pending I/O does.
+  if (w->registered++ == 0) napi_ref_threadsafe_function(env, w->wake);
   return Napi::Number::New(env, -1);
 }
 
 // waitEnd(): one waiter of this view gave up or was served.
 Napi::Value WaitEnd(const Napi::CallbackInfo& info) {
   auto* b = static_cast<Binding*>(info.Data());
-  if (b->waiter != nullptr && b->waiter->registered > 0) {
-    --b->waiter->registered;
+  Waiter* w = b->waiter;
+  if (w != nullptr && w->registered > 0) {
+    if (--w->registered == 0) napi_unref_threadsafe_function(info.Env(), w->wake);
     b->pool.wait_end();
   }
   return Napi::Value();
@@ -799,9 +820,11 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
     registry()[b->key].all.push_back(b);
   }
   Napi::Object ops = Napi::Object::New(env);
-  const std::pair<const char*, napi_callback> hot[] = {
-      {"popMany", PopMany}, {"pushMany", PushMany}, {"popReg", PopReg}, {"pushReg", PushReg}, {"pushFree", PushFree},
-      {"refill", Refill},   {"spill", Spill},       {"flush", Flush},   {"zeroReg", ZeroReg}};
+  const std::pair<const char*, napi_callback> hot[] = {{"popMany", PopMany},   {"pushMany", PushMany},
+                                                       {"popReg", PopReg},     {"pushReg", PushReg},
+                                                       {"pushFree", PushFree}, {"refill", Refill},
+                                                       {"spill", Spill},       {"flush", Flush},
+                                                       {"zeroReg", ZeroReg},   {"pushManyFree", PushManyFree}};
   for (const auto& [name, cb] : hot) add_c_function(ops, b, name, cb);
   const std::pair<const char*, Napi::Function::Callback> rest[] = {
       {"close", Close}, {"drain", Drain},     {"corrupt", Corrupt},     {"stats", Stats},
