@@ -3,7 +3,8 @@
  * shareable across worker threads. See README.md.
  */
 export { ObjectPool } from './pool';
-export type { PoolOptions, PoolDescriptor, PoolStats, ReleaseInfo, ReleaseCallback } from './pool';
+export type { PoolOptions, ViewOptions, PoolDescriptor, PoolStats, ReleaseInfo, ReleaseCallback, WaitOptions, Lease } from './pool';
+export type { LeakOptions, LeakReport } from './leaks';
 export { codes } from './errors';
 export type { ErrorCode, ObjectPoolError } from './errors';
 export * as net from './net';

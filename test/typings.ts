@@ -1,5 +1,5 @@
 // Compiles, or the published typings are wrong. Never run.
-import { ObjectPool, codes, net, type PoolDescriptor, type PoolStats, type ReleaseInfo, type ErrorCode, type PooledReadOptions } from 'objpool';
+import { ObjectPool, codes, net, type PoolDescriptor, type PoolStats, type ReleaseInfo, type ErrorCode, type PooledReadOptions, type Lease, type LeakReport, type WaitOptions } from 'objpool';
 import nodeNet = require('node:net');
 
 const pool = new ObjectPool({ capacity: 8, objectSize: 64, align: 16, slots: 2, checked: true, init: (obj: Buffer, h: number) => obj.fill(h) });
@@ -25,7 +25,23 @@ const sock: nodeNet.Socket = reader.attach(nodeNet.connect({ port: 1, onread: re
 const client: nodeNet.Socket = net.connect(pool, { port: 1 }, read);
 const wrote: boolean = net.writePooled(client, buf, (err?: Error | null) => void err);
 const pauses: number = reader.pauses;
-void [buf, s, other, fromMem, fromObjs, done, code, props, sock, wrote, pauses];
+const cached = new ObjectPool({ capacity: 64, objectSize: 8, cache: 8, zero: true, leaks: { sample: 1 / 64, onLeak: (r: LeakReport) => void [r.handle, r.heldMs, r.stack] } });
+const attached: ObjectPool = ObjectPool.attach(cached.descriptor, { cache: 0, leaks: {} });
+const counts: [number, number] = [cached.stats().cached, cached.stats().waiting];
+const wait: WaitOptions = { signal: AbortSignal.timeout(10), timeout: 5 };
+const waited: Promise<number> = cached.popAsync(wait);
+const acquired: Promise<Buffer> = cached.acquireAsync();
+const lease: Lease | null = cached.lease();
+if (lease) { const lh: number = lease.handle; const lb: Buffer = lease.buffer; lease.release(); void [lh, lb]; }
+function scoped(): void {
+  using held = cached.lease();
+  if (held) held.buffer.fill(0);
+}
+async function disposed(): Promise<void> {
+  await using p = new ObjectPool({ capacity: 2, objectSize: 8 });
+  p.push(p.pop());
+}
+void [buf, s, other, fromMem, fromObjs, done, code, props, sock, wrote, pauses, attached, counts, waited, acquired, scoped, disposed];
 // @ts-expect-error capacity is required
 new ObjectPool({ objectSize: 8 });
 // @ts-expect-error fromBuffer takes no capacity

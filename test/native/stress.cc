@@ -236,6 +236,188 @@ void run_close_race(unsigned rounds) {
   CHECK(lost == 0 && twice == 0, "close race: %u rounds lost objects, %u released one twice", lost, twice);
 }
 
+// Per-thread caches, as lib/pool.ts keeps them: each thread fills its cache
+// with pop_many(mark_taken = false) (objects stay Free), hands an object out
+// by marking it Taken itself, takes it back by one Taken -> Free
+// compare-exchange, and spills the older half with give(). Ownership and
+// conservation are checked as in the other cases.
+void run_cache_case(double scale) {
+  objpool::Config cfg;
+  cfg.capacity = 256;
+  cfg.slots = 2;
+  cfg.object_size = cfg.stride = 64;
+  cfg.align = 8;
+  Memory m(cfg);
+  auto* state = reinterpret_cast<uint32_t*>(reinterpret_cast<uint8_t*>(m.meta.data()) + objpool::layout::heads +
+                                            cfg.slots * objpool::kLine + cfg.capacity * 4);
+  const uint64_t ops = std::max<uint64_t>(1000, uint64_t(2000000 * scale));
+  constexpr unsigned kCache = 16;
+  std::atomic<bool> gate{false};
+  std::vector<Counts> counts(3);
+  auto worker_fn = [&](uint32_t me, Counts& c) {
+    uint32_t cache[kCache];
+    uint32_t n = 0;
+    std::vector<uint32_t> held;
+    while (!gate.load(std::memory_order_acquire)) std::this_thread::yield();
+    while (c.ops < ops) {
+      if (held.size() < 6 && (c.ops & 3) != 3) {
+        if (n == 0) n = uint32_t(m.pool.pop_many(cache, kCache / 2, nullptr, false));
+        if (n == 0) {
+          ++c.misses;
+        } else {
+          const uint32_t h = cache[--n];
+          // relaxed: this thread owns h (it sits in its own cache), as a JS pop does.
+          std::atomic_ref<uint32_t>(state[h]).store(objpool::kStateTaken, std::memory_order_relaxed);
+          ++c.hits;
+          claim(m, h, me, c);
+          held.push_back(h);
+        }
+      } else if (!held.empty()) {
+        const uint32_t h = held.back();
+        held.pop_back();
+        give_back(m, h, me, c);
+        uint32_t expect = objpool::kStateTaken;
+        // relaxed: as the core's unmark(); the give() below publishes with release.
+        if (!std::atomic_ref<uint32_t>(state[h]).compare_exchange_strong(expect, objpool::kStateFree,
+                                                                         std::memory_order_relaxed))
+          ++c.status_errors;
+        if (n == kCache) {
+          if (m.pool.give(cache, kCache / 2) != objpool::Status::ok) ++c.status_errors;
+          std::copy(cache + kCache / 2, cache + kCache, cache);
+          n = kCache / 2;
+        }
+        cache[n++] = h;
+      }
+      ++c.ops;
+    }
+    for (uint32_t h : held) {
+      give_back(m, h, me, c);
+      if (m.pool.push(h) != objpool::Status::ok) ++c.status_errors;
+    }
+    if (n > 0 && m.pool.give(cache, n) != objpool::Status::ok) ++c.status_errors;
+  };
+  std::vector<std::thread> threads;
+  for (uint32_t t = 0; t < counts.size(); ++t) threads.emplace_back(worker_fn, t + 1, std::ref(counts[t]));
+  gate.store(true, std::memory_order_release);
+  for (auto& th : threads) th.join();
+  Counts total;
+  for (auto& c : counts) {
+    total.hits += c.hits;
+    total.ops += c.ops;
+    total.owner_errors += c.owner_errors;
+    total.status_errors += c.status_errors;
+  }
+  std::printf("%-28s threads=3 cap=256    cache=%u ops=%-10llu hits=%llu\n", "caches (take/give)", kCache,
+              (unsigned long long)total.ops, (unsigned long long)total.hits);
+  CHECK(total.owner_errors == 0, "caches: %llu ownership violations", (unsigned long long)total.owner_errors);
+  CHECK(total.status_errors == 0, "caches: %llu unexpected statuses", (unsigned long long)total.status_errors);
+  for (uint32_t h = 0; h < cfg.capacity; ++h)
+    CHECK(m.pool.state_of(h) == objpool::kStateFree, "caches: object %u not Free at the end", h);
+  check_conservation(m, "caches");
+}
+
+// Waiting: a thread blocks until pushes from other threads hand it objects;
+// every wake-up is delivered (no lost wake-up: the waiter would hang) and
+// every object comes back once.
+void run_wait_case(double scale) {
+  objpool::Config cfg;
+  cfg.capacity = 4;
+  cfg.slots = 2;
+  cfg.object_size = cfg.stride = 64;
+  cfg.align = 8;
+  Memory m(cfg);
+  const unsigned rounds = std::max(200u, unsigned(5000 * scale));
+  std::vector<uint32_t> all(4);
+  if (m.pool.pop_many(all.data(), 4) != 4) std::abort();
+  std::atomic<unsigned> received{0};
+  std::atomic<bool> stuck{false};
+  Counts c;
+  std::thread waiter([&] {
+    for (unsigned r = 0; r < rounds; ++r) {
+      const uint32_t seen = m.pool.wake_seq();
+      uint32_t h;
+      objpool::Status st = m.pool.wait_begin(h);
+      auto t0 = std::chrono::steady_clock::now();
+      uint32_t s = seen;
+      while (st == objpool::Status::empty) {
+        m.pool.wait_for_push(s);
+        s = m.pool.wake_seq();
+        st = m.pool.pop(h);
+        if (st == objpool::Status::ok) m.pool.wait_end();
+        if (std::chrono::steady_clock::now() - t0 > std::chrono::seconds(10)) {
+          stuck.store(true);
+          return;
+        }
+      }
+      if (st != objpool::Status::ok) ++c.status_errors;
+      claim(m, h, 1, c);
+      give_back(m, h, 1, c);
+      // The object goes back to the pushers through a hand-off word below.
+      while (m.pool.push(h) != objpool::Status::ok) {}
+      received.fetch_add(1, std::memory_order_relaxed);
+    }
+  });
+  // Two pushers hold the 4 objects and return them one at a time, then take
+  // them again once the waiter is done with them.
+  std::vector<std::thread> pushers;
+  for (unsigned p = 0; p < 2; ++p) {
+    pushers.emplace_back([&, p] {
+      std::vector<uint32_t> mine = {all[2 * p], all[2 * p + 1]};
+      while (received.load(std::memory_order_relaxed) < rounds && !stuck.load()) {
+        for (uint32_t h : mine)
+          if (m.pool.push(h) != objpool::Status::ok) std::abort();
+        std::this_thread::yield();
+        mine.clear();
+        while (mine.size() < 2 && received.load(std::memory_order_relaxed) < rounds && !stuck.load()) {
+          uint32_t h;
+          if (m.pool.pop(h) == objpool::Status::ok) mine.push_back(h);
+        }
+      }
+      for (uint32_t h : mine) m.pool.push(h);
+    });
+  }
+  waiter.join();
+  for (auto& t : pushers) t.join();
+  std::printf("%-28s rounds=%u received=%u waiters left=%u\n", "waiting for pushes", rounds, received.load(),
+              m.pool.waiters());
+  CHECK(!stuck.load(), "waiting: a wake-up was lost (the waiter hung for 10 s)");
+  CHECK(received.load() == rounds, "waiting: %u of %u rounds", received.load(), rounds);
+  CHECK(m.pool.waiters() == 0, "waiting: the waiter count did not return to 0");
+  CHECK(c.owner_errors == 0 && c.status_errors == 0, "waiting: ownership or status errors");
+  check_conservation(m, "waiting");
+}
+
+// Drain after unchecked misuse: a double push links an object into a cycle;
+// drain reports every reachable object once and says it met a corrupt link.
+void run_corrupt_drain() {
+  objpool::Config cfg;
+  cfg.capacity = 8;
+  cfg.slots = 2;
+  cfg.object_size = cfg.stride = 8;
+  cfg.align = 8;
+  cfg.checked = false;
+  Memory m(cfg);
+  uint32_t h;
+  CHECK(m.pool.pop(h) == objpool::Status::ok, "corrupt drain: pop");
+  m.pool.push(h);
+  m.pool.push(h);  // h -> h
+  const std::vector<uint32_t> per = m.pool.per_slot();
+  const uint32_t reachable = per[0] + per[1];
+  CHECK(m.pool.close(), "corrupt drain: close");
+  std::vector<uint32_t> out(8);
+  std::vector<uint8_t> seen(1, 0);
+  bool corrupt = false;
+  const size_t n = m.pool.drain(out.data(), seen.data(), &corrupt);
+  std::vector<uint8_t> once(8, 0);
+  for (size_t i = 0; i < n; ++i) {
+    CHECK(out[i] < 8 && !once[out[i]], "corrupt drain: %u twice or out of range", out[i]);
+    if (out[i] < 8) once[out[i]] = 1;
+  }
+  CHECK(n == reachable, "corrupt drain: %zu released, %u reachable", n, reachable);
+  CHECK(corrupt, "corrupt drain: the cycle must be reported");
+  CHECK(m.pool.drain(out.data(), seen.data(), &corrupt) == 0, "corrupt drain: a second drain finds nothing new");
+}
+
 void run_errors() {
   objpool::Config cfg;
   cfg.capacity = 4;
@@ -292,6 +474,9 @@ int main(int argc, char** argv) {
   };
   for (const Case& k : cases) run_case(k, scale);
   run_close_race(std::max(20u, unsigned(200 * scale)));
+  run_cache_case(scale);
+  run_wait_case(scale);
+  run_corrupt_drain();
   run_errors();
   if (failures) {
     std::printf("native stress: %d checks failed\n", failures);
