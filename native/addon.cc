@@ -334,9 +334,10 @@ bool get_u32_array(napi_env env, napi_value arr, napi_value count_v, const char*
 // leave a plain napi_callback.
 uint32_t* scratch(napi_env env, size_t n) {
   thread_local std::vector<uint32_t> v;
-  if (v.size() < n) {
+  // At least one entry: an empty vector's data() is null, the failure value.
+  if (v.size() < std::max<size_t>(n, 1)) {
     try {
-      v.resize(n);
+      v.resize(std::max<size_t>(n, 1));
     } catch (const std::bad_alloc&) {
       napi_throw_error(env, "ERR_OBJPOOL_NO_MEMORY", "Cannot allocate the scratch space for a batch");
       return nullptr;

@@ -167,3 +167,15 @@ test('require and the ESM import give the same class', async (t) => {
   t.is(esm.ObjectPool, ObjectPool);
   t.is(typeof esm.default.ObjectPool, 'function');
 });
+
+test('popMany into an empty array returns 0, also as the first batch call of a fresh thread', async (t) => {
+  const { Worker } = require('node:worker_threads');
+  const pool = new ObjectPool({ capacity: 4, objectSize: 8 });
+  const w = new Worker(`
+    const { parentPort, workerData } = require('node:worker_threads');
+    const { ObjectPool } = require(${JSON.stringify(require.resolve('..'))});
+    const pool = ObjectPool.attach(workerData);
+    parentPort.postMessage([pool.popMany(new Uint32Array(0)), pool.popMany(new Uint32Array(4), 0)]);`, { eval: true, workerData: pool.descriptor });
+  t.deepEqual(await new Promise((r) => w.once('message', r)), [0, 0]);
+  await w.terminate();
+});

@@ -16,8 +16,8 @@ const implementations = {
     const out = new Uint32Array(8);
     return { scale: 16, run(n) { for (let i = 0; i < n; i++) { const k = pool.popMany(out); pool.pushMany(out, k); } } };
   },
-  'objpool pop+push': () => {
-    const pool = new ObjectPool({ capacity: 1024, objectSize: 64 });
+  'objpool pop+push, cache: 0': () => {
+    const pool = new ObjectPool({ capacity: 1024, objectSize: 64, cache: 0 });
     return { scale: 2, run(n) { for (let i = 0; i < n; i++) pool.push(pool.pop()); } };
   },
 };

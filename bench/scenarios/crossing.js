@@ -6,12 +6,13 @@ const { ObjectPool } = require('../..');
 const t = require('../../test/addon');
 
 const implementations = {
-  'pool.pop() + pool.push(h)': () => {
-    const pool = new ObjectPool({ capacity: 1024, objectSize: 64 });
+  // Without a cache: every pop and push crosses into native code.
+  'pool.pop() + pool.push(h), cache: 0': () => {
+    const pool = new ObjectPool({ capacity: 1024, objectSize: 64, cache: 0 });
     return { run(n) { for (let i = 0; i < n; i++) pool.push(pool.pop()); } };
   },
-  'pool.pop() + pool.push(h), unchecked': () => {
-    const pool = new ObjectPool({ capacity: 1024, objectSize: 64, checked: false });
+  'pool.pop() + pool.push(h), unchecked, cache: 0': () => {
+    const pool = new ObjectPool({ capacity: 1024, objectSize: 64, checked: false, cache: 0 });
     return { run(n) { for (let i = 0; i < n; i++) pool.push(pool.pop()); } };
   },
   'no-op x2': () => {

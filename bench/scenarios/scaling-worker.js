@@ -21,7 +21,7 @@ function loop(pop, push) {
 
 let pop, push;
 if (target.kind === 'pool') {
-  const pool = ObjectPool.attach(target.descriptor);
+  const pool = ObjectPool.attach(target.descriptor, target.cache === undefined ? {} : { cache: target.cache });
   pop = pool.pop;
   push = pool.push;
 } else {
