@@ -52,9 +52,10 @@ enum MemWord : size_t {
 struct Waiter {
   std::thread thread;
   std::atomic<bool> stop{false};
-  std::atomic<bool> pending{false};  // a call back is queued and has not run yet
-  napi_threadsafe_function wake = nullptr;
-  uint32_t registered = 0;  // waiters this view added to the pool's count (JS thread only)
+  std::atomic<bool> pending{false};         // a call back is queued and has not run yet
+  napi_threadsafe_function wake = nullptr;  // made without a JS function: it holds nothing alive
+  napi_ref on_wake = nullptr;               // the JS callback: strong while there are waiters, weak otherwise
+  uint32_t registered = 0;                  // waiters this view added to the pool's count (JS thread only)
 };
 
 // One attached view of a pool, shared by the functions created for it.
@@ -155,13 +156,15 @@ void call_flush(napi_env env, napi_value, void* context, void*) {
 }
 
 // Runs on a waiting view's thread when a push (or close) changed the wake word.
-void call_wake(napi_env env, napi_value fn, void* context, void*) {
+void call_wake(napi_env env, napi_value, void* context, void*) {
   if (env == nullptr) return;  // torn down: `context` may be gone
   auto* w = static_cast<Waiter*>(context);
   // release: pairs with the helper's exchange; a change after this point
   // queues another call.
   w->pending.store(false, std::memory_order_release);
-  call_js(env, fn);
+  napi_value fn = nullptr;
+  if (w->on_wake != nullptr) napi_get_reference_value(env, w->on_wake, &fn);
+  if (fn != nullptr) call_js(env, fn);
 }
 
 void wait_loop(objpool::Pool pool, Waiter* w, uint32_t seen) {
@@ -189,6 +192,7 @@ void stop_waiter(Binding* b) {
     --w->registered;
   }
   napi_release_threadsafe_function(w->wake, napi_tsfn_abort);
+  if (w->on_wake != nullptr) napi_delete_reference(b->env, w->on_wake);
   delete w;
   b->waiter = nullptr;
 }
@@ -639,9 +643,13 @@ Napi::Value WaitBegin(const Napi::CallbackInfo& info) {
     w = new Waiter;
     napi_value name;
     napi_create_string_utf8(env, "objpool.wake", NAPI_AUTO_LENGTH, &name);
-    if (napi_create_threadsafe_function(env, info[0], nullptr, name, 0, 1, nullptr, nullptr, w, call_wake, &w->wake) !=
-        napi_ok) {
+    // The callback is held by a reference that is weak while nobody waits,
+    // so a view that once waited can still be collected.
+    if (napi_create_reference(env, info[0], 0, &w->on_wake) != napi_ok ||
+        napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, nullptr, nullptr, w, call_wake, &w->wake) !=
+            napi_ok) {
       b->pool.wait_end();
+      if (w->on_wake != nullptr) napi_delete_reference(env, w->on_wake);
       delete w;
       napi_throw_error(env, "ERR_OBJPOOL_NO_MEMORY", "Cannot create the wake-up channel");
       return Napi::Value();
@@ -653,14 +661,18 @@ Napi::Value WaitBegin(const Napi::CallbackInfo& info) {
     } catch (const std::system_error&) {
       b->pool.wait_end();
       napi_release_threadsafe_function(w->wake, napi_tsfn_abort);
+      napi_delete_reference(env, w->on_wake);
       delete w;
       napi_throw_error(env, "ERR_OBJPOOL_NO_MEMORY", "Cannot start the wake-up thread");
       return Napi::Value();
     }
     b->waiter = w;
   }
-  // A pending wait keeps the thread alive, as pending I/O does.
-  if (w->registered++ == 0) napi_ref_threadsafe_function(env, w->wake);
+  // A pending wait keeps the thread alive, as pending I/O does, and its view.
+  if (w->registered++ == 0) {
+    napi_ref_threadsafe_function(env, w->wake);
+    napi_reference_ref(env, w->on_wake, nullptr);
+  }
   return Napi::Number::New(env, -1);
 }
 
@@ -669,7 +681,10 @@ Napi::Value WaitEnd(const Napi::CallbackInfo& info) {
   auto* b = static_cast<Binding*>(info.Data());
   Waiter* w = b->waiter;
   if (w != nullptr && w->registered > 0) {
-    if (--w->registered == 0) napi_unref_threadsafe_function(info.Env(), w->wake);
+    if (--w->registered == 0) {
+      napi_unref_threadsafe_function(info.Env(), w->wake);
+      napi_reference_unref(info.Env(), w->on_wake, nullptr);
+    }
     b->pool.wait_end();
   }
   return Napi::Value();

@@ -110,3 +110,27 @@ test('shared pool memory goes when the last thread lets go of it (--expose-gc)',
   t.true(r.heldByWorker > 48, 'the worker keeps the memory alive after the main thread dropped its pool');
   t.true(r.afterExit < r.heldByWorker - 48, 'the memory is freed once the last thread lets go');
 });
+
+test('pools that waited are still collected: their wake-up threads end (--expose-gc)', (t) => {
+  const script = `
+    const { ObjectPool } = require(${JSON.stringify(require.resolve('..'))});
+    const threads = () => Number(/Threads:\\s+(\\d+)/.exec(require('node:fs').readFileSync('/proc/self/status', 'utf8'))[1]);
+    const settle = async () => { for (let i = 0; i < 4; i++) { gc(); await new Promise((r) => setTimeout(r, 10)); } };
+    (async () => {
+      await settle();
+      const base = threads();
+      for (let i = 0; i < 200; i++) {
+        const pool = new ObjectPool({ capacity: 1, objectSize: 8 });
+        const h = pool.pop();
+        const waiting = pool.popAsync();
+        pool.push(h);
+        await waiting;
+      }
+      const peak = threads();
+      await settle();
+      console.log(JSON.stringify({ base, peak, after: threads() }));
+    })();`;
+  const r = JSON.parse(execFileSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8', timeout: 60_000 }));
+  t.log(`threads: ${r.base} before, ${r.peak} after 200 pools waited once, ${r.after} after GC`);
+  t.true(r.after < r.base + 20, 'the pools and their wake-up threads are gone');
+});
