@@ -53,3 +53,24 @@ test('examples/workers.js: workers fill pooled buffers, main reads them in place
   t.is((out.match(/^main read: worker \d+, message \d/gm) ?? []).length, 6);
   t.regex(out, /available: 64,\s+inUse: 0/);
 });
+
+test('examples/wait.js: waits for a worker\'s pushes, then a timeout and an abort', async (t) => {
+  const out = await new Promise((resolve, reject) => {
+    execFile(process.execPath, [path.join(root, 'examples', 'wait.js')], { timeout: 30_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
+  });
+  t.regex(out, /pool\.pop\(\) gives -1/);
+  t.regex(out, /waited \d+ ms for 2 objects pushed back by the worker: "from worker", handle \d/);
+  t.regex(out, /third wait: ERR_OBJPOOL_TIMEOUT/);
+  t.regex(out, /fourth wait: TimeoutError/);
+  t.regex(out, /"available":2,"inUse":0/);
+});
+
+test('examples/lease.js: leases, a zeroed reuse, and a leak found with its stack', async (t) => {
+  const out = await new Promise((resolve, reject) => {
+    execFile(process.execPath, ['--expose-gc', path.join(root, 'examples', 'lease.js')], { timeout: 30_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
+  });
+  t.regex(out, /^HELLO POOL$/m);
+  t.regex(out, /a reused object is zeroed: true/);
+  t.regex(out, /leak: object \d+, held \d+ ms, acquired at:\n\s+at forgetful /);
+  t.regex(out, /in use: 1/);
+});
