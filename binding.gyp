@@ -1,4 +1,7 @@
 {
+  "variables": {
+    "objpool_portable%": 0
+  },
   "targets": [
     {
       "target_name": "objpool",
@@ -9,6 +12,12 @@
       "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
       "cflags": ["-fvisibility=hidden", "-O3"],
       "cflags_cc": ["-std=c++20", "-fexceptions", "-fvisibility=hidden", "-O3", "-Wall", "-Wextra"],
+      "conditions": [
+        ["OS == 'linux' and objpool_portable == 1", {
+          "sources": ["native/glibc_compat.cc"],
+          "ldflags": ["-static-libstdc++", "-Wl,--exclude-libs,ALL", "-Wl,--gc-sections"]
+        }]
+      ],
       "xcode_settings": {
         "GCC_ENABLE_CPP_EXCEPTIONS": "YES",
         "CLANG_CXX_LANGUAGE_STANDARD": "c++20",

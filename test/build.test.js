@@ -29,3 +29,20 @@ test('both builds hide symbols and use C++20 with exceptions', (t) => {
   t.regex(cmake, /CMAKE_CXX_VISIBILITY_PRESET hidden/);
   t.regex(cmake, /-fexceptions/);
 });
+
+test('both builds link the portable prebuild the same way', (t) => {
+  const portable = gyp.conditions.find(([cond]) => /objpool_portable\s*==\s*1/.test(cond));
+  t.truthy(portable, 'binding.gyp has an objpool_portable condition');
+  t.regex(portable[0], /OS\s*==\s*'linux'/);
+  t.deepEqual([...cmakeList('OBJPOOL_PORTABLE_SOURCES')].sort(), [...portable[1].sources].sort());
+  t.deepEqual(cmakeList('OBJPOOL_PORTABLE_LDFLAGS'), portable[1].ldflags);
+  for (const src of portable[1].sources) t.true(fs.existsSync(path.join(root, src)), src);
+  t.true(portable[1].ldflags.includes('-static-libstdc++'));
+  t.regex(cmake, /if\(OBJPOOL_PORTABLE AND CMAKE_SYSTEM_NAME STREQUAL "Linux"\)/);
+});
+
+test('no build names a CPU: portable code only', (t) => {
+  const flags = [...gyp.cflags, ...gyp.cflags_cc, ...gyp.conditions.flatMap(([, c]) => [...(c.cflags ?? []), ...(c.cflags_cc ?? []), ...(c.ldflags ?? [])])];
+  t.false(flags.some((f) => /^-m(arch|tune|cpu)=|^-m(avx|sse4|bmi)/.test(f)), flags.join(' '));
+  t.notRegex(cmake, /-m(arch|tune|cpu)=/);
+});
