@@ -1,5 +1,6 @@
 // The one module that owns the native surface: what the addon exports and
 // how it is loaded. Everything else imports it from here.
+import fs = require('node:fs');
 import path = require('node:path');
 
 /** Functions bound to one attached view of a pool (see native/addon.cc). */
@@ -56,22 +57,74 @@ export interface NativeAddon {
   readonly layoutVersion: number;
 }
 
-function load(): NativeAddon {
-  // A specific build (a sanitizer build, say): OBJPOOL_ADDON=/path/to/objpool.node
-  const forced = process.env.OBJPOOL_ADDON;
-  if (forced) return require(path.resolve(forced)) as NativeAddon;
-  const root = path.join(__dirname, '..', 'build');
-  const tried: string[] = [];
-  for (const dir of ['Release', 'Debug']) {
-    const file = path.join(root, dir, 'objpool.node');
-    try {
-      return require(file) as NativeAddon;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw err;
-      tried.push(file);
-    }
-  }
-  throw new Error(`objpool: the native addon is not built (looked for ${tried.join(', ')}); run \`npm install\` or \`npm run build\``);
+interface Loaded {
+  addon: NativeAddon;
+  file: string;
 }
 
-export const native: NativeAddon = load();
+/** The package root: the folder with package.json, build/ and prebuilds/. */
+const root = path.join(__dirname, '..');
+
+// The loader is node-gyp-build: it takes the first .node file in build/Release,
+// then build/Debug (a source build: npm run build, npm run build:cmake, or the
+// install script where no prebuild fits), then the best match in
+// prebuilds/<platform>-<arch>/ (the published package's linux-x64 binary). A
+// development checkout therefore runs its own build, and an installed package
+// runs the prebuild unless `npm install` had to compile.
+function load(): Loaded {
+  // A specific build (a sanitizer build, say): OBJPOOL_ADDON=/path/to/objpool.node
+  const forced = process.env.OBJPOOL_ADDON;
+  if (forced) {
+    const file = path.resolve(forced);
+    return { addon: require(file) as NativeAddon, file };
+  }
+  const gypBuild = require('node-gyp-build') as { resolve(dir: string): string };
+  let file: string;
+  try {
+    file = gypBuild.resolve(root);
+  } catch (err) {
+    throw Object.assign(new Error(notFound()), { code: 'ERR_OBJPOOL_NO_ADDON', cause: err });
+  }
+  try {
+    return { addon: require(file) as NativeAddon, file };
+  } catch (err) {
+    throw Object.assign(new Error(`objpool: the native addon ${file} does not load: ${(err as Error).message}\n` +
+      '`npm rebuild objpool` (install scripts on) compiles one from source when this one does not load ' +
+      '(needs a C++20 compiler, Python 3 and make)'), { code: 'ERR_OBJPOOL_NO_ADDON', cause: err });
+  }
+}
+
+/** What the loader looked for, for the error when nothing fits. */
+function notFound(): string {
+  const list = (dir: string) => {
+    try {
+      const files = fs.readdirSync(dir).filter((f) => f.endsWith('.node'));
+      return files.length ? files.join(', ') : 'no .node file';
+    } catch {
+      return 'missing';
+    }
+  };
+  const prebuilds = path.join(root, 'prebuilds');
+  const tuple = `${process.platform}-${process.arch}`;
+  const tried = [
+    `${path.join(root, 'build', 'Release')} (${list(path.join(root, 'build', 'Release'))})`,
+    `${path.join(root, 'build', 'Debug')} (${list(path.join(root, 'build', 'Debug'))})`,
+    `${path.join(prebuilds, tuple)} (${list(path.join(prebuilds, tuple))}; ` +
+      `wanted an N-API build for ${tuple}${process.platform === 'linux' ? `, ${isMusl() ? 'musl' : 'glibc'}` : ''})`,
+  ];
+  return `objpool: no native addon for ${tuple} (Node ${process.version}). Looked in:\n  ${tried.join('\n  ')}\n` +
+    'Prebuilt binaries exist for linux-x64 (glibc) only; elsewhere `npm install` compiles the addon ' +
+    '(install scripts on; needs a C++20 compiler, Python 3 and make): run `npm rebuild objpool`, ' +
+    'or `npm run build` in a checkout. OBJPOOL_ADDON=/path/to/objpool.node loads a given build.';
+}
+
+function isMusl(): boolean {
+  return fs.existsSync('/etc/alpine-release');
+}
+
+const loaded = load();
+
+export const native: NativeAddon = loaded.addon;
+
+/** The absolute path of the addon file that was loaded (a build, a prebuild, or OBJPOOL_ADDON). */
+export const addonPath: string = loaded.file;
