@@ -425,7 +425,7 @@ void run_errors() {
   cfg.object_size = cfg.stride = 16;
   cfg.align = 16;
   Memory m(cfg);
-  uint32_t a, b;
+  uint32_t a = 0, b = 0;
   CHECK(m.pool.pop(a) == objpool::Status::ok, "pop");
   CHECK(m.pool.push(a) == objpool::Status::ok, "push");
   CHECK(m.pool.push(a) == objpool::Status::double_push, "double push must be caught");
