@@ -1,177 +1,407 @@
 'use strict';
-// Model-based fuzzing: long, seeded random sequences of every API call, valid
-// and invalid, checked step by step against a small JS model of which
-// handles are out. A failure names its seed and step; rerun one seed with
-//   OBJPOOL_FUZZ_SEED=1234 npx ava test/fuzz.test.js
-// and make it longer with OBJPOOL_FUZZ_STEPS / OBJPOOL_FUZZ_SEEDS.
+// Model-based fuzzing with fast-check: random sequences of every API call,
+// valid and invalid, run against a pool (the real system) and a small model
+// of it (which handles are out, whether it is closed, what close released),
+// checked after every call. A failure is shrunk to a shortest sequence of
+// calls and printed with the values that replay it:
+//   OBJPOOL_FUZZ_SEED=<seed> OBJPOOL_FUZZ_PATH=<path> OBJPOOL_FUZZ_REPLAY=<replayPath> npx ava test/fuzz.test.js
+// Longer runs: OBJPOOL_FUZZ_STEPS (most calls per sequence, default 600) and
+// OBJPOOL_FUZZ_SEEDS (sequences per pool kind, default 250).
+//
+// Several instances of one pool: a shareable pool is also used through
+// `ObjectPool.attach(pool.descriptor)` in this thread, and every command
+// names the instance it calls through (`inst`, taken modulo the number of
+// instances). Per-instance state (a future per-thread cache, say) belongs in
+// `model.instances[i]`; the places whose expectations it would change say so.
 const test = require('ava');
+const { execFileSync } = require('node:child_process');
+const path = require('node:path');
+const fc = require('fast-check');
 const { ObjectPool } = require('..');
 
-const STEPS = Number(process.env.OBJPOOL_FUZZ_STEPS ?? 3000);
-const SEEDS = process.env.OBJPOOL_FUZZ_SEED ? [Number(process.env.OBJPOOL_FUZZ_SEED)] : Array.from({ length: Number(process.env.OBJPOOL_FUZZ_SEEDS ?? 12) }, (_, i) => 1000 + i);
-
-function rng(seed) {
-  let s = seed >>> 0 || 1;
-  const next = () => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s / 2 ** 32; };
-  return { next, int: (n) => Math.floor(next() * n), pick: (a) => a[Math.floor(next() * a.length)] };
-}
+const STEPS = Number(process.env.OBJPOOL_FUZZ_STEPS ?? 600);
+const RUNS = Number(process.env.OBJPOOL_FUZZ_SEEDS ?? 250);
+const REPLAY = process.env.OBJPOOL_FUZZ_SEED
+  ? { seed: Number(process.env.OBJPOOL_FUZZ_SEED), path: process.env.OBJPOOL_FUZZ_PATH, replayPath: process.env.OBJPOOL_FUZZ_REPLAY }
+  : null;
 
 const GARBAGE = [undefined, null, '1', 1.5, -1, NaN, Infinity, 2 ** 32, {}, [], 1n, () => 1, true, Symbol('x')];
+const GARBAGE_ARRAYS = [[], new Int32Array(2), null, 'x', new Float64Array(1)];
 
-function makePool(r) {
-  const capacity = 1 + r.int(40);
-  const checked = r.next() < 0.85;
-  const slots = 1 + r.int(5);
-  const kind = r.int(3);
-  if (kind === 0) return new ObjectPool({ capacity, objectSize: 1 + r.int(64), slots, checked });
-  if (kind === 1) return ObjectPool.fromBuffer(new ArrayBuffer(capacity * 16 + r.int(16)), { objectSize: 16, slots, checked });
-  const mem = new SharedArrayBuffer(capacity * 8);
-  return ObjectPool.fromBuffers(Array.from({ length: capacity }, (_, i) => new Uint8Array(mem, i * 8, 8)), { slots, checked });
+// ---- the real system and the model ----------------------------------------
+
+/** Builds the pool a generated configuration describes, and its model. */
+function setup(cfg) {
+  const { kind, capacity, slots, checked, objectSize, shared } = cfg;
+  let pool;
+  if (kind === 'own') pool = new ObjectPool({ capacity, objectSize, slots, checked });
+  else if (kind === 'fromBuffer') {
+    const Memory = shared ? SharedArrayBuffer : ArrayBuffer;
+    pool = ObjectPool.fromBuffer(new Memory(capacity * 16 + cfg.slack), { objectSize: 16, slots, checked });
+  } else {
+    const Memory = shared ? SharedArrayBuffer : ArrayBuffer;
+    const mem = new Memory(capacity * 8);
+    pool = ObjectPool.fromBuffers(Array.from({ length: capacity }, (_, i) => new Uint8Array(mem, i * 8, 8)), { slots, checked });
+  }
+  const pools = [pool];
+  const shareable = kind === 'own' || shared;
+  if (shareable) {
+    for (let i = 1; i < cfg.instances; i++) pools.push(ObjectPool.attach(pool.descriptor));
+  } else {
+    expectCode(() => pool.descriptor, 'ERR_OBJPOOL_NOT_SHAREABLE');
+  }
+  const model = {
+    capacity: pool.capacity,
+    objectSize: pool.objectSize,
+    checked: pool.checked,
+    instances: pools.map(() => ({})),
+    out: new Set(),            // handles handed out and not yet pushed back
+    closed: false,
+    pushedAfterClose: 0,
+    released: new Set(),       // handles the close callback was given
+    step: 0,
+    closeFrom: cfg.closeFrom,  // close is allowed from this step on
+  };
+  const real = { pools, closeDone: null, releaseErrors: [] };
+  return { model, real };
 }
 
-function fuzz(seed, steps) {
-  const r = rng(seed);
-  const pool = makePool(r);
-  const out = new Set();          // the model: handles handed out and not yet pushed
-  const released = new Set();     // after close: handles the callback released
-  let closed = false;
-  let pushedAfterClose = 0;
-  let closeDone = null;
-  const fail = (step, what) => { throw new Error(`seed ${seed}, step ${step}: ${what}`); };
-  const expectCode = (step, fn, code) => {
-    try { fn(); } catch (e) { if (e.code !== code) fail(step, `expected ${code}, got ${e.code}: ${e.message}`); return; }
-    fail(step, `expected ${code}, nothing thrown`);
-  };
-  const anyOut = () => [...out][r.int(out.size)];
-  const notOut = () => { for (let k = 0; k < 10; k++) { const h = r.int(pool.capacity); if (!out.has(h)) return h; } return -1; };
-  for (let step = 0; step < steps; step++) {
-    const op = r.int(14);
-    switch (op) {
-      case 0: case 1: { // pop
-        if (closed) { expectCode(step, () => pool.pop(), 'ERR_OBJPOOL_CLOSED'); break; }
-        const h = pool.pop();
-        if (h === -1) { if (out.size !== pool.capacity) fail(step, `pop empty with ${pool.capacity - out.size} in the pool`); break; }
-        if (out.has(h)) fail(step, `handle ${h} handed out twice`);
-        out.add(h);
-        break;
-      }
-      case 2: case 3: { // push a handle that is out
-        if (!out.size) break;
-        const h = anyOut();
-        pool.push(h);
-        out.delete(h);
-        if (closed) pushedAfterClose++;
-        break;
-      }
-      case 4: { // double push / never popped
-        if (!pool.checked) break;
-        const h = notOut();
-        if (h >= 0) expectCode(step, () => pool.push(h), 'ERR_OBJPOOL_DOUBLE_PUSH');
-        break;
-      }
-      case 5: { // garbage handle
-        const g = r.pick([...GARBAGE, pool.capacity, pool.capacity + r.int(100)]);
-        const code = typeof g === 'number' ? 'ERR_OUT_OF_RANGE' : 'ERR_INVALID_ARG_TYPE';
-        expectCode(step, () => pool.push(g), code);
-        break;
-      }
-      case 6: { // popMany
-        const arr = new Uint32Array(r.int(8));
-        const count = r.next() < 0.5 ? undefined : r.int(arr.length + 1);
-        if (closed) { expectCode(step, () => pool.popMany(arr, count), 'ERR_OBJPOOL_CLOSED'); break; }
-        const n = pool.popMany(arr, count);
-        const want = Math.min(count ?? arr.length, pool.capacity - out.size);
-        if (n !== want) fail(step, `popMany gave ${n}, model says ${want}`);
-        for (const h of arr.subarray(0, n)) { if (out.has(h)) fail(step, `popMany: ${h} twice`); out.add(h); }
-        break;
-      }
-      case 7: { // pushMany of out handles, sometimes poisoned (all or nothing)
-        const hs = [...out].filter(() => r.next() < 0.5);
-        const poison = pool.checked && r.next() < 0.3 && hs.length > 0;
-        if (poison) {
-          const bad = r.next() < 0.5 ? hs[0] : notOut();
-          if (bad < 0) break;
-          expectCode(step, () => pool.pushMany(Uint32Array.from([...hs, bad])), 'ERR_OBJPOOL_DOUBLE_PUSH');
-          break;
-        }
-        if (r.next() < 0.1) { expectCode(step, () => pool.pushMany(Uint32Array.from([...hs, pool.capacity])), 'ERR_OUT_OF_RANGE'); break; }
-        pool.pushMany(Uint32Array.from(hs));
-        for (const h of hs) { out.delete(h); if (closed) pushedAfterClose++; }
-        break;
-      }
-      case 8: { // acquire + release by view
-        if (closed) { expectCode(step, () => pool.acquire(), 'ERR_OBJPOOL_CLOSED'); break; }
-        const b = pool.acquire();
-        if (!b) break;
-        const h = pool.handleOf(b);
-        if (out.has(h)) fail(step, `acquire: ${h} twice`);
-        if (b.length !== pool.objectSize) fail(step, 'acquire: wrong length');
-        b.fill(step & 255);
-        if (r.next() < 0.5) pool.release(r.next() < 0.5 ? b : b.subarray(0, r.int(b.length + 1)));
-        else out.add(h);
-        break;
-      }
-      case 9: { // foreign views
-        const f = r.pick([Buffer.alloc(pool.objectSize), new Uint8Array(1), pool.buffer(0).subarray(1)]);
-        if (f.length === 0 || (f.byteOffset === pool.buffer(0).byteOffset && f.buffer === pool.buffer(0).buffer)) break;
-        expectCode(step, () => pool.release(f), 'ERR_OBJPOOL_FOREIGN_BUFFER');
-        break;
-      }
-      case 10: { // stats agree with the model
-        const s = pool.stats();
-        // After close, objects pushed back wait in the pool until the closer's
-        // drain runs (queued to this thread's event loop).
-        if (!closed && s.available !== pool.capacity - out.size) fail(step, `stats.available ${s.available}, model ${pool.capacity - out.size}`);
-        if (closed && s.available > pushedAfterClose) fail(step, `stats.available ${s.available} after close, only ${pushedAfterClose} pushed since`);
-        if (s.closed !== closed) fail(step, 'stats.closed');
-        if (s.perSlot.reduce((a, b) => a + b, 0) !== s.available) fail(step, 'perSlot does not add up');
-        break;
-      }
-      case 11: { // buffer() by any handle, valid or not
-        const h = r.int(pool.capacity + 3) - 1;
-        if (h < 0 || h >= pool.capacity) expectCode(step, () => pool.buffer(h), 'ERR_OUT_OF_RANGE');
-        else if (pool.buffer(h).length !== pool.objectSize) fail(step, 'buffer length');
-        break;
-      }
-      case 12: { // close, once, somewhere late in the run
-        if (closed || step < steps / 2 || r.next() < 0.9) break;
-        closed = true;
-        const inPool = pool.capacity - out.size;
-        let got = 0;
-        closeDone = pool.close((buf, info) => {
-          if (info.handle < 0) return;
-          if (released.has(info.handle)) fail(step, `released ${info.handle} twice`);
-          if (out.has(info.handle)) fail(step, `released ${info.handle} while it is out`);
-          released.add(info.handle);
-          got++;
-        });
-        if (got !== inPool) fail(step, `close released ${got} now, model says ${inPool}`);
-        break;
-      }
-      default: { // garbage arrays to the batch calls
-        const g = r.pick([[], new Int32Array(2), null, 'x', new Float64Array(1)]);
-        expectCode(step, () => pool.pushMany(g), 'ERR_INVALID_ARG_TYPE');
-        expectCode(step, () => pool.popMany(g), 'ERR_INVALID_ARG_TYPE');
-      }
+function expectCode(fn, code, what = '') {
+  try {
+    fn();
+  } catch (e) {
+    if (e.code !== code) throw new Error(`${what}expected ${code}, got ${e.code}: ${e.message}`);
+    return;
+  }
+  throw new Error(`${what}expected ${code}, nothing thrown`);
+}
+
+const nth = (set, k) => [...set][k % set.size];
+const pick = (m, r, inst) => r.pools[inst % r.pools.length];
+
+/** After a refused call: nothing was taken or returned. */
+function intact(m, r, why) {
+  const s = r.pools[0].stats();
+  if (!m.closed && s.available !== m.capacity - m.out.size) throw new Error(`${why}: pool not intact, ${s.available} available, model ${m.capacity - m.out.size}`);
+}
+
+function took(m, h, what) {
+  if (!Number.isInteger(h) || h < 0 || h >= m.capacity) throw new Error(`${what}: handle ${h} out of range`);
+  if (m.out.has(h)) throw new Error(`${what}: handle ${h} handed out twice`);
+  m.out.add(h);
+}
+
+function gaveBack(m, h) {
+  m.out.delete(h);
+  if (m.closed) m.pushedAfterClose++;
+}
+
+// ---- commands ----------------------------------------------------------------
+// Each one: check(model) says whether it applies now; run(model, real) calls
+// the pool and compares with the model; toString() is how a failing sequence
+// is printed.
+
+class Pop {
+  constructor(inst) { this.inst = inst; }
+  check() { return true; }
+  run(m, r) {
+    m.step++;
+    const pool = pick(m, r, this.inst);
+    if (m.closed) return expectCode(() => pool.pop(), 'ERR_OBJPOOL_CLOSED', 'pop after close: ');
+    const h = pool.pop();
+    // With per-instance caches, -1 is also allowed while other instances cache objects.
+    if (h === -1) {
+      if (m.out.size !== m.capacity) throw new Error(`pop: empty with ${m.capacity - m.out.size} in the pool`);
+      return;
     }
+    took(m, h, 'pop');
   }
-  // Give everything back: the pool must hold every object exactly once.
-  for (const h of out) pool.push(h);
-  out.clear();
-  if (!closed) {
-    const all = new Uint32Array(pool.capacity + 1);
-    const n = pool.popMany(all);
-    if (n !== pool.capacity || new Set(all.subarray(0, n)).size !== n) fail(steps, `final: ${n} of ${pool.capacity} objects`);
-    return null;
+  toString() { return `pop@${this.inst}`; }
+}
+
+class Push {
+  constructor(k, inst) { this.k = k; this.inst = inst; }
+  check(m) { return m.out.size > 0; }
+  run(m, r) {
+    m.step++;
+    const h = nth(m.out, this.k);
+    pick(m, r, this.inst).push(h);
+    gaveBack(m, h);
   }
-  return closeDone.then(() => {
-    if (released.size !== pool.capacity) fail(steps, `close released ${released.size} of ${pool.capacity}`);
+  toString() { return `push(out#${this.k})@${this.inst}`; }
+}
+
+class PushNotOut {
+  constructor(h, inst) { this.h = h; this.inst = inst; }
+  check(m) { return m.checked && !m.out.has(this.h % m.capacity); }
+  run(m, r) {
+    m.step++;
+    const h = this.h % m.capacity;
+    expectCode(() => pick(m, r, this.inst).push(h), 'ERR_OBJPOOL_DOUBLE_PUSH', `push(${h}) not out: `);
+    intact(m, r, 'push of a handle not out');
+  }
+  toString() { return `pushNotOut(${this.h})@${this.inst}`; }
+}
+
+class PushGarbage {
+  constructor(g, extra, inst) { this.g = g; this.extra = extra; this.inst = inst; }
+  check() { return true; }
+  value(m) { return this.g < GARBAGE.length ? GARBAGE[this.g] : m.capacity + this.extra; }
+  run(m, r) {
+    m.step++;
+    const g = this.value(m);
+    const code = typeof g === 'number' ? 'ERR_OUT_OF_RANGE' : 'ERR_INVALID_ARG_TYPE';
+    expectCode(() => pick(m, r, this.inst).push(g), code, `push(${String(g)}): `);
+    intact(m, r, 'push of garbage');
+  }
+  toString() { return `pushGarbage(${this.g < GARBAGE.length ? String(GARBAGE[this.g]) : `capacity+${this.extra}`})@${this.inst}`; }
+}
+
+class PopMany {
+  constructor(length, count, inst) { this.length = length; this.count = count; this.inst = inst; }
+  check() { return true; }
+  run(m, r) {
+    m.step++;
+    const pool = pick(m, r, this.inst);
+    const arr = new Uint32Array(this.length);
+    const count = this.count === null ? undefined : Math.min(this.count, this.length);
+    if (m.closed) return expectCode(() => pool.popMany(arr, count), 'ERR_OBJPOOL_CLOSED', 'popMany after close: ');
+    const n = pool.popMany(arr, count);
+    const want = Math.min(count ?? arr.length, m.capacity - m.out.size);
+    if (n !== want) throw new Error(`popMany gave ${n}, model says ${want}`);
+    for (const h of arr.subarray(0, n)) took(m, h, 'popMany');
+  }
+  toString() { return `popMany(length ${this.length}, count ${this.count})@${this.inst}`; }
+}
+
+// pushMany of some handles that are out, maybe with one bad entry added: all or nothing.
+class PushMany {
+  constructor(mask, poison, extra, inst) { this.mask = mask; this.poison = poison; this.extra = extra; this.inst = inst; }
+  check(m) {
+    if (this.poison === 'twice' || this.poison === 'notOut') return m.checked && this.handles(m).length > 0;
+    return true;
+  }
+  handles(m) { return [...m.out].filter((_, i) => (this.mask >>> (i % 31)) & 1); }
+  run(m, r) {
+    m.step++;
+    const pool = pick(m, r, this.inst);
+    const hs = this.handles(m);
+    if (this.poison === 'none') {
+      pool.pushMany(Uint32Array.from(hs));
+      for (const h of hs) gaveBack(m, h);
+      return;
+    }
+    let bad;
+    if (this.poison === 'twice') bad = hs[this.extra % hs.length];
+    else if (this.poison === 'outOfRange') bad = m.capacity + this.extra;
+    else {
+      bad = [...Array(m.capacity).keys()].find((h) => !m.out.has(h));
+      if (bad === undefined) return;
+    }
+    const code = this.poison === 'outOfRange' ? 'ERR_OUT_OF_RANGE' : 'ERR_OBJPOOL_DOUBLE_PUSH';
+    expectCode(() => pool.pushMany(Uint32Array.from([...hs, bad])), code, `pushMany with ${this.poison} entry ${bad}: `);
+    intact(m, r, `refused pushMany (${this.poison})`);
+  }
+  toString() { return `pushMany(mask ${this.mask}, ${this.poison}${this.poison === 'none' ? '' : ` ${this.extra}`})@${this.inst}`; }
+}
+
+// acquire(), then release() by the whole view or a prefix of it, maybe through another instance.
+class AcquireRelease {
+  constructor(release, prefix, fill, inst, releaseInst) { Object.assign(this, { release, prefix, fill, inst, releaseInst }); }
+  check() { return true; }
+  run(m, r) {
+    m.step++;
+    const pool = pick(m, r, this.inst);
+    if (m.closed) return expectCode(() => pool.acquire(), 'ERR_OBJPOOL_CLOSED', 'acquire after close: ');
+    const b = pool.acquire();
+    if (!b) {
+      if (m.out.size !== m.capacity) throw new Error(`acquire: null with ${m.capacity - m.out.size} in the pool`);
+      return;
+    }
+    if (b.length !== m.objectSize) throw new Error(`acquire: length ${b.length}, objectSize ${m.objectSize}`);
+    const h = pool.handleOf(b);
+    took(m, h, 'acquire');
+    b.fill(this.fill);
+    const other = pick(m, r, this.releaseInst);
+    if (other.buffer(h)[0] !== this.fill) throw new Error(`buffer(${h}) through instance ${this.releaseInst % r.pools.length} does not see the bytes written`);
+    if (this.release === 'keep') return;
+    other.release(this.release === 'whole' ? b : b.subarray(0, this.prefix % (b.length + 1)));
+    gaveBack(m, h);
+  }
+  toString() { return `acquire@${this.inst} + release(${this.release === 'prefix' ? `prefix ${this.prefix}` : this.release})@${this.releaseInst}`; }
+}
+
+class ReleaseForeign {
+  constructor(which, inst) { this.which = which; this.inst = inst; }
+  check(m) { return !(this.which === 'offset' && m.objectSize === 1); }
+  run(m, r) {
+    m.step++;
+    const pool = pick(m, r, this.inst);
+    const views = { copy: () => Buffer.alloc(m.objectSize), small: () => new Uint8Array(1), offset: () => pool.buffer(0).subarray(1) };
+    expectCode(() => pool.release(views[this.which]()), 'ERR_OBJPOOL_FOREIGN_BUFFER', `release(${this.which} view): `);
+    intact(m, r, 'release of a foreign view');
+  }
+  toString() { return `releaseForeign(${this.which})@${this.inst}`; }
+}
+
+class Stats {
+  constructor(inst) { this.inst = inst; }
+  check() { return true; }
+  run(m, r) {
+    m.step++;
+    const s = pick(m, r, this.inst).stats();
+    // After close, objects pushed back wait in the pool until the closer's
+    // drain runs (queued to this thread's event loop).
+    // With per-instance caches, `available` counts every instance's cache too.
+    if (!m.closed && s.available !== m.capacity - m.out.size) throw new Error(`stats.available ${s.available}, model ${m.capacity - m.out.size}`);
+    if (!m.closed && s.inUse !== m.out.size) throw new Error(`stats.inUse ${s.inUse}, model ${m.out.size}`);
+    if (m.closed && s.available > m.pushedAfterClose) throw new Error(`stats.available ${s.available} after close, only ${m.pushedAfterClose} pushed since`);
+    if (s.closed !== m.closed) throw new Error(`stats.closed ${s.closed}, model ${m.closed}`);
+    if (s.capacity !== m.capacity) throw new Error(`stats.capacity ${s.capacity}`);
+    if (s.perSlot.reduce((a, b) => a + b, 0) !== s.available) throw new Error('stats.perSlot does not add up to available');
+    if (pick(m, r, this.inst).closed !== m.closed) throw new Error('pool.closed disagrees with the model');
+  }
+  toString() { return `stats@${this.inst}`; }
+}
+
+class BufferAt {
+  constructor(h, inst) { this.h = h; this.inst = inst; }
+  check() { return true; }
+  run(m, r) {
+    m.step++;
+    const h = this.h - 1; // -1 .. capacity + 1
+    const pool = pick(m, r, this.inst);
+    if (h < 0 || h >= m.capacity) return expectCode(() => pool.buffer(h), 'ERR_OUT_OF_RANGE', `buffer(${h}): `);
+    const b = pool.buffer(h);
+    if (b.length !== m.objectSize) throw new Error(`buffer(${h}).length ${b.length}`);
+    if (pool.buffer(h) !== b) throw new Error(`buffer(${h}) is not the same Buffer each time`);
+    if (pool.handleOf(b) !== h) throw new Error(`handleOf(buffer(${h})) is ${pool.handleOf(b)}`);
+  }
+  toString() { return `buffer(${this.h - 1})@${this.inst}`; }
+}
+
+class BatchGarbage {
+  constructor(g, inst) { this.g = g; this.inst = inst; }
+  check() { return true; }
+  run(m, r) {
+    m.step++;
+    const pool = pick(m, r, this.inst);
+    const g = GARBAGE_ARRAYS[this.g];
+    expectCode(() => pool.pushMany(g), 'ERR_INVALID_ARG_TYPE', 'pushMany(garbage): ');
+    expectCode(() => pool.popMany(g), 'ERR_INVALID_ARG_TYPE', 'popMany(garbage): ');
+    intact(m, r, 'batch call with garbage');
+  }
+  toString() { return `batchGarbage(${this.g})@${this.inst}`; }
+}
+
+class Close {
+  constructor(inst) { this.inst = inst; }
+  check(m) { return !m.closed && m.step >= m.closeFrom; }
+  run(m, r) {
+    m.step++;
+    m.closed = true;
+    const inPool = m.capacity - m.out.size;
+    let now = 0;
+    r.closeDone = pick(m, r, this.inst).close((buf, info) => {
+      if (info.handle < 0) return; // fromBuffer: the whole memory, last
+      if (m.released.has(info.handle)) r.releaseErrors.push(`released ${info.handle} twice`);
+      if (m.out.has(info.handle)) r.releaseErrors.push(`released ${info.handle} while it is out`);
+      if (buf.length !== m.objectSize) r.releaseErrors.push(`released a ${buf.length}-byte view of ${info.handle}`);
+      m.released.add(info.handle);
+      now++;
+    });
+    if (now !== inPool) throw new Error(`close released ${now} objects at once, model says ${inPool}`);
+    if (r.releaseErrors.length) throw new Error(r.releaseErrors.join('; '));
+  }
+  toString() { return `close@${this.inst}`; }
+}
+
+// ---- generation ----------------------------------------------------------------
+
+const inst = fc.nat({ max: 7 });
+const commands = [
+  inst.map((i) => new Pop(i)),
+  inst.map((i) => new Pop(i)),
+  fc.tuple(fc.nat({ max: 63 }), inst).map(([k, i]) => new Push(k, i)),
+  fc.tuple(fc.nat({ max: 63 }), inst).map(([k, i]) => new Push(k, i)),
+  fc.tuple(fc.nat({ max: 63 }), inst).map(([h, i]) => new PushNotOut(h, i)),
+  fc.tuple(fc.nat({ max: GARBAGE.length }), fc.nat({ max: 99 }), inst).map(([g, x, i]) => new PushGarbage(g, x, i)),
+  fc.tuple(fc.nat({ max: 7 }), fc.option(fc.nat({ max: 7 })), inst).map(([n, c, i]) => new PopMany(n, c, i)),
+  fc.tuple(fc.nat(), fc.constantFrom('none', 'none', 'twice', 'notOut', 'outOfRange'), fc.nat({ max: 99 }), inst)
+    .map(([mask, p, x, i]) => new PushMany(mask, p, x, i)),
+  fc.tuple(fc.constantFrom('keep', 'whole', 'prefix'), fc.nat({ max: 64 }), fc.integer({ min: 1, max: 255 }), inst, inst)
+    .map(([rel, n, f, i, j]) => new AcquireRelease(rel, n, f, i, j)),
+  fc.tuple(fc.constantFrom('copy', 'small', 'offset'), inst).map(([w, i]) => new ReleaseForeign(w, i)),
+  inst.map((i) => new Stats(i)),
+  fc.tuple(fc.nat({ max: 66 }), inst).map(([h, i]) => new BufferAt(h, i)),
+  fc.tuple(fc.nat({ max: GARBAGE_ARRAYS.length - 1 }), inst).map(([g, i]) => new BatchGarbage(g, i)),
+  inst.map((i) => new Close(i)),
+];
+
+function config(kind) {
+  return fc.record({
+    kind: fc.constant(kind),
+    capacity: fc.integer({ min: 1, max: 40 }),
+    slots: fc.integer({ min: 1, max: 5 }),
+    checked: fc.oneof({ arbitrary: fc.constant(true), weight: 6 }, { arbitrary: fc.constant(false), weight: 1 }),
+    objectSize: fc.integer({ min: 1, max: 64 }),
+    slack: fc.nat({ max: 15 }),
+    shared: kind === 'own' ? fc.constant(true) : fc.boolean(),
+    instances: fc.integer({ min: 1, max: 2 }),
+    // Close late in the sequence, or never: the open pool gets most of the calls.
+    closeFrom: fc.oneof(fc.integer({ min: Math.floor(STEPS / 8), max: Math.floor(STEPS / 2) }), fc.constant(STEPS + 1)),
   });
 }
 
-for (const seed of SEEDS) {
-  test(`fuzz seed ${seed} (${STEPS} steps)`, async (t) => {
-    await fuzz(seed, STEPS);
-    t.pass();
+/** Runs one sequence, then returns every object and checks that each comes back exactly once. */
+async function sequence(cfg, cmds) {
+  const { model: m, real: r } = setup(cfg);
+  fc.modelRun(() => ({ model: m, real: r }), cmds);
+  for (const h of [...m.out]) {
+    r.pools[0].push(h);
+    gaveBack(m, h);
+  }
+  if (!m.closed) {
+    const all = new Uint32Array(m.capacity + 1);
+    const n = r.pools[0].popMany(all);
+    if (n !== m.capacity || new Set(all.subarray(0, n)).size !== n) throw new Error(`final: ${n} of ${m.capacity} objects came back`);
+    r.pools[0].pushMany(all, n);
+    return;
+  }
+  await r.closeDone;
+  if (r.releaseErrors.length) throw new Error(r.releaseErrors.join('; '));
+  if (m.released.size !== m.capacity) throw new Error(`close released ${m.released.size} of ${m.capacity} objects`);
+}
+
+// Found by this fuzz: in a thread that has not yet made a batch call of at
+// least one object, popMany() of zero objects returns undefined instead of 0
+// (native/addon.cc: scratch(env, 0) gives the empty vector's nullptr, which
+// PopMany takes for a failed allocation). A known failure until the binding
+// is fixed; then ava reports it and `.failing` comes off. The sequences below
+// make one batch call first, so they do not depend on which test runs first.
+test.failing('popMany() of zero objects returns 0 in a fresh thread', (t) => {
+  const got = execFileSync(process.execPath, ['-e', `
+    const { ObjectPool } = require(${JSON.stringify(path.join(__dirname, '..'))});
+    const pool = new ObjectPool({ capacity: 2, objectSize: 8 });
+    console.log(JSON.stringify([pool.popMany(new Uint32Array(0)), pool.popMany(new Uint32Array(2), 0)]));`], { encoding: 'utf8' });
+  t.deepEqual(JSON.parse(got), [0, 0]);
+});
+new ObjectPool({ capacity: 1, objectSize: 1 }).popMany(new Uint32Array(1));
+
+for (const kind of ['own', 'fromBuffer', 'fromBuffers']) {
+  test(`fuzz: ${kind} pools (${RUNS} sequences of up to ${STEPS} calls)`, async (t) => {
+    const property = fc.asyncProperty(config(kind), fc.commands(commands, { maxCommands: STEPS, size: 'max', replayPath: REPLAY?.replayPath }), sequence);
+    const params = REPLAY ? { seed: REPLAY.seed, path: REPLAY.path, endOnFailure: true } : { numRuns: RUNS };
+    const result = await fc.check(property, params);
+    if (!result.failed) return t.pass();
+    const [cfg, cmds] = result.counterexample ?? [];
+    const calls = String(cmds);
+    const replayPath = /replayPath="([^"]*)"/.exec(calls)?.[1] ?? '';
+    t.fail([
+      `${result.errorInstance?.message ?? result.error}`,
+      `pool: ${JSON.stringify(cfg)}`,
+      `calls (shrunk ${result.numShrinks} times): ${calls.replace(/\s*\/\*replayPath=.*\*\//, '')}`,
+      `replay: OBJPOOL_FUZZ_SEED=${result.seed} OBJPOOL_FUZZ_PATH=${result.counterexamplePath} OBJPOOL_FUZZ_REPLAY=${replayPath} npx ava test/fuzz.test.js --match '*${kind} pools*'`,
+    ].join('\n'));
   });
 }
