@@ -15,7 +15,7 @@
       "conditions": [
         ["OS == 'linux' and objpool_portable == 1", {
           "sources": ["native/glibc_compat.cc"],
-          "ldflags": ["-static-libstdc++", "-Wl,--exclude-libs,ALL", "-Wl,--gc-sections"]
+          "ldflags": ["-static-libstdc++", "-Wl,--exclude-libs,ALL", "-Wl,--gc-sections", "-Wl,--wrap=pthread_create", "-Wl,--wrap=pthread_join", "-Wl,--no-as-needed", "-l:libpthread.so.0"]
         }]
       ],
       "xcode_settings": {
