@@ -9,6 +9,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { addonPath } = require('../dist/native');
+const { newerSource } = require('./dev-build');
 
 const root = path.join(__dirname, '..');
 const built = path.join(root, 'build', 'Release', 'objpool.node');
@@ -19,6 +20,8 @@ test('a checkout loads its own build (or the one OBJPOOL_ADDON names)', (t) => {
     return;
   }
   t.is(addonPath, built, 'node-gyp-build must pick build/Release; a prebuild here would test stale code (npm run build)');
+  const changed = newerSource();
+  t.is(changed, null, `${changed} changed after the addon was built: run npm run build (npm ci does it too)`);
 });
 
 // A copy of the package's loader with a chosen set of addon files around it.
