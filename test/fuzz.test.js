@@ -11,8 +11,11 @@
 // Several instances of one pool: a shareable pool is also used through
 // `ObjectPool.attach(pool.descriptor)` in this thread, and every command
 // names the instance it calls through (`inst`, taken modulo the number of
-// instances). Per-instance state (a future per-thread cache, say) belongs in
-// `model.instances[i]`; the places whose expectations it would change say so.
+// instances). Each instance has its own cache (`cache` option: automatic,
+// or 0..8); the model knows only each cache's size limit
+// (`model.instances[i].cache`), so where a cache can hide objects from
+// another instance (an empty pop, popMany's count) it checks the documented
+// bounds, and everywhere else (stats, close, the final count) it is exact.
 const test = require('ava');
 const { execFileSync } = require('node:child_process');
 const path = require('node:path');
@@ -32,21 +35,22 @@ const GARBAGE_ARRAYS = [[], new Int32Array(2), null, 'x', new Float64Array(1)];
 
 /** Builds the pool a generated configuration describes, and its model. */
 function setup(cfg) {
-  const { kind, capacity, slots, checked, objectSize, shared } = cfg;
+  const { kind, capacity, slots, checked, zero, objectSize, shared } = cfg;
+  const cacheOf = (i) => (cfg.caches[i] === null ? {} : { cache: cfg.caches[i] });
   let pool;
-  if (kind === 'own') pool = new ObjectPool({ capacity, objectSize, slots, checked });
+  if (kind === 'own') pool = new ObjectPool({ capacity, objectSize, slots, checked, zero, ...cacheOf(0) });
   else if (kind === 'fromBuffer') {
     const Memory = shared ? SharedArrayBuffer : ArrayBuffer;
-    pool = ObjectPool.fromBuffer(new Memory(capacity * 16 + cfg.slack), { objectSize: 16, slots, checked });
+    pool = ObjectPool.fromBuffer(new Memory(capacity * 16 + cfg.slack), { objectSize: 16, slots, checked, zero, ...cacheOf(0) });
   } else {
     const Memory = shared ? SharedArrayBuffer : ArrayBuffer;
     const mem = new Memory(capacity * 8);
-    pool = ObjectPool.fromBuffers(Array.from({ length: capacity }, (_, i) => new Uint8Array(mem, i * 8, 8)), { slots, checked });
+    pool = ObjectPool.fromBuffers(Array.from({ length: capacity }, (_, i) => new Uint8Array(mem, i * 8, 8)), { slots, checked, zero, ...cacheOf(0) });
   }
   const pools = [pool];
   const shareable = kind === 'own' || shared;
   if (shareable) {
-    for (let i = 1; i < cfg.instances; i++) pools.push(ObjectPool.attach(pool.descriptor));
+    for (let i = 1; i < cfg.instances; i++) pools.push(ObjectPool.attach(pool.descriptor, cacheOf(i)));
   } else {
     expectCode(() => pool.descriptor, 'ERR_OBJPOOL_NOT_SHAREABLE');
   }
@@ -54,7 +58,12 @@ function setup(cfg) {
     capacity: pool.capacity,
     objectSize: pool.objectSize,
     checked: pool.checked,
-    instances: pools.map(() => ({})),
+    zero: zero,
+    // Known failure (test below): pushMany() does not zero objects the core
+    // cannot reach (fromBuffers, or memory that is not shared).
+    pushManyZeroes: kind !== 'fromBuffers' && shared,
+    unzeroed: new Set(),       // handles pushMany() gave back without zeroing them
+    instances: pools.map((p) => ({ cache: p.cache })),
     out: new Set(),            // handles handed out and not yet pushed back
     closed: false,
     pushedAfterClose: 0,
@@ -85,10 +94,28 @@ function intact(m, r, why) {
   if (!m.closed && s.available !== m.capacity - m.out.size) throw new Error(`${why}: pool not intact, ${s.available} available, model ${m.capacity - m.out.size}`);
 }
 
-function took(m, h, what) {
+function took(m, r, h, what) {
   if (!Number.isInteger(h) || h < 0 || h >= m.capacity) throw new Error(`${what}: handle ${h} out of range`);
   if (m.out.has(h)) throw new Error(`${what}: handle ${h} handed out twice`);
   m.out.add(h);
+  // Objects are only written while out, so with zero: true each comes back blank.
+  if (m.zero && !m.unzeroed.delete(h) && r.pools[0].buffer(h).some((b) => b !== 0)) throw new Error(`${what}: handle ${h} was not zeroed when it was pushed back`);
+}
+
+/** Most objects the caches of instances other than `inst` can hold. */
+function othersCache(m, r, inst) {
+  const self = inst % r.pools.length;
+  return m.instances.reduce((sum, x, i) => sum + (i === self ? 0 : x.cache), 0);
+}
+
+/** pop()/acquire() found nothing: allowed only when every object not out sits in another instance's cache. */
+function emptyAllowed(m, r, inst, what) {
+  const free = m.capacity - m.out.size;
+  if (free === 0) return;
+  const s = r.pools[0].stats();
+  if (free > othersCache(m, r, inst) || s.available !== s.cached) {
+    throw new Error(`${what}: empty with ${free} objects not out (${s.cached} cached, others may cache ${othersCache(m, r, inst)})`);
+  }
 }
 
 function gaveBack(m, h) {
@@ -109,12 +136,8 @@ class Pop {
     const pool = pick(m, r, this.inst);
     if (m.closed) return expectCode(() => pool.pop(), 'ERR_OBJPOOL_CLOSED', 'pop after close: ');
     const h = pool.pop();
-    // With per-instance caches, -1 is also allowed while other instances cache objects.
-    if (h === -1) {
-      if (m.out.size !== m.capacity) throw new Error(`pop: empty with ${m.capacity - m.out.size} in the pool`);
-      return;
-    }
-    took(m, h, 'pop');
+    if (h === -1) return emptyAllowed(m, r, this.inst, 'pop');
+    took(m, r, h, 'pop');
   }
   toString() { return `pop@${this.inst}`; }
 }
@@ -167,9 +190,12 @@ class PopMany {
     const count = this.count === null ? undefined : Math.min(this.count, this.length);
     if (m.closed) return expectCode(() => pool.popMany(arr, count), 'ERR_OBJPOOL_CLOSED', 'popMany after close: ');
     const n = pool.popMany(arr, count);
-    const want = Math.min(count ?? arr.length, m.capacity - m.out.size);
-    if (n !== want) throw new Error(`popMany gave ${n}, model says ${want}`);
-    for (const h of arr.subarray(0, n)) took(m, h, 'popMany');
+    // This instance's cache counts as available; other instances' caches may hide objects.
+    const free = m.capacity - m.out.size;
+    const most = Math.min(count ?? arr.length, free);
+    const least = Math.min(count ?? arr.length, Math.max(0, free - othersCache(m, r, this.inst)));
+    if (!(n >= least && n <= most)) throw new Error(`popMany gave ${n}, model says ${least === most ? most : `${least}..${most}`}`);
+    for (const h of arr.subarray(0, n)) took(m, r, h, 'popMany');
   }
   toString() { return `popMany(length ${this.length}, count ${this.count})@${this.inst}`; }
 }
@@ -188,7 +214,10 @@ class PushMany {
     const hs = this.handles(m);
     if (this.poison === 'none') {
       pool.pushMany(Uint32Array.from(hs));
-      for (const h of hs) gaveBack(m, h);
+      for (const h of hs) {
+        gaveBack(m, h);
+        if (!m.pushManyZeroes) m.unzeroed.add(h);
+      }
       return;
     }
     let bad;
@@ -214,13 +243,10 @@ class AcquireRelease {
     const pool = pick(m, r, this.inst);
     if (m.closed) return expectCode(() => pool.acquire(), 'ERR_OBJPOOL_CLOSED', 'acquire after close: ');
     const b = pool.acquire();
-    if (!b) {
-      if (m.out.size !== m.capacity) throw new Error(`acquire: null with ${m.capacity - m.out.size} in the pool`);
-      return;
-    }
+    if (!b) return emptyAllowed(m, r, this.inst, 'acquire');
     if (b.length !== m.objectSize) throw new Error(`acquire: length ${b.length}, objectSize ${m.objectSize}`);
     const h = pool.handleOf(b);
-    took(m, h, 'acquire');
+    took(m, r, h, 'acquire');
     b.fill(this.fill);
     const other = pick(m, r, this.releaseInst);
     if (other.buffer(h)[0] !== this.fill) throw new Error(`buffer(${h}) through instance ${this.releaseInst % r.pools.length} does not see the bytes written`);
@@ -252,13 +278,16 @@ class Stats {
     const s = pick(m, r, this.inst).stats();
     // After close, objects pushed back wait in the pool until the closer's
     // drain runs (queued to this thread's event loop).
-    // With per-instance caches, `available` counts every instance's cache too.
+    // `available` counts every instance's cache too.
     if (!m.closed && s.available !== m.capacity - m.out.size) throw new Error(`stats.available ${s.available}, model ${m.capacity - m.out.size}`);
+    const caches = m.instances.reduce((sum, x) => sum + x.cache, 0);
+    if (s.cached < 0 || s.cached > caches) throw new Error(`stats.cached ${s.cached}, the caches hold at most ${caches}`);
+    if (s.waiting !== 0) throw new Error(`stats.waiting ${s.waiting} with nobody waiting`);
     if (!m.closed && s.inUse !== m.out.size) throw new Error(`stats.inUse ${s.inUse}, model ${m.out.size}`);
     if (m.closed && s.available > m.pushedAfterClose) throw new Error(`stats.available ${s.available} after close, only ${m.pushedAfterClose} pushed since`);
     if (s.closed !== m.closed) throw new Error(`stats.closed ${s.closed}, model ${m.closed}`);
     if (s.capacity !== m.capacity) throw new Error(`stats.capacity ${s.capacity}`);
-    if (s.perSlot.reduce((a, b) => a + b, 0) !== s.available) throw new Error('stats.perSlot does not add up to available');
+    if (s.perSlot.reduce((a, b) => a + b, 0) + s.cached !== s.available) throw new Error(`stats: perSlot ${s.perSlot} + cached ${s.cached} != available ${s.available}`);
     if (pick(m, r, this.inst).closed !== m.closed) throw new Error('pool.closed disagrees with the model');
   }
   toString() { return `stats@${this.inst}`; }
@@ -344,10 +373,13 @@ function config(kind) {
     capacity: fc.integer({ min: 1, max: 40 }),
     slots: fc.integer({ min: 1, max: 5 }),
     checked: fc.oneof({ arbitrary: fc.constant(true), weight: 6 }, { arbitrary: fc.constant(false), weight: 1 }),
+    zero: fc.boolean(),
     objectSize: fc.integer({ min: 1, max: 64 }),
     slack: fc.nat({ max: 15 }),
     shared: kind === 'own' ? fc.constant(true) : fc.boolean(),
     instances: fc.integer({ min: 1, max: 2 }),
+    // Each instance's cache option: automatic (null) or a size.
+    caches: fc.tuple(fc.option(fc.nat({ max: 8 })), fc.option(fc.nat({ max: 8 }))),
     // Close late in the sequence, or never: the open pool gets most of the calls.
     closeFrom: fc.oneof(fc.integer({ min: Math.floor(STEPS / 8), max: Math.floor(STEPS / 2) }), fc.constant(STEPS + 1)),
   });
@@ -362,10 +394,14 @@ async function sequence(cfg, cmds) {
     gaveBack(m, h);
   }
   if (!m.closed) {
-    const all = new Uint32Array(m.capacity + 1);
-    const n = r.pools[0].popMany(all);
-    if (n !== m.capacity || new Set(all.subarray(0, n)).size !== n) throw new Error(`final: ${n} of ${m.capacity} objects came back`);
-    r.pools[0].pushMany(all, n);
+    // popMany() through each instance: its own cache first, then the slots.
+    const got = [];
+    for (const pool of r.pools) {
+      const all = new Uint32Array(m.capacity + 1);
+      got.push(...all.subarray(0, pool.popMany(all)));
+    }
+    if (got.length !== m.capacity || new Set(got).size !== got.length) throw new Error(`final: ${got.length} of ${m.capacity} objects came back (${new Set(got).size} distinct)`);
+    r.pools[0].pushMany(Uint32Array.from(got));
     return;
   }
   await r.closeDone;
@@ -387,6 +423,25 @@ test.failing('popMany() of zero objects returns 0 in a fresh thread', (t) => {
   t.deepEqual(JSON.parse(got), [0, 0]);
 });
 new ObjectPool({ capacity: 1, objectSize: 1 }).popMany(new Uint32Array(1));
+
+// Found by this fuzz: with zero: true, pushMany() leaves the bytes of objects
+// the core cannot reach itself (a fromBuffers pool, or a fromBuffer pool on
+// an ArrayBuffer); push() and release() zero them. The sequences skip the
+// zero check for objects that came back through pushMany() in such pools.
+test.failing('zero: true: pushMany() zeroes objects in every kind of pool', (t) => {
+  const shared = new SharedArrayBuffer(16);
+  const pools = {
+    'fromBuffer(ArrayBuffer)': ObjectPool.fromBuffer(new ArrayBuffer(16), { objectSize: 16, zero: true }),
+    'fromBuffers(ArrayBuffer)': ObjectPool.fromBuffers([new Uint8Array(8)], { zero: true }),
+    'fromBuffers(SharedArrayBuffer)': ObjectPool.fromBuffers([new Uint8Array(shared, 0, 8)], { zero: true }),
+  };
+  for (const [name, pool] of Object.entries(pools)) {
+    const b = pool.acquire();
+    b.fill(7);
+    pool.pushMany(Uint32Array.of(pool.handleOf(b)));
+    t.deepEqual([...pool.buffer(pool.pop())], new Array(b.length).fill(0), name);
+  }
+});
 
 for (const kind of ['own', 'fromBuffer', 'fromBuffers']) {
   test(`fuzz: ${kind} pools (${RUNS} sequences of up to ${STEPS} calls)`, async (t) => {
