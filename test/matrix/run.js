@@ -76,7 +76,7 @@ for (const major of majors) {
   const version = spawnSync(node, ['--version'], { encoding: 'utf8' }).stdout.trim();
   const ok = run.status === 0 && fail === 0 && pass > 0;
   results.push({ major, ok });
-  console.log(`node ${major} (${version}): ${pass} passed, ${fail} failed${skip ? `, ${skip} skipped` : ''}${known ? ` (+${known} known failure)` : ''} in ${secs(t0)} s${ok ? '' : ` (exit ${run.status}; log: ${path.join(logs, `node${major}.log`)})`}`);
+  console.log(`node ${major} (${version}): ${pass} passed, ${fail} failed${skip ? `, ${skip} skipped` : ''}${known ? ` (+${known} known failure${known > 1 ? 's' : ''})` : ''} in ${secs(t0)} s${ok ? '' : ` (exit ${run.status}; log: ${path.join(logs, `node${major}.log`)})`}`);
   if (!ok) {
     const failures = out.split('\n').filter((l) => /✘|Error|failed|uncaught|unhandled/.test(l)).slice(0, 40);
     console.log(failures.map((l) => `    ${l}`).join('\n') || out.slice(-4000));
