@@ -13,6 +13,7 @@ export const codes = Object.freeze({
   NOT_SHAREABLE: 'ERR_OBJPOOL_NOT_SHAREABLE',
   NO_MEMORY: 'ERR_OBJPOOL_NO_MEMORY',
   TIMEOUT: 'ERR_OBJPOOL_TIMEOUT',
+  NO_ADDON: 'ERR_OBJPOOL_NO_ADDON',
 } as const);
 
 export type ErrorCode = (typeof codes)[keyof typeof codes];
