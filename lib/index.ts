@@ -6,6 +6,8 @@ export { ObjectPool } from './pool';
 export type { PoolOptions, ViewOptions, PoolDescriptor, PoolStats, ReleaseInfo, ReleaseCallback, WaitOptions, Lease } from './pool';
 export type { LeakOptions, LeakReport } from './leaks';
 export { codes } from './errors';
+/** The native addon file that was loaded (a prebuild, a source build, or OBJPOOL_ADDON). */
+export { addonPath } from './native';
 export type { ErrorCode, ObjectPoolError } from './errors';
 export * as net from './net';
 export type { PooledReadOptions, WhenEmpty, OnRead } from './net';

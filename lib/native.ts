@@ -15,6 +15,8 @@ export interface NativeOps {
   pushFree(): void;
   /** pushMany() of objects the caller already moved Taken -> Free. */
   pushManyFree(handles: Uint32Array, count: number): void;
+  /** zeroReg() then pushFree(), in one call. */
+  zeroPushFree(): void;
   /** Zeroes the object in memory word 1 (shared arenas only). */
   zeroReg(): void;
   /** Fills the empty cache with up to half its room; returns the new count. */

@@ -286,7 +286,7 @@ export class ObjectPool {
       pop: { value: makePop(ops, mem, this.#attention, state, cacheCap), enumerable: false },
       // Without a cache, pushes into a shared arena are zeroed by the core itself.
       push: { value: makePush(ops, mem, this.#attention, state, cacheCap, p.capacity,
-        cacheCap === 0 && p.arena instanceof SharedArrayBuffer ? null : this.#zeroer(arenaView), leaks), enumerable: false },
+        cacheCap === 0 && p.arena instanceof SharedArrayBuffer ? null : this.#zeroer(arenaView), p.arena instanceof SharedArrayBuffer, leaks), enumerable: false },
       popMany: { value: ops.popMany, enumerable: false },
       pushMany: { value: leakAwarePushMany(jsZero ? zeroingPushMany(ops, state, this.#zeroer(arenaView)!, p.capacity) : ops.pushMany, leaks), enumerable: false },
     });
@@ -770,7 +770,7 @@ function makePop(ops: NativeOps, mem: Int32Array, attention: Int32Array, state: 
 }
 
 function makePush(ops: NativeOps, mem: Int32Array, attention: Int32Array, state: Int32Array | null, cacheCap: number,
-  capacity: number, zero: ((h: number) => void) | null, leaks: LeakTracker | null): (handle: number) => void {
+  capacity: number, zero: ((h: number) => void) | null, sharedArena: boolean, leaks: LeakTracker | null): (handle: number) => void {
   const pushReg = ops.pushReg, pushFree = ops.pushFree, spill = ops.spill;
   const A = native.attentionWord;
   let push: (h: number) => void;
@@ -809,19 +809,28 @@ function makePush(ops: NativeOps, mem: Int32Array, attention: Int32Array, state:
     };
   } else {
     // Zeroing: the object is zeroed once this thread owns it (after the
-    // state check) and before anyone else can take it.
+    // state check) and before anyone else can take it. It is accounted for
+    // (in the cache, or linked) with no JS call in between, where
+    // worker.terminate() could stop the thread: a cached object is zeroed
+    // after it is stored, and the cleanup hook of a terminated thread zeroes
+    // what it gives back; a shared arena is zeroed and linked by one native
+    // call.
+    const zeroPushFree = sharedArena ? ops.zeroPushFree : null;
     push = (h) => {
       if (typeof h !== 'number' || (h >>> 0) !== h || h >= capacity) throw badHandle(h, capacity);
       if (state !== null && Atomics.compareExchange(state, h, TAKEN, FREE) !== TAKEN) throw doublePush(h);
-      zero(h);
-      if (cacheCap === 0 || attention[A] !== 0) {
-        mem[REG_PUSH] = h;
-        return pushFree();
+      if (cacheCap !== 0 && attention[A] === 0) {
+        let n = mem[COUNT]!;
+        if (n === cacheCap) n = spill();
+        mem[BASE + n] = h;
+        mem[COUNT] = n + 1;
+        zero(h);
+        return;
       }
-      let n = mem[COUNT]!;
-      if (n === cacheCap) n = spill();
-      mem[BASE + n] = h;
-      mem[COUNT] = n + 1;
+      mem[REG_PUSH] = h;
+      if (zeroPushFree !== null) return zeroPushFree();
+      zero(h);
+      pushFree();
     };
   }
   if (leaks === null) return push;

@@ -68,7 +68,8 @@ struct Binding {
   int32_t* mem = nullptr;                          // see MemWord
   uint32_t cache_cap = 0;                          // handles the cache may hold
   napi_ref refs[3] = {nullptr, nullptr, nullptr};  // the metadata, arena and memory views
-  napi_threadsafe_function flusher = nullptr;      // empties the cache on this thread (close)
+  napi_threadsafe_function flusher = nullptr;      // empties the cache on this thread (close, waiters)
+  std::atomic<bool> flush_queued{false};           // a flush is queued on `flusher` and has not run yet
   napi_threadsafe_function closer = nullptr;       // set while this view drains a closed pool
   bool closer_ref = false;    // a push on this thread queued a drain: keep the loop alive until it runs
   std::vector<uint8_t> seen;  // the closer's bitmap: objects released so far
@@ -101,13 +102,32 @@ std::unordered_map<const void*, Members>& registry() {
 }
 
 // Returns the cache's objects to the pool (this binding's thread only). True
-// if the pool is closed and the closer must drain again.
-bool flush_cache(Binding* b) {
+// if the pool is closed and the closer must drain again. `rezero`: zero them
+// first (a zero pool's thread torn down between caching an object and
+// zeroing it).
+bool flush_cache(Binding* b, bool rezero = false) {
   const uint32_t n = b->cached();
   if (n == 0) return false;
+  if (rezero && b->pool.zeroes())
+    for (uint32_t i = 0; i < n; ++i) b->pool.zero_object(b->cache()[i]);
   // relaxed: the cache is this thread's; the count is read racily by stats().
   std::atomic_ref<int32_t>(b->mem[kCached]).store(0, std::memory_order_relaxed);
   return b->pool.give(b->cache(), n) == Status::drain_needed;
+}
+
+// Asks every other view of the pool to empty its cache: this thread's at
+// once, other threads' on their event loops (one queued request each).
+// Registry lock held by the caller.
+void flush_others_locked(Binding* b) {
+  auto it = registry().find(b->key);
+  if (it == registry().end()) return;
+  for (Binding* m : it->second.all) {
+    if (m == b || m->cache_cap == 0) continue;
+    if (m->env == b->env) flush_cache(m);
+    // acq_rel: at most one queued request; call_flush() clears the flag before it flushes.
+    else if (m->flusher != nullptr && !m->flush_queued.exchange(true, std::memory_order_acq_rel))
+      napi_call_threadsafe_function(m->flusher, nullptr, napi_tsfn_nonblocking);
+  }
 }
 
 void request_drain(napi_env env, const void* key) {
@@ -152,6 +172,8 @@ void call_drain(napi_env env, napi_value fn, void* context, void*) {
 void call_flush(napi_env env, napi_value, void* context, void*) {
   if (env == nullptr) return;  // torn down: `context` may be gone
   auto* b = static_cast<Binding*>(context);
+  // release: a request made after this point queues another flush.
+  b->flush_queued.store(false, std::memory_order_release);
   if (flush_cache(b)) request_drain(env, b->key);
 }
 
@@ -205,7 +227,7 @@ void teardown(Binding* b) {
   if (b->torn_down) return;
   b->torn_down = true;
   stop_waiter(b);
-  const bool drain = flush_cache(b);
+  const bool drain = flush_cache(b, true);
   {
     std::lock_guard<std::mutex> lock(registry_mutex());
     auto it = registry().find(b->key);
@@ -400,14 +422,26 @@ napi_value ZeroReg(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// zeroPushFree(): zeroReg() then pushFree() in one call, so that nothing can
+// stop the thread between the two (worker.terminate() acts between JS calls).
+napi_value ZeroPushFree(napi_env env, napi_callback_info info) {
+  Binding* b = binding_of(env, info, nullptr, nullptr);
+  const uint32_t h = static_cast<uint32_t>(b->mem[kRegPush]);
+  b->pool.zero_object(h);
+  return pushed(env, b, b->pool.give(&h, 1), h);
+}
+
 // refill(): an empty cache takes up to half its room from the pool, leaving
 // the objects Free (the JS side marks each Taken as it hands it out).
 // Returns the new count.
 napi_value Refill(napi_env env, napi_callback_info info) {
   Binding* b = binding_of(env, info, nullptr, nullptr);
+  if (b->cache_cap == 0) return nullptr;           // no cache: nothing to fill (and no room)
   if (flush_cache(b)) request_drain(env, b->key);  // normally empty already
   Status st;
-  const size_t got = b->pool.pop_many(b->cache(), std::max<uint32_t>(1, (b->cache_cap + 1) / 2), &st, false);
+  // While threads wait for objects, take only the one needed: no hoarding.
+  const uint32_t want = b->pool.waiters() > 0 ? 1 : std::max<uint32_t>(1, (b->cache_cap + 1) / 2);
+  const size_t got = b->pool.pop_many(b->cache(), want, &st, false);
   if (st == Status::closed) return throw_pool(env, st);
   // The cache pops from its end: keep the pool's LIFO order.
   std::reverse(b->cache(), b->cache() + got);
@@ -422,6 +456,7 @@ napi_value Refill(napi_env env, napi_callback_info info) {
 // keeps the newer (cache-warm) half. Returns the new count.
 napi_value Spill(napi_env env, napi_callback_info info) {
   Binding* b = binding_of(env, info, nullptr, nullptr);
+  if (b->cache_cap == 0) return nullptr;
   const uint32_t n = b->cached();
   const uint32_t out = std::max<uint32_t>(1, n / 2);
   uint32_t left = n;
@@ -517,16 +552,9 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
   auto* b = static_cast<Binding*>(info.Data());
   const bool won = b->pool.close();
   if (won) {
+    flush_cache(b);  // the caller drains next
     std::lock_guard<std::mutex> lock(registry_mutex());
-    auto it = registry().find(b->key);
-    if (it != registry().end()) {
-      for (Binding* m : it->second.all) {
-        if (m->env == b->env)
-          flush_cache(m);  // this thread: safe now; the caller drains next
-        else if (m->flusher != nullptr)
-          napi_call_threadsafe_function(m->flusher, nullptr, napi_tsfn_nonblocking);
-      }
-    }
+    flush_others_locked(b);
   }
   return Napi::Boolean::New(info.Env(), won);
 }
@@ -673,6 +701,10 @@ Napi::Value WaitBegin(const Napi::CallbackInfo& info) {
     napi_ref_threadsafe_function(env, w->wake);
     napi_reference_ref(env, w->on_wake, nullptr);
   }
+  // Objects idle in other views' caches are made visible to the waiter:
+  // pushes now bypass the caches, and what they hold goes back to the slots.
+  std::lock_guard<std::mutex> lock(registry_mutex());
+  flush_others_locked(b);
   return Napi::Number::New(env, -1);
 }
 
@@ -836,11 +868,17 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
     registry()[b->key].all.push_back(b);
   }
   Napi::Object ops = Napi::Object::New(env);
-  const std::pair<const char*, napi_callback> hot[] = {{"popMany", PopMany},   {"pushMany", PushMany},
-                                                       {"popReg", PopReg},     {"pushReg", PushReg},
-                                                       {"pushFree", PushFree}, {"refill", Refill},
-                                                       {"spill", Spill},       {"flush", Flush},
-                                                       {"zeroReg", ZeroReg},   {"pushManyFree", PushManyFree}};
+  const std::pair<const char*, napi_callback> hot[] = {{"popMany", PopMany},
+                                                       {"pushMany", PushMany},
+                                                       {"popReg", PopReg},
+                                                       {"pushReg", PushReg},
+                                                       {"pushFree", PushFree},
+                                                       {"refill", Refill},
+                                                       {"spill", Spill},
+                                                       {"flush", Flush},
+                                                       {"zeroReg", ZeroReg},
+                                                       {"pushManyFree", PushManyFree},
+                                                       {"zeroPushFree", ZeroPushFree}};
   for (const auto& [name, cb] : hot) add_c_function(ops, b, name, cb);
   const std::pair<const char*, Napi::Function::Callback> rest[] = {
       {"close", Close}, {"drain", Drain},     {"corrupt", Corrupt},     {"stats", Stats},
