@@ -407,10 +407,14 @@ napi_value PushReg(napi_env env, napi_callback_info info) {
 
 // push of an object the JS side already moved Taken -> Free (a cache's slow
 // path: the pool is closed, or threads wait for objects).
+// The cache goes back too: after a close, a thread busy in synchronous code
+// returns it on its next call; while threads wait, they get what it held.
 napi_value PushFree(napi_env env, napi_callback_info info) {
   Binding* b = binding_of(env, info, nullptr, nullptr);
   const uint32_t h = static_cast<uint32_t>(b->mem[kRegPush]);
-  return pushed(env, b, b->pool.give(&h, 1), h);
+  const bool drain = flush_cache(b);
+  const Status st = b->pool.give(&h, 1);
+  return pushed(env, b, drain ? Status::drain_needed : st, h);
 }
 
 // zeroReg(): zeroes the object in kRegPush (the JS side owns it: its state
@@ -428,7 +432,9 @@ napi_value ZeroPushFree(napi_env env, napi_callback_info info) {
   Binding* b = binding_of(env, info, nullptr, nullptr);
   const uint32_t h = static_cast<uint32_t>(b->mem[kRegPush]);
   b->pool.zero_object(h);
-  return pushed(env, b, b->pool.give(&h, 1), h);
+  const bool drain = flush_cache(b);  // as in PushFree
+  const Status st = b->pool.give(&h, 1);
+  return pushed(env, b, drain ? Status::drain_needed : st, h);
 }
 
 // refill(): an empty cache takes up to half its room from the pool, leaving
@@ -493,7 +499,7 @@ napi_value PopMany(napi_env env, napi_callback_info info) {
   uint32_t* tmp = scratch(env, n);
   if (tmp == nullptr) return nullptr;
   // This thread's cached objects count as available: return them first.
-  if (n > 0 && flush_cache(b)) request_drain(env, b->key);
+  if (flush_cache(b)) request_drain(env, b->key);
   Status st;
   const size_t got = b->pool.pop_many(tmp, n, &st);
   if (st == Status::closed) return throw_pool(env, st);
@@ -524,6 +530,9 @@ napi_value PushMany(napi_env env, napi_callback_info info) {
   std::copy(in, in + n, tmp);
   const Status st = b->pool.push_many(tmp, n);  // checks every handle's range first, all or nothing
   if (st == Status::out_of_range) return out_of_range(tmp);
+  // As in PushFree: after a close, or while threads wait, the cache goes back too.
+  if ((st == Status::drain_needed || b->pool.waiters() > 0) && flush_cache(b))
+    return pushed(env, b, Status::drain_needed, 0);
   return pushed(env, b, st, 0);
 }
 
