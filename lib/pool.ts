@@ -159,11 +159,22 @@ const MAX_CACHE = 1 << 16;
 interface View {
   cache: number | undefined;
   leaks: Required<LeakOptions> | null;
+  /** `leaks` came from the options, not from OBJPOOL_LEAKS. */
+  leaksGiven: boolean;
 }
 
 function readView(name: string, options: Record<string, unknown>): View {
   const cache = options.cache === undefined ? undefined : checkInteger(`${name}.cache`, options.cache, 0, MAX_CACHE);
-  return { cache, leaks: leakOptions(`${name}.leaks`, options.leaks) };
+  return { cache, leaks: leakOptions(`${name}.leaks`, options.leaks), leaksGiven: options.leaks !== undefined };
+}
+
+// Leak detection needs state words: a report checks that the object is
+// still out. Asked for explicitly on an unchecked pool it is an error; from
+// OBJPOOL_LEAKS it is left off there.
+function leaksFor(view: View, checked: boolean): View['leaks'] {
+  if (checked || view.leaks === null) return view.leaks;
+  if (!view.leaksGiven) return null;
+  throw invalidValue('options.leaks', 'needs a checked pool (checked: true): a report checks that the object is still out', view.leaks);
 }
 
 /** The automatic cache size: a bounded share of the pool per thread (see DESIGN). */
@@ -256,7 +267,8 @@ export class ObjectPool {
       ObjectPool.#format(parts, shape.align);
     }
     const p = parts!;
-    const v: View = view ?? { cache: undefined, leaks: null };
+    const v: View = view ?? { cache: undefined, leaks: null, leaksGiven: false };
+    const leakOpts = leaksFor(v, p.checked);
     this.#parts = p;
     this.capacity = p.capacity;
     this.objectSize = p.objectSize;
@@ -280,7 +292,7 @@ export class ObjectPool {
     this.#mem = mem;
     this.#attention = new Int32Array(p.meta, 0, native.attentionWord + 1);
     const state = p.checked ? new Int32Array(p.meta, native.headsOffset + p.slots * native.lineBytes + p.capacity * 4, p.capacity) : null;
-    const leaks = v.leaks ? new LeakTracker(v.leaks, (h) => state === null || Atomics.load(state, h) === TAKEN) : null;
+    const leaks = leakOpts ? new LeakTracker(leakOpts, (h) => Atomics.load(state!, h) === TAKEN) : null;
     this.#leaks = leaks;
     Object.defineProperties(this, {
       pop: { value: makePop(ops, mem, this.#attention, state, cacheCap), enumerable: false },
@@ -359,7 +371,7 @@ export class ObjectPool {
     const list: Uint8Array[] = [];
     for (let i = 0; i < objects.length; i++) {
       const obj: unknown = objects[i];
-      if (!(obj instanceof Uint8Array)) throw invalidType(`objects[${i}]`, 'an instance of Uint8Array', obj);
+      if (!isUint8Array(obj)) throw invalidType(`objects[${i}]`, 'an instance of Uint8Array', obj);
       if (obj.byteLength !== objects[0]!.byteLength || obj.byteLength === 0) {
         throw invalidValue(`objects[${i}]`, `must have the same non-zero byteLength as objects[0] (${objects[0]!.byteLength})`, obj);
       }
@@ -406,7 +418,7 @@ export class ObjectPool {
     if (external) {
       if (d.arena !== null || !Array.isArray(d.objects) || d.objects.length !== capacity) throw bad('objects do not match the pool');
       objects = d.objects.map((obj: unknown) => {
-        if (!(obj instanceof Uint8Array) || obj.byteLength !== objectSize) throw bad('objects do not match the pool');
+        if (!isUint8Array(obj) || obj.byteLength !== objectSize) throw bad('objects do not match the pool');
         return obj;
       });
     } else if (d.arena === null || d.objects !== null) {
@@ -604,7 +616,7 @@ export class ObjectPool {
 
   /** The handle of the object a view starts at; throws ERR_OBJPOOL_FOREIGN_BUFFER for any other memory. */
   handleOf(obj: Uint8Array): number {
-    if (!(obj instanceof Uint8Array)) throw invalidType('obj', 'an instance of Buffer or Uint8Array', obj);
+    if (!isUint8Array(obj)) throw invalidType('obj', 'an instance of Buffer or Uint8Array', obj);
     const p = this.#parts;
     // Fast path: a Buffer this view handed out (arena pools start at offset 0).
     const guess = obj.byteOffset / p.stride;
@@ -773,9 +785,17 @@ function makePush(ops: NativeOps, mem: Int32Array, attention: Int32Array, state:
   capacity: number, zero: ((h: number) => void) | null, sharedArena: boolean, leaks: LeakTracker | null): (handle: number) => void {
   const pushReg = ops.pushReg, pushFree = ops.pushFree, spill = ops.spill;
   const A = native.attentionWord;
+  // Between a push's state change (Taken -> Free) and the moment its object
+  // is accounted for (in the cache, or linked into the pool) every call can
+  // throw before it runs (a stack overflow): then the state goes back to
+  // Taken, and the object is still the caller's. Native calls are the only
+  // calls there, and worker.terminate() acts at JS function entries, not
+  // between native calls. The restore is a plain store, in the catch block
+  // itself: a call there could overflow the stack again. (A plain store is
+  // enough: the object is in no list, so nobody else can change its state.)
   let push: (h: number) => void;
   if (cacheCap === 0 && zero === null) {
-    // Native code checks and pushes.
+    // Native code checks and pushes, all in one call.
     push = (h) => {
       if (typeof h !== 'number' || (h >>> 0) !== h || h >= capacity) throw badHandle(h, capacity);
       mem[REG_PUSH] = h;
@@ -786,16 +806,22 @@ function makePush(ops: NativeOps, mem: Int32Array, attention: Int32Array, state:
       if (typeof h !== 'number' || (h >>> 0) !== h || h >= capacity) throw badHandle(h, capacity);
       if (Atomics.compareExchange(state, h, TAKEN, FREE) !== TAKEN) throw doublePush(h);
       let n = mem[COUNT]!;
-      // Closed, or threads wait for objects: straight to the pool.
-      if (attention[A] !== 0) {
-        mem[REG_PUSH] = h;
-        return pushFree();
+      try {
+        // Closed, or threads wait for objects: straight to the pool.
+        if (attention[A] !== 0) {
+          mem[REG_PUSH] = h;
+          return pushFree();
+        }
+        if (n === cacheCap) n = spill();
+      } catch (err) {
+        if (state !== null) state[h] = TAKEN;
+        throw err;
       }
-      if (n === cacheCap) n = spill();
       mem[BASE + n] = h;
       mem[COUNT] = n + 1;
     };
   } else if (zero === null) {
+    // Unchecked: no state to restore.
     push = (h) => {
       if (typeof h !== 'number' || (h >>> 0) !== h || h >= capacity) throw badHandle(h, capacity);
       let n = mem[COUNT]!;
@@ -808,29 +834,32 @@ function makePush(ops: NativeOps, mem: Int32Array, attention: Int32Array, state:
       mem[COUNT] = n + 1;
     };
   } else {
-    // Zeroing: the object is zeroed once this thread owns it (after the
-    // state check) and before anyone else can take it. It is accounted for
-    // (in the cache, or linked) with no JS call in between, where
-    // worker.terminate() could stop the thread: a cached object is zeroed
-    // after it is stored, and the cleanup hook of a terminated thread zeroes
-    // what it gives back; a shared arena is zeroed and linked by one native
-    // call.
-    const zeroPushFree = sharedArena ? ops.zeroPushFree : null;
+    // Zeroing: once this thread owns the object (after the state check) and
+    // before anyone else can take it. Shared arenas with a memset, in the
+    // same native call that links the object when it is not cached; other
+    // memory (a user's ArrayBuffer, fromBuffers objects) by JS fills. A
+    // terminated thread's cleanup hook zeroes the cache it gives back.
+    const zeroPushFree = ops.zeroPushFree, zeroReg = ops.zeroReg;
     push = (h) => {
       if (typeof h !== 'number' || (h >>> 0) !== h || h >= capacity) throw badHandle(h, capacity);
       if (state !== null && Atomics.compareExchange(state, h, TAKEN, FREE) !== TAKEN) throw doublePush(h);
-      if (cacheCap !== 0 && attention[A] === 0) {
-        let n = mem[COUNT]!;
-        if (n === cacheCap) n = spill();
-        mem[BASE + n] = h;
-        mem[COUNT] = n + 1;
-        zero(h);
-        return;
-      }
       mem[REG_PUSH] = h;
-      if (zeroPushFree !== null) return zeroPushFree();
-      zero(h);
-      pushFree();
+      let n = mem[COUNT]!;
+      try {
+        if (cacheCap === 0 || attention[A] !== 0) {
+          if (sharedArena) return zeroPushFree();
+          zero(h);
+          return pushFree();
+        }
+        if (sharedArena) zeroReg();
+        else zero(h);
+        if (n === cacheCap) n = spill();
+      } catch (err) {
+        if (state !== null) state[h] = TAKEN;
+        throw err;
+      }
+      mem[BASE + n] = h;
+      mem[COUNT] = n + 1;
     };
   }
   if (leaks === null) return push;
@@ -857,7 +886,12 @@ function zeroingPushMany(ops: NativeOps, state: Int32Array | null, zero: (h: num
         }
       }
     }
-    for (let i = 0; i < n; i++) zero(hs[i]!);
+    try {
+      for (let i = 0; i < n; i++) zero(hs[i]!);
+    } catch (err) {
+      if (state !== null) for (let i = 0; i < n; i++) state[hs[i]!] = TAKEN; // plain stores: see makePush
+      throw err;
+    }
     ops.pushManyFree(hs, n);
   };
 }
@@ -870,6 +904,12 @@ function leakAwarePushMany(pushMany: NativeOps['pushMany'], leaks: LeakTracker |
     const n = count ?? handles.length;
     for (let i = 0; i < n; i++) leaks.untrack(handles[i]!);
   };
+}
+
+// A real Uint8Array (or Buffer): not an object that only inherits from its
+// prototype, nor a Proxy of one, whose getters throw uncoded errors.
+function isUint8Array(v: unknown): v is Uint8Array {
+  return v instanceof Uint8Array && ArrayBuffer.isView(v);
 }
 
 function badHandle(handle: unknown, capacity: number): Error {

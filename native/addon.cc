@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <mutex>
@@ -52,7 +53,9 @@ enum MemWord : size_t {
 struct Waiter {
   std::thread thread;
   std::atomic<bool> stop{false};
+  std::atomic<bool> exited{false};          // the helper left its loop
   std::atomic<bool> pending{false};         // a call back is queued and has not run yet
+  std::atomic<uint32_t> waiting{0};         // `registered`, for the helper: no call back while 0
   napi_threadsafe_function wake = nullptr;  // made without a JS function: it holds nothing alive
   napi_ref on_wake = nullptr;               // the JS callback: strong while there are waiters, weak otherwise
   uint32_t registered = 0;                  // waiters this view added to the pool's count (JS thread only)
@@ -181,9 +184,9 @@ void call_flush(napi_env env, napi_value, void* context, void*) {
 void call_wake(napi_env env, napi_value, void* context, void*) {
   if (env == nullptr) return;  // torn down: `context` may be gone
   auto* w = static_cast<Waiter*>(context);
-  // release: pairs with the helper's exchange; a change after this point
-  // queues another call.
-  w->pending.store(false, std::memory_order_release);
+  // acq_rel: pairs with the helper's exchange; a change after this point
+  // queues another call, and the pops below come after the change it saw.
+  w->pending.exchange(false, std::memory_order_acq_rel);
   napi_value fn = nullptr;
   if (w->on_wake != nullptr) napi_get_reference_value(env, w->on_wake, &fn);
   if (fn != nullptr) call_js(env, fn);
@@ -196,10 +199,14 @@ void wait_loop(objpool::Pool pool, Waiter* w, uint32_t seen) {
     const uint32_t now = pool.wake_seq();
     if (now == seen) continue;  // spurious
     seen = now;
+    // relaxed: a hint; the view's thread registers before it relies on a wake-up.
+    if (w->waiting.load(std::memory_order_relaxed) == 0) continue;  // nobody waits in this view
     // acq_rel: one queued call at a time; call_wake() clears the flag.
     if (!w->stop.load(std::memory_order_acquire) && !w->pending.exchange(true, std::memory_order_acq_rel))
       napi_call_threadsafe_function(w->wake, nullptr, napi_tsfn_nonblocking);
   }
+  // release: stop_waiter() may join once it sees this.
+  w->exited.store(true, std::memory_order_release);
 }
 
 void stop_waiter(Binding* b) {
@@ -207,7 +214,13 @@ void stop_waiter(Binding* b) {
   if (w == nullptr) return;
   // release: the helper sees the flag once the wake below lets it run.
   w->stop.store(true, std::memory_order_release);
-  b->pool.wake_waiters();  // changes the word, so the helper cannot sleep through this
+  // Each wake changes the word, so the helper cannot sleep through it; again
+  // until it has left, since JS can rewrite the word (it is shared memory).
+  // acquire: pairs with the helper's release store.
+  while (!w->exited.load(std::memory_order_acquire)) {
+    b->pool.wake_waiters();
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
   w->thread.join();
   while (w->registered > 0) {
     b->pool.wait_end();
@@ -671,10 +684,6 @@ Napi::Value WaitBegin(const Napi::CallbackInfo& info) {
   if (b->torn_down) return throw_pool(env, Status::closed), Napi::Value();
   // Read before registering: a push after the retry below changes it.
   const uint32_t seq = b->pool.wake_seq();
-  uint32_t h;
-  const Status st = b->pool.wait_begin(h);
-  if (st == Status::closed) return throw_pool(env, st), Napi::Value();
-  if (st == Status::ok) return Napi::Number::New(env, h);
   Waiter* w = b->waiter;
   if (w == nullptr) {
     w = new Waiter;
@@ -685,7 +694,6 @@ Napi::Value WaitBegin(const Napi::CallbackInfo& info) {
     if (napi_create_reference(env, info[0], 0, &w->on_wake) != napi_ok ||
         napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, nullptr, nullptr, w, call_wake, &w->wake) !=
             napi_ok) {
-      b->pool.wait_end();
       if (w->on_wake != nullptr) napi_delete_reference(env, w->on_wake);
       delete w;
       napi_throw_error(env, "ERR_OBJPOOL_NO_MEMORY", "Cannot create the wake-up channel");
@@ -696,7 +704,6 @@ Napi::Value WaitBegin(const Napi::CallbackInfo& info) {
     try {
       w->thread = std::thread(wait_loop, b->pool, w, seq);
     } catch (const std::system_error&) {
-      b->pool.wait_end();
       napi_release_threadsafe_function(w->wake, napi_tsfn_abort);
       napi_delete_reference(env, w->on_wake);
       delete w;
@@ -704,6 +711,19 @@ Napi::Value WaitBegin(const Napi::CallbackInfo& info) {
       return Napi::Value();
     }
     b->waiter = w;
+  }
+  // Counted for the helper before the pool counts the waiter: a push that
+  // sees the waiter in the pool's count then bumps the wake word (release),
+  // and the helper reads this after that word (acquire), so it never takes a
+  // wake-up for this waiter as nobody's. relaxed: ordered by that chain.
+  w->waiting.store(w->registered + 1, std::memory_order_relaxed);
+  uint32_t h;
+  const Status st = b->pool.wait_begin(h);
+  if (st != Status::empty) {
+    // relaxed: as above.
+    w->waiting.store(w->registered, std::memory_order_relaxed);
+    if (st == Status::closed) return throw_pool(env, st), Napi::Value();
+    return Napi::Number::New(env, h);
   }
   // A pending wait keeps the thread alive, as pending I/O does, and its view.
   if (w->registered++ == 0) {
@@ -722,6 +742,8 @@ Napi::Value WaitEnd(const Napi::CallbackInfo& info) {
   auto* b = static_cast<Binding*>(info.Data());
   Waiter* w = b->waiter;
   if (w != nullptr && w->registered > 0) {
+    // relaxed: as in WaitBegin.
+    w->waiting.store(w->registered - 1, std::memory_order_relaxed);
     if (--w->registered == 0) {
       napi_unref_threadsafe_function(info.Env(), w->wake);
       napi_reference_unref(info.Env(), w->on_wake, nullptr);
@@ -784,9 +806,21 @@ bool get_bytes(napi_env env, napi_value v, const char* name, void** data, size_t
 
 // ---- module functions -----------------------------------------------------
 
+// Whole numbers for the module functions' size arguments; a thrown coded
+// error and false otherwise. (lib/pool.ts validates first; these guard the
+// raw addon.)
+bool get_u32_args(napi_env env, const Napi::CallbackInfo& info, size_t from,
+                  std::initializer_list<std::pair<const char*, uint32_t*>> args) {
+  size_t i = from;
+  for (const auto& [name, out] : args) {
+    if (!get_index(env, info[i++], name, 4294967296.0, out)) return false;
+  }
+  return true;
+}
+
 Napi::Value MetaBytes(const Napi::CallbackInfo& info) {
-  const uint32_t capacity = info[0].As<Napi::Number>().Uint32Value();
-  const uint32_t slots = info[1].As<Napi::Number>().Uint32Value();
+  uint32_t capacity, slots;
+  if (!get_u32_args(info.Env(), info, 0, {{"capacity", &capacity}, {"slots", &slots}})) return Napi::Value();
   const bool checked = info[2].ToBoolean();
   return Napi::Number::New(info.Env(), double(objpool::meta_bytes_for(capacity, slots, checked)));
 }
@@ -798,11 +832,13 @@ Napi::Value Format(const Napi::CallbackInfo& info) {
   size_t len;
   if (!get_bytes(env, info[0], "meta", &meta, &len)) return Napi::Value();
   objpool::Config c;
-  c.capacity = info[1].As<Napi::Number>().Uint32Value();
-  c.slots = info[2].As<Napi::Number>().Uint32Value();
-  c.object_size = info[3].As<Napi::Number>().Uint32Value();
-  c.stride = info[4].As<Napi::Number>().Uint32Value();
-  c.align = info[5].As<Napi::Number>().Uint32Value();
+  if (!get_u32_args(env, info, 1,
+                    {{"capacity", &c.capacity},
+                     {"slots", &c.slots},
+                     {"objectSize", &c.object_size},
+                     {"stride", &c.stride},
+                     {"align", &c.align}}))
+    return Napi::Value();
   c.checked = info[6].ToBoolean();
   c.external = info[7].ToBoolean();
   c.zero = info[8].ToBoolean();

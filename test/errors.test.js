@@ -146,3 +146,20 @@ test('every code a user can see is listed in codes', (t) => {
     'ERR_OUT_OF_RANGE',
   ]);
 });
+
+test('objects that only look like a Uint8Array (its prototype, a Proxy) are coded errors', (t) => {
+  const pool = new ObjectPool({ capacity: 2, objectSize: 8 });
+  for (const fake of [Object.create(Uint8Array.prototype), new Proxy(pool.buffer(0), {})]) {
+    t.throws(() => pool.release(fake), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE' });
+    t.throws(() => pool.handleOf(fake), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE' });
+    t.throws(() => ObjectPool.fromBuffers([fake]), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE' });
+  }
+  assertIntact(t, pool);
+});
+
+test('the raw addon checks its size arguments too', (t) => {
+  const addon = require(require('..').addonPath);
+  t.throws(() => addon.metaBytes('8', 1, true), { code: 'ERR_INVALID_ARG_TYPE' });
+  t.throws(() => addon.format(new Uint8Array(1024), 4 + 2 ** 32, 1, 8, 8, 8, true, false, false), { code: 'ERR_OUT_OF_RANGE' });
+  t.throws(() => addon.format(new Uint8Array(1024), 4, 1, 8, 8, 3, true, false, false), { code: 'ERR_INVALID_ARG_VALUE' });
+});

@@ -145,3 +145,45 @@ test('zero: true zeroes objects pushed back by a worker and by a native thread',
   t.true(allZero(arena), 'the native thread\'s pushes');
   assertIntact(t, pool);
 });
+
+test('zero: true, a push that throws part-way (a stack overflow) leaves the object out, never lost', (t) => {
+  const kinds = {
+    'shared arena, cached': () => new ObjectPool({ capacity: 4, objectSize: 64, slots: 1, zero: true, cache: 8 }),
+    'shared arena, no cache': () => new ObjectPool({ capacity: 4, objectSize: 64, slots: 1, zero: true, cache: 0 }),
+    'ArrayBuffer, cached': () => ObjectPool.fromBuffer(new ArrayBuffer(256), { objectSize: 64, slots: 1, zero: true, cache: 8 }),
+    'fromBuffers, no cache': () => ObjectPool.fromBuffers([0, 1, 2, 3].map(() => new Uint8Array(64)), { slots: 1, zero: true, cache: 0 }),
+  };
+  for (const [name, make] of Object.entries(kinds)) {
+    for (let depthOffset = 0; depthOffset < 40; depthOffset += 3) {
+      const pool = make();
+      const h = pool.pop();
+      pool.buffer(h).fill(9);
+      let outcome = null;
+      let frames = 0;
+      // Recurse until the stack overflows, then try the push `depthOffset` frames up from the limit.
+      (function probe(depth) {
+        try { probe(depth + 1); } catch { frames = depth; }
+        if (outcome !== null || depth !== Math.max(0, frames - depthOffset)) return;
+        try { pool.push(h); outcome = 'pushed'; } catch (err) { outcome = err instanceof RangeError && !err.code ? 'overflow' : `error ${err.code}`; }
+      })(0);
+      if (outcome === 'pushed') {
+        assertIntact(t, pool);
+        t.true(pool.buffer(h).every((b) => b === 0), `${name}: zeroed`);
+      } else {
+        t.is(outcome, 'overflow', name);
+        assertIntact(t, pool, [h]);
+        pool.push(h); // still out, and still ours to push
+        assertIntact(t, pool);
+      }
+    }
+  }
+});
+
+test('leak detection needs a checked pool: asked for on an unchecked pool it is an error; from OBJPOOL_LEAKS it is off there', (t) => {
+  t.throws(() => new ObjectPool({ capacity: 2, objectSize: 8, checked: false, leaks: {} }), { code: 'ERR_INVALID_ARG_VALUE' });
+  const out = leakScript(`
+    process.on('warning', (w) => { if (w.code === 'OBJPOOL_LEAK') console.log('warning'); });
+    const pool = new ObjectPool({ capacity: 4, objectSize: 16, checked: false });
+    (async () => { (() => pool.acquire())(); await settle(); console.log('done'); })();`, { OBJPOOL_LEAKS: 'all' });
+  t.is(out.trim(), 'done');
+});
