@@ -6,7 +6,9 @@
 const fs = require('node:fs');
 const path = require('node:path');
 
-const report = JSON.parse(fs.readFileSync(path.join(__dirname, 'results', 'latest.json'), 'utf8'));
+// --in FILE: another results file than latest.json.
+const inIndex = process.argv.indexOf('--in');
+const report = JSON.parse(fs.readFileSync(inIndex >= 0 ? path.resolve(process.argv[inIndex + 1]) : path.join(__dirname, 'results', 'latest.json'), 'utf8'));
 const m = report.machine;
 const fmt = (n) => (n >= 100 ? n.toFixed(0) : n.toFixed(1));
 const out = [];

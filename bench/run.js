@@ -16,6 +16,8 @@ const { lineChart } = require('./chart');
 
 const ALL = ['single', 'cache', 'crossing', 'batch', 'core', 'scaling', 'net'];
 const args = process.argv.slice(2);
+const outIndex = args.indexOf('--out');
+const outFile = outIndex >= 0 ? args.splice(outIndex, 2)[1] : process.env.BENCH_OUT;
 const wanted = args.filter((a) => !a.startsWith('--') && !/^\d/.test(a));
 const opt = (name, env) => {
   const i = args.indexOf(`--${name}`);
@@ -28,7 +30,8 @@ const names = wanted.length ? wanted : ALL;
 
 const resultsDir = path.join(__dirname, 'results');
 fs.mkdirSync(resultsDir, { recursive: true });
-const latestFile = path.join(resultsDir, 'latest.json');
+// --out FILE (or BENCH_OUT): results elsewhere than latest.json (another Node's run, say).
+const latestFile = outFile ? path.resolve(outFile) : path.join(resultsDir, 'latest.json');
 const report = { machine: machine(), date: new Date().toISOString(), scenarios: {} };
 // Running a subset keeps the other scenarios' last results.
 if (wanted.length && fs.existsSync(latestFile)) {
