@@ -13,15 +13,15 @@ function implementations() {
     for (const cache of SIZES) {
       impls[`burst ${burst}, cache ${cache}`] = () => {
         const pool = new ObjectPool({ capacity: 4096, objectSize: 64, slots: 2, cache });
-        const held = new Int32Array(burst);
-        return {
-          run(n) {
-            for (let i = 0; i < n; i += burst) {
-              for (let k = 0; k < burst; k++) held[k] = pool.pop();
-              for (let k = 0; k < burst; k++) pool.push(held[k]);
-            }
-          },
-        };
+        // A loop of its own per implementation (new Function), so that its
+        // call sites see one pool's closures only and stay monomorphic.
+        const run = new Function('pool', 'held', `return function run(n) {
+          for (let i = 0; i < n; i += ${burst}) {
+            for (let k = 0; k < ${burst}; k++) held[k] = pool.pop();
+            for (let k = 0; k < ${burst}; k++) pool.push(held[k]);
+          }
+        };`)(pool, new Int32Array(burst));
+        return { run };
       };
     }
   }

@@ -9,13 +9,17 @@ const { MutexFreeList } = require('./mutex-list');
 const SIZE = 4096;
 
 // Each factory returns its own loop function, so every loop stays monomorphic.
-const pair = (pool) => ({ run(n) { for (let i = 0; i < n; i++) pool.push(pool.pop()); } });
-
 const implementations = {
   // The pools use the automatic per-thread cache (64 objects here) unless
   // the name says otherwise.
-  'objpool pop+push (checked)': () => pair(new ObjectPool({ capacity: 1024, objectSize: SIZE })),
-  'objpool pop+push (unchecked)': () => pair(new ObjectPool({ capacity: 1024, objectSize: SIZE, checked: false })),
+  'objpool pop+push (checked)': () => {
+    const pool = new ObjectPool({ capacity: 1024, objectSize: SIZE });
+    return { run(n) { for (let i = 0; i < n; i++) pool.push(pool.pop()); } };
+  },
+  'objpool pop+push (unchecked)': () => {
+    const pool = new ObjectPool({ capacity: 1024, objectSize: SIZE, checked: false });
+    return { run(n) { for (let i = 0; i < n; i++) pool.push(pool.pop()); } };
+  },
   'objpool acquire+release (Buffer)': () => {
     const pool = new ObjectPool({ capacity: 1024, objectSize: SIZE });
     return { run(n) { for (let i = 0; i < n; i++) pool.release(pool.acquire()); } };
@@ -28,9 +32,8 @@ const implementations = {
     const pool = new ObjectPool({ capacity: 1024, objectSize: SIZE });
     const held = new Int32Array(48);
     return {
-      scale: 48,
       run(n) {
-        for (let i = 0; i < n; i++) {
+        for (let i = 0; i < n; i += 48) {
           for (let k = 0; k < 48; k++) held[k] = pool.pop();
           for (let k = 0; k < 48; k++) pool.push(held[k]);
         }
@@ -45,10 +48,22 @@ const implementations = {
     const pool = new ObjectPool({ capacity: 1024, objectSize: SIZE, leaks: { sample: 1 } });
     return { scale: 8, run(n) { for (let i = 0; i < n; i++) pool.release(pool.acquire()); } };
   },
-  'objpool pop+push, zero: true (4 KiB zeroed)': () => pair(new ObjectPool({ capacity: 1024, objectSize: SIZE, zero: true })),
-  'objpool pop+push (checked, cache: 0)': () => pair(new ObjectPool({ capacity: 1024, objectSize: SIZE, cache: 0 })),
-  'objpool pop+push (unchecked, cache: 0)': () => pair(new ObjectPool({ capacity: 1024, objectSize: SIZE, checked: false, cache: 0 })),
-  'objpool slots=1 pop+push (cache: 0)': () => pair(new ObjectPool({ capacity: 1024, objectSize: SIZE, slots: 1, cache: 0 })),
+  'objpool pop+push, zero: true (4 KiB zeroed)': () => {
+    const pool = new ObjectPool({ capacity: 1024, objectSize: SIZE, zero: true });
+    return { run(n) { for (let i = 0; i < n; i++) pool.push(pool.pop()); } };
+  },
+  'objpool pop+push (checked, cache: 0)': () => {
+    const pool = new ObjectPool({ capacity: 1024, objectSize: SIZE, cache: 0 });
+    return { run(n) { for (let i = 0; i < n; i++) pool.push(pool.pop()); } };
+  },
+  'objpool pop+push (unchecked, cache: 0)': () => {
+    const pool = new ObjectPool({ capacity: 1024, objectSize: SIZE, checked: false, cache: 0 });
+    return { run(n) { for (let i = 0; i < n; i++) pool.push(pool.pop()); } };
+  },
+  'objpool slots=1 pop+push (cache: 0)': () => {
+    const pool = new ObjectPool({ capacity: 1024, objectSize: SIZE, slots: 1, cache: 0 });
+    return { run(n) { for (let i = 0; i < n; i++) pool.push(pool.pop()); } };
+  },
   'no-op N-API call x2 (C napi_callback)': () => {
     const noop = testing.noop;
     return { run(n) { for (let i = 0; i < n; i++) { noop(); noop(i); } } };
