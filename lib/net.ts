@@ -30,33 +30,114 @@ export interface OnRead {
   callback: (nread: number, buf: Uint8Array) => boolean;
 }
 
-// Readers waiting for an object, per pool. Woken by returns on this thread
-// and, for returns from other threads, by a short poll while any wait.
-const waiting = new WeakMap<ObjectPool, Set<PooledReader>>();
-const polls = new WeakMap<ObjectPool, NodeJS.Timeout>();
+// Waits for an object to come back to the pool (pushed by any thread) and
+// resolves with it, now the caller's. The one place that changes once the
+// pool offers popAsync(): its body becomes `return pool.popAsync({ signal })`.
+// Until then, a short poll; unref'd, so a wait alone never keeps the process
+// alive, and stopped as soon as the wait ends or is aborted.
+function nextObject(pool: ObjectPool, signal: AbortSignal): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const stop = () => {
+      clearInterval(poll);
+      signal.removeEventListener('abort', onAbort);
+    };
+    const onAbort = () => {
+      stop();
+      reject(signal.reason);
+    };
+    const poll = setInterval(() => {
+      let h: number;
+      try {
+        h = pool.pop();
+      } catch (err) {
+        stop();
+        return reject(err);
+      }
+      if (h >= 0) {
+        stop();
+        resolve(h);
+      }
+    }, 2);
+    poll.unref();
+    signal.addEventListener('abort', onAbort);
+  });
+}
+
+// The readers of one pool (in this thread) that wait for an object, first
+// come first served. Objects pushed back on this thread are handed out at
+// once (serve()); those from other threads arrive through one nextObject()
+// wait, which runs only while some reader waits.
+class Waitlist {
+  readonly #pool: ObjectPool;
+  readonly #readers = new Set<PooledReader>();
+  #wait: AbortController | null = null;
+
+  constructor(pool: ObjectPool) {
+    this.#pool = pool;
+  }
+
+  add(reader: PooledReader): void {
+    this.#readers.add(reader);
+    this.#arm();
+  }
+
+  delete(reader: PooledReader): void {
+    this.#readers.delete(reader);
+    if (this.#readers.size === 0) this.#disarm();
+  }
+
+  /** Hands objects now in the pool to waiting readers, in order. */
+  serve(): void {
+    for (const reader of this.#readers) {
+      if (!reader.tryResume()) break;
+      this.#readers.delete(reader);
+    }
+    if (this.#readers.size === 0) this.#disarm();
+  }
+
+  #arm(): void {
+    if (this.#wait || this.#readers.size === 0) return;
+    const wait = (this.#wait = new AbortController());
+    nextObject(this.#pool, wait.signal).then(
+      (h) => {
+        this.#wait = null;
+        const first = this.#readers.values().next();
+        if (first.done) {
+          this.#pool.push(h);
+        } else {
+          this.#readers.delete(first.value);
+          first.value.tryResume(h);
+        }
+        this.serve();
+        this.#arm();
+      },
+      () => {
+        // Aborted (nobody waits any more), or the pool closed: each waiting
+        // reader finds out on its next pop.
+        if (this.#wait !== wait) return;
+        this.#wait = null;
+        this.serve();
+      },
+    );
+  }
+
+  #disarm(): void {
+    this.#wait?.abort();
+    this.#wait = null;
+  }
+}
+
+const waitlists = new WeakMap<ObjectPool, Waitlist>();
+
+function waitlist(pool: ObjectPool): Waitlist {
+  let list = waitlists.get(pool);
+  if (!list) waitlists.set(pool, (list = new Waitlist(pool)));
+  return list;
+}
+
 // One scratch buffer per pool that a paused socket may read into (Node keeps
 // reading into the last buffer it was given); never handed to the user.
 const parking = new WeakMap<ObjectPool, Buffer>();
-
-function wake(pool: ObjectPool): void {
-  const set = waiting.get(pool);
-  if (!set || set.size === 0) return;
-  for (const reader of set) {
-    if (!reader.tryResume()) break;
-    set.delete(reader);
-  }
-  if (set.size === 0) {
-    clearInterval(polls.get(pool));
-    polls.delete(pool);
-  }
-}
-
-function wait(pool: ObjectPool, reader: PooledReader): void {
-  let set = waiting.get(pool);
-  if (!set) waiting.set(pool, (set = new Set()));
-  set.add(reader);
-  if (!polls.has(pool)) polls.set(pool, setInterval(() => wake(pool), 2));
-}
 
 /**
  * Reads of one socket into pooled buffers. Build one per socket, pass
@@ -104,12 +185,18 @@ export class PooledReader {
     return socket;
   }
 
-  /** @internal Resumes a paused socket once an object can be reserved. */
-  tryResume(): boolean {
-    if (!this.#paused) return true;
+  /**
+   * @internal Resumes a paused socket once an object can be reserved: `h`
+   * if given (the caller's object, now this reader's), else one popped now.
+   * False: the pool is empty, keep waiting.
+   */
+  tryResume(h = -1): boolean {
     const socket = this.#socket;
-    if (!socket || socket.destroyed) return true;
-    const h = this.#pop();
+    if (!this.#paused || !socket || socket.destroyed) {
+      if (h >= 0) this.#return(h);
+      return true;
+    }
+    if (h < 0) h = this.#pop();
     if (h < 0) return socket.destroyed; // empty: keep waiting; closed: the socket is gone
     this.#reservedHandle = h;
     this.#paused = false;
@@ -152,7 +239,7 @@ export class PooledReader {
     this.#paused = true;
     this.#pauses++;
     this.#socket?.pause();
-    wait(this.pool, this);
+    waitlist(this.pool).add(this);
   }
 
   #onRead(nread: number, buf: Uint8Array): boolean {
@@ -173,7 +260,7 @@ export class PooledReader {
     if (!keepReading) {
       this.#paused = true;
       this.#pauses++;
-      wait(this.pool, this);
+      waitlist(this.pool).add(this);
     }
     const pool = this.pool;
     // A full read is the object's own cached view; a short one a view of it.
@@ -182,24 +269,29 @@ export class PooledReader {
       const h = handle;
       handle = -1;
       pool.push(h);
-      wake(pool);
+      waitlist(pool).serve();
     });
     return keepReading;
   }
 
+  // Pushes an object back; after close() it is released instead (or was
+  // already, when close() found it in the pool).
+  #return(h: number): void {
+    try {
+      this.pool.push(h);
+    } catch {
+      // closed and already released by close()
+    }
+  }
+
   #dispose(): void {
-    waiting.get(this.pool)?.delete(this);
+    const list = waitlist(this.pool);
+    list.delete(this);
     const back = [this.#reservedHandle, this.#nextHandle].filter((h) => h >= 0);
     this.#next = null;
     this.#reservedHandle = this.#nextHandle = -1;
-    for (const h of back) {
-      try {
-        this.pool.push(h);
-      } catch {
-        // closed and already released by close()
-      }
-    }
-    wake(this.pool);
+    for (const h of back) this.#return(h);
+    list.serve();
   }
 }
 

@@ -229,3 +229,14 @@ test('PooledReader validates its options', (t) => {
   t.throws(() => pooled.writePooled(socket, Buffer.alloc(1)), { code: 'ERR_INVALID_ARG_TYPE' });
   t.throws(() => pooled.adopt(pool, socket, { onData() {} }), { code: 'ERR_INVALID_ARG_VALUE' });
 });
+
+test('a pooled socket that closes while waiting for an object leaves no timer behind: the process exits', async (t) => {
+  // Regression: the poll that waits for objects from other threads was left
+  // running when its last waiting reader went away, keeping the process alive.
+  const { execFile } = require('node:child_process');
+  const res = await new Promise((resolve) => {
+    execFile(process.execPath, [path.join(__dirname, 'fixtures', 'net-exit.js')], { timeout: 20_000 }, (err, stdout) => resolve({ err, stdout }));
+  });
+  t.is(res.err, null, 'exited by itself, with code 0');
+  t.regex(res.stdout, /closed; waiting readers gone, 1 available/);
+});
