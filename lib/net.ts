@@ -254,14 +254,6 @@ export class PooledReader {
       this.#reservedHandle = -1;
       this.#parking.copy(chunkOf, 0, 0, nread);
     }
-    // The buffer for the next read; Node asks for it right after this callback.
-    this.#take();
-    const keepReading = this.#next !== this.#parking;
-    if (!keepReading) {
-      this.#paused = true;
-      this.#pauses++;
-      waitlist(this.pool).add(this);
-    }
     const pool = this.pool;
     // A full read is the object's own cached view; a short one a view of it.
     this.#onData(nread === chunkOf.length ? chunkOf : chunkOf.subarray(0, nread), () => {
@@ -271,7 +263,16 @@ export class PooledReader {
       pool.push(h);
       waitlist(pool).serve();
     });
-    return keepReading;
+    // The buffer for the next read (Node asks for it right after this
+    // callback), taken only now: a done() inside onData may have returned the
+    // very object it needs. A wake-up cannot restart this socket while Node is
+    // still in its read callback, so the answer has to come from here.
+    this.#take();
+    if (this.#next !== this.#parking) return true;
+    this.#paused = true;
+    this.#pauses++;
+    waitlist(this.pool).add(this);
+    return false;
   }
 
   // Pushes an object back; after close() it is released instead (or was

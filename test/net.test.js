@@ -240,3 +240,39 @@ test('a pooled socket that closes while waiting for an object leaves no timer be
   t.is(res.err, null, 'exited by itself, with code 0');
   t.regex(res.stdout, /closed; waiting readers gone, 1 available/);
 });
+
+// A server that sends `total` bytes of the pattern to each connection, then ends it.
+async function patternServer(total) {
+  const server = net.createServer((s) => {
+    s.on('error', () => {});
+    s.end(pattern.subarray(0, total));
+  });
+  return { server, port: await listen(server) };
+}
+
+for (const n of [1, 2, 4, 8]) {
+  test(`done() inside onData keeps ${n} socket(s) reading from a pool of ${n} that runs dry`, async (t) => {
+    // Regression: done() woke the reader while Node was still in its read
+    // callback (socket.resume() is a no-op there), then the callback said
+    // "stop" and nobody restarted it.
+    const pool = new ObjectPool({ capacity: n, objectSize: 4096 });
+    const total = 300_000;
+    const { server, port } = await patternServer(total);
+    const got = Array.from({ length: n }, () => []);
+    let ended = 0;
+    const sockets = got.map((chunks) => {
+      const s = pooled.connect(pool, { port, host: '127.0.0.1' }, {
+        onData(chunk, done) {
+          chunks.push(Buffer.from(chunk));
+          done();
+        },
+      });
+      s.on('end', () => ended++);
+      return s;
+    });
+    await until(() => ended === n);
+    for (const chunks of got) t.true(Buffer.concat(chunks).equals(pattern.subarray(0, total)));
+    await until(() => sockets.every((s) => s.destroyed) && pool.stats().available === n);
+    await new Promise((r) => server.close(r));
+  });
+}
