@@ -3,7 +3,7 @@
 // written buffers to the pool once the write has completed.
 import net = require('node:net');
 import { ObjectPool } from './pool';
-import { invalidType, invalidValue } from './errors';
+import { codes, invalidType, invalidValue, poolError } from './errors';
 
 /** What to do when a read needs a buffer and the pool is empty. */
 export type WhenEmpty = 'pause' | 'allocate';
@@ -135,6 +135,64 @@ function waitlist(pool: ObjectPool): Waitlist {
   return list;
 }
 
+// Close notices. A reader must notice a closed pool without waiting for its
+// next byte: it gives back the object it keeps for that read and destroys its
+// socket with the pool's ERR_OBJPOOL_CLOSED error. pool.ts does not (yet) tell
+// other modules about a close, so onPoolClose() is a stand-in: a close is
+// noticed at once where a pop throws, and otherwise by a slow poll of
+// `pool.closed` (true once any thread closed the pool), unref'd and running
+// only while the pool has live readers in this thread. Once pool.ts calls
+// back on close, this block shrinks to that call.
+interface CloseWatch {
+  readonly fns: Set<(err: Error) => void>;
+  timer: NodeJS.Timeout | null;
+}
+const closeWatches = new WeakMap<ObjectPool, CloseWatch>();
+
+/** Calls `fn` once, on this thread, when `pool` is found closed (by any thread). Returns an unsubscribe function. */
+function onPoolClose(pool: ObjectPool, fn: (err: Error) => void): () => void {
+  let watch = closeWatches.get(pool);
+  if (!watch) closeWatches.set(pool, (watch = { fns: new Set(), timer: null }));
+  const w = watch;
+  w.fns.add(fn);
+  if (!w.timer) {
+    w.timer = setInterval(() => {
+      if (pool.closed) poolClosed(pool);
+    }, 20);
+    w.timer.unref();
+  }
+  return () => {
+    w.fns.delete(fn);
+    if (w.fns.size === 0 && w.timer) {
+      clearInterval(w.timer);
+      w.timer = null;
+    }
+  };
+}
+
+/** Tells everything watching `pool` in this thread that it is closed. */
+function poolClosed(pool: ObjectPool): void {
+  const w = closeWatches.get(pool);
+  if (!w || w.fns.size === 0) return;
+  if (w.timer) clearInterval(w.timer);
+  w.timer = null;
+  const fns = [...w.fns];
+  w.fns.clear();
+  const err = closedError(pool);
+  for (const fn of fns) fn(err);
+}
+
+// The error a pop on the closed pool throws.
+function closedError(pool: ObjectPool): Error {
+  try {
+    const h = pool.pop();
+    if (h >= 0) pool.push(h);
+  } catch (err) {
+    return err as Error;
+  }
+  return poolError(codes.CLOSED, 'The pool is closed');
+}
+
 // One scratch buffer per pool that a paused socket may read into (Node keeps
 // reading into the last buffer it was given); never handed to the user.
 const parking = new WeakMap<ObjectPool, Buffer>();
@@ -153,6 +211,7 @@ export class PooledReader {
   #reservedHandle = -1;             // an object held for a read that lands in the parking buffer
   #paused = false;
   #pauses = 0;
+  #unwatch: (() => void) | null = null;
   readonly #onData: PooledReadOptions['onData'];
   readonly #allocate: boolean;
   readonly #parking: Buffer;
@@ -182,6 +241,9 @@ export class PooledReader {
     this.#socket = socket;
     if (this.#paused) socket.pause();
     socket.once('close', () => this.#dispose());
+    this.#unwatch ??= onPoolClose(this.pool, (err) => {
+      if (!socket.destroyed) socket.destroy(err);
+    });
     return socket;
   }
 
@@ -219,6 +281,7 @@ export class PooledReader {
       return this.pool.pop();
     } catch (err) {
       this.#socket?.destroy(err as Error);
+      poolClosed(this.pool); // and the pool's other sockets in this thread
       return -1;
     }
   }
@@ -286,6 +349,8 @@ export class PooledReader {
   }
 
   #dispose(): void {
+    this.#unwatch?.();
+    this.#unwatch = null;
     const list = waitlist(this.pool);
     list.delete(this);
     const back = [this.#reservedHandle, this.#nextHandle].filter((h) => h >= 0);

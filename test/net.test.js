@@ -276,3 +276,70 @@ for (const n of [1, 2, 4, 8]) {
     await new Promise((r) => server.close(r));
   });
 }
+
+// An idle connection: the server sends one chunk and then nothing, keeping it open.
+async function idleServer() {
+  const accepted = [];
+  const server = net.createServer((s) => {
+    s.on('error', () => {});
+    accepted.push(s);
+    s.write(pattern.subarray(0, 1000));
+  });
+  return { server, accepted, port: await listen(server) };
+}
+
+test('closing the pool destroys an idle pooled socket with ERR_OBJPOOL_CLOSED, and close() finishes', async (t) => {
+  // Regression: an idle reader kept the object reserved for its next read,
+  // so close() never resolved until another byte arrived.
+  const pool = new ObjectPool({ capacity: 4, objectSize: 1024 });
+  const { server, accepted, port } = await idleServer();
+  let chunks = 0;
+  const sock = pooled.connect(pool, { port, host: '127.0.0.1' }, { onData(chunk, done) { chunks++; done(); } });
+  const err = new Promise((resolve) => sock.on('error', resolve));
+  await until(() => chunks === 1);
+  let closed = false;
+  const closing = pool.close().then(() => { closed = true; });
+  await until(() => closed && sock.destroyed);
+  await closing;
+  t.is((await err).code, 'ERR_OBJPOOL_CLOSED');
+  for (const s of accepted) s.destroy();
+  await new Promise((r) => server.close(r));
+});
+
+test('closing the pool destroys an idle adopted server socket too', async (t) => {
+  const pool = new ObjectPool({ capacity: 4, objectSize: 1024 });
+  const { server, sockets } = pooledEchoServer(pool);
+  const port = await listen(server);
+  const client = net.connect({ port, host: '127.0.0.1' });
+  client.on('error', () => {});
+  client.write('hello');
+  await new Promise((r) => client.once('data', r)); // echoed: the server socket is idle now
+  const err = new Promise((resolve) => sockets[0].on('error', resolve));
+  let closed = false;
+  const closing = pool.close().then(() => { closed = true; });
+  await until(() => closed && sockets[0].destroyed);
+  await closing;
+  t.is((await err).code, 'ERR_OBJPOOL_CLOSED');
+  client.destroy();
+  await new Promise((r) => server.close(r));
+});
+
+test('a pool closed by another thread destroys this thread\'s idle pooled sockets, and that close() finishes', async (t) => {
+  const pool = new ObjectPool({ capacity: 4, objectSize: 1024 });
+  const { server, accepted, port } = await idleServer();
+  let chunks = 0;
+  const sock = pooled.connect(pool, { port, host: '127.0.0.1' }, { onData(chunk, done) { chunks++; done(); } });
+  const err = new Promise((resolve) => sock.on('error', resolve));
+  await until(() => chunks === 1);
+  const worker = new Worker(path.join(__dirname, 'fixtures', 'net-close-worker.js'), { workerData: { descriptor: pool.descriptor } });
+  await new Promise((r) => worker.once('message', r));
+  let closed = false;
+  worker.once('message', (m) => { closed = m === 'closed'; });
+  worker.postMessage('close');
+  await until(() => closed && sock.destroyed);
+  t.is((await err).code, 'ERR_OBJPOOL_CLOSED');
+  t.true(pool.closed);
+  await worker.terminate();
+  for (const s of accepted) s.destroy();
+  await new Promise((r) => server.close(r));
+});
