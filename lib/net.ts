@@ -247,6 +247,17 @@ export class PooledReader {
     return socket;
   }
 
+  /** @internal Hands bytes read before this reader existed to onData, in order. */
+  deliver(chunks: readonly Buffer[]): void {
+    const size = this.pool.objectSize;
+    for (const chunk of chunks) {
+      for (let at = 0; at < chunk.length; at += size) {
+        if (this.#socket?.destroyed) return;
+        this.#onData(chunk.subarray(at, at + size), () => {});
+      }
+    }
+  }
+
   /**
    * @internal Resumes a paused socket once an object can be reserved: `h`
    * if given (the caller's object, now this reader's), else one popped now.
@@ -382,8 +393,10 @@ export function createSocket(pool: ObjectPool, options: SocketOptions, read: Poo
  * A server's socket whose reads land in pooled buffers. Create the server
  * with `pauseOnConnect: true` and call this first thing in the 'connection'
  * listener; use the socket it returns instead of the one you were given
- * (net.Server has no onread option, so the connection is re-wrapped before
- * any byte is read).
+ * (net.Server has no onread option, so the connection is re-wrapped). A
+ * socket that was paused after it had started reading works too: the bytes
+ * it had already read reach onData first (in Buffers of their own, each at
+ * most `objectSize` long; their done() does nothing), then the pooled reads.
  */
 export function adopt(pool: ObjectPool, accepted: net.Socket, read: PooledReadOptions): net.Socket {
   const handle = (accepted as unknown as { _handle: unknown })._handle;
@@ -392,12 +405,30 @@ export function adopt(pool: ObjectPool, accepted: net.Socket, read: PooledReadOp
   const reader = new PooledReader(pool, read);
   const old = accepted as unknown as { _handle: unknown; _server: unknown; server: unknown };
   old._handle = null;
+  // What the old socket read before it was paused (with the handle gone,
+  // read() cannot start another read on it).
+  const early: Buffer[] = [];
+  for (let b: Buffer | string | null; (b = accepted.read() as Buffer | string | null) !== null; ) early.push(typeof b === 'string' ? Buffer.from(b) : b);
+  // And whether it had already read the peer's end: the handle cannot read
+  // it again (libuv no longer reads a stream after EOF).
+  const ended = (accepted as unknown as { _readableState?: { ended?: boolean } })._readableState?.ended === true;
   const socket = new net.Socket({ handle, readable: true, writable: true, allowHalfOpen: accepted.allowHalfOpen, onread: reader.onread } as net.SocketConstructorOpts);
   // Hand the server's connection bookkeeping over, so that server.close()
   // still waits for this connection and no other.
   Object.assign(socket, { _server: old._server, server: old.server });
   old._server = null;
   reader.attach(socket);
+  // Before any new read: those come from the event loop, after this tick.
+  if (early.length > 0 || ended) {
+    process.nextTick(() => {
+      reader.deliver(early);
+      if (ended && !socket.destroyed) {
+        // As Node's own read path does on EOF.
+        socket.push(null);
+        socket.read(0);
+      }
+    });
+  }
   return socket;
 }
 

@@ -343,3 +343,51 @@ test('a pool closed by another thread destroys this thread\'s idle pooled socket
   for (const s of accepted) s.destroy();
   await new Promise((r) => server.close(r));
 });
+
+// A server that does not pause on connect: its sockets start reading at once.
+// The test pauses each one and adopts it once `ready(accepted)` holds.
+function lateAdoptServer(pool, ready) {
+  const adopted = [];
+  const server = net.createServer((accepted) => {
+    accepted.pause();
+    until(() => ready(accepted)).then(() => {
+      const got = [];
+      const s = pooled.adopt(pool, accepted, { onData(chunk, done) { got.push(Buffer.from(chunk)); done(); } });
+      s.on('error', () => {});
+      adopted.push({ socket: s, got, ended: new Promise((r) => s.on('end', r)) });
+    });
+  });
+  return { server, adopted };
+}
+
+test('adopt() hands the bytes the accepted socket had already buffered to onData first', async (t) => {
+  // Regression: adopt() checked only isPaused(), and what the socket had read
+  // before it was paused was silently dropped.
+  const pool = new ObjectPool({ capacity: 4, objectSize: 1024 });
+  const { server, adopted } = lateAdoptServer(pool, (s) => s.readableLength >= 5000);
+  const port = await listen(server);
+  const c = net.connect({ port, host: '127.0.0.1' });
+  c.write(pattern.subarray(0, 5000));
+  await until(() => adopted.length === 1);
+  c.end(pattern.subarray(5000, 9000));
+  await adopted[0].ended;
+  t.true(Buffer.concat(adopted[0].got).equals(pattern.subarray(0, 9000)), 'every byte, in order');
+  t.true(adopted[0].got.every((chunk) => chunk.length <= pool.objectSize), 'no chunk longer than an object');
+  await until(() => pool.stats().available === 4);
+  await new Promise((r) => server.close(r));
+});
+
+test('adopt() of a socket whose peer already ended delivers the buffered bytes, then end', async (t) => {
+  const pool = new ObjectPool({ capacity: 4, objectSize: 1024 });
+  const { server, adopted } = lateAdoptServer(pool, (s) => s.readableLength >= 3000 && s.readableEnded === false && s._readableState.ended);
+  const port = await listen(server);
+  const c = net.connect({ port, host: '127.0.0.1' });
+  c.on('error', () => {});
+  c.end(pattern.subarray(0, 3000));
+  await until(() => adopted.length === 1);
+  await adopted[0].ended;
+  t.true(Buffer.concat(adopted[0].got).equals(pattern.subarray(0, 3000)));
+  adopted[0].socket.end();
+  await until(() => pool.stats().available === 4);
+  await new Promise((r) => server.close(r));
+});
