@@ -209,12 +209,15 @@ export class PooledReader {
   #next: Buffer | null = null;      // the buffer Node reads into next
   #nextHandle = -1;                 // its handle, or -1 if it is not pooled
   #reservedHandle = -1;             // an object held for a read that lands in the parking buffer
-  #paused = false;
+  #paused = false;                  // the pool's pause: waiting for an object
+  #userPaused = false;              // the application's socket.pause(), which wins
   #pauses = 0;
   #unwatch: (() => void) | null = null;
   readonly #onData: PooledReadOptions['onData'];
   readonly #allocate: boolean;
   readonly #parking: Buffer;
+  #pauseSocket = (): void => {};
+  #resumeSocket = (): void => {};
 
   constructor(pool: ObjectPool, options: PooledReadOptions) {
     if (!(pool instanceof ObjectPool)) throw invalidType('pool', 'an instance of ObjectPool', pool);
@@ -236,10 +239,25 @@ export class PooledReader {
     return this.#pauses;
   }
 
-  /** Binds the socket this reader serves (needed to pause and resume it). */
+  /**
+   * Binds the socket this reader serves (needed to pause and resume it). The
+   * socket's own pause() and resume() stay the application's: a socket the
+   * application paused stays paused when the pool has objects again.
+   */
   attach(socket: net.Socket): net.Socket {
     this.#socket = socket;
-    if (this.#paused) socket.pause();
+    const { pause, resume } = socket;
+    this.#pauseSocket = () => void pause.call(socket);
+    this.#resumeSocket = () => void resume.call(socket);
+    socket.pause = () => {
+      this.#setUserPaused(true);
+      return socket;
+    };
+    socket.resume = () => {
+      this.#setUserPaused(false);
+      return socket;
+    };
+    if (this.#paused) this.#pauseSocket();
     socket.once('close', () => this.#dispose());
     this.#unwatch ??= onPoolClose(this.pool, (err) => {
       if (!socket.destroyed) socket.destroy(err);
@@ -273,8 +291,21 @@ export class PooledReader {
     if (h < 0) return socket.destroyed; // empty: keep waiting; closed: the socket is gone
     this.#reservedHandle = h;
     this.#paused = false;
-    socket.resume();
+    if (!this.#userPaused) this.#resumeSocket();
     return true;
+  }
+
+  #setUserPaused(on: boolean): void {
+    this.#userPaused = on;
+    if (on) {
+      // No object is set aside for a socket the application paused.
+      waitlist(this.pool).delete(this);
+      this.#pauseSocket();
+    } else if (!this.#paused) {
+      this.#resumeSocket();
+    } else if (!this.tryResume()) {
+      waitlist(this.pool).add(this); // resumes once an object comes back
+    }
   }
 
   #nextBuffer(): Uint8Array {
@@ -312,8 +343,8 @@ export class PooledReader {
   #pause(): void {
     this.#paused = true;
     this.#pauses++;
-    this.#socket?.pause();
-    waitlist(this.pool).add(this);
+    this.#pauseSocket();
+    if (!this.#userPaused) waitlist(this.pool).add(this);
   }
 
   #onRead(nread: number, buf: Uint8Array): boolean {
@@ -345,7 +376,7 @@ export class PooledReader {
     if (this.#next !== this.#parking) return true;
     this.#paused = true;
     this.#pauses++;
-    waitlist(this.pool).add(this);
+    if (!this.#userPaused) waitlist(this.pool).add(this);
     return false;
   }
 

@@ -391,3 +391,36 @@ test('adopt() of a socket whose peer already ended delivers the buffered bytes, 
   await until(() => pool.stats().available === 4);
   await new Promise((r) => server.close(r));
 });
+
+for (const when of ['inside onData', 'later']) {
+  test(`a socket the application paused (${when}) stays paused when the pool hands it an object`, async (t) => {
+    // Regression: the pool's wake-up called socket.resume() on a socket the
+    // application had paused itself.
+    const pool = new ObjectPool({ capacity: 1, objectSize: 1024 });
+    const total = 100_000;
+    const { server, port } = await patternServer(total);
+    const got = [];
+    let held = null;
+    const sock = pooled.connect(pool, { port, host: '127.0.0.1' }, {
+      onData(chunk, done) {
+        got.push(Buffer.from(chunk));
+        if (got.length > 1) return done();
+        held = done; // the only object: the reader waits for it
+        if (when === 'inside onData') sock.pause();
+      },
+    });
+    const ended = new Promise((r) => sock.on('end', r));
+    await until(() => held !== null);
+    if (when === 'later') sock.pause();
+    held(); // the object comes back
+    t.true(sock.isPaused(), 'still paused right after the object came back');
+    await new Promise((r) => setTimeout(r, 50)); // time for a resumed socket to read
+    t.is(got.length, 1, 'nothing read while paused');
+    t.true(sock.isPaused());
+    sock.resume();
+    await ended;
+    t.true(Buffer.concat(got).equals(pattern.subarray(0, total)), 'every byte, in order, once resumed');
+    await until(() => pool.stats().available === 1);
+    await new Promise((r) => server.close(r));
+  });
+}
