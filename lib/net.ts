@@ -193,25 +193,43 @@ function closedError(pool: ObjectPool): Error {
   return poolError(codes.CLOSED, 'The pool is closed');
 }
 
-// One scratch buffer per pool that a paused socket may read into (Node keeps
-// reading into the last buffer it was given); never handed to the user.
+// One scratch buffer per pool (per thread) that idle sockets read into: Node
+// wants the buffer for a socket's next read before there is anything to
+// read, and an idle socket must not pin an object for it. Reads are
+// synchronous (the bytes are in the callback when it runs), so one buffer
+// serves every socket of the pool; what lands in it is copied into an object
+// at once. Never handed to the user.
 const parking = new WeakMap<ObjectPool, Buffer>();
 
 /**
  * Reads of one socket into pooled buffers. Build one per socket, pass
  * `reader.onread` in the socket's options, then `reader.attach(socket)`.
  * The helpers `connect`, `createSocket` and `adopt` do all three.
+ *
+ * A socket holds an object between reads only right after a read that
+ * filled one (more bytes are waiting); after a short read, and before the
+ * first, its next read lands in the pool's scratch buffer and is copied
+ * into an object. So idle connections never pin the pool, at the cost of one
+ * copy per burst of data.
+ *
+ * Limitations: only sockets with an `onread` option are read this way;
+ * tls.TLSSocket has none, so TLS reads are not pooled (writePooled works on
+ * any socket). When the pool is empty as bytes land in the scratch buffer,
+ * those bytes (one read, at most objectSize) reach onData in a Buffer of
+ * their own (counted by `unpooled`) and, in 'pause' mode, reading stops
+ * until an object comes back if more bytes were waiting.
  */
 export class PooledReader {
   readonly pool: ObjectPool;
   readonly onread: OnRead;
   #socket: net.Socket | null = null;
-  #next: Buffer | null = null;      // the buffer Node reads into next
-  #nextHandle = -1;                 // its handle, or -1 if it is not pooled
-  #reservedHandle = -1;             // an object held for a read that lands in the parking buffer
-  #paused = false;                  // the pool's pause: waiting for an object
+  #next: Buffer | null = null;      // the buffer Node reads into next (an object, the scratch buffer, or a fresh one)
+  #nextHandle = -1;                 // its handle when it is an object
+  #reserved = -1;                   // an object set aside for the next read, which lands in the scratch buffer
+  #starved = false;                 // the pool's pause: waiting for an object
   #userPaused = false;              // the application's socket.pause(), which wins
   #pauses = 0;
+  #unpooled = 0;
   #unwatch: (() => void) | null = null;
   readonly #onData: PooledReadOptions['onData'];
   readonly #allocate: boolean;
@@ -231,12 +249,17 @@ export class PooledReader {
     let park = parking.get(pool);
     if (!park) parking.set(pool, (park = Buffer.allocUnsafe(pool.objectSize)));
     this.#parking = park;
-    this.onread = { buffer: () => this.#nextBuffer(), callback: (nread, buf) => this.#onRead(nread, buf) };
+    this.onread = { buffer: () => (this.#next ??= this.#parking), callback: (nread, buf) => this.#onRead(nread, buf) };
   }
 
   /** How many times reading paused because the pool was empty. */
   get pauses(): number {
     return this.#pauses;
+  }
+
+  /** How many chunks reached onData in a Buffer of their own because the pool was empty. */
+  get unpooled(): number {
+    return this.#unpooled;
   }
 
   /**
@@ -257,7 +280,6 @@ export class PooledReader {
       this.#setUserPaused(false);
       return socket;
     };
-    if (this.#paused) this.#pauseSocket();
     socket.once('close', () => this.#dispose());
     this.#unwatch ??= onPoolClose(this.pool, (err) => {
       if (!socket.destroyed) socket.destroy(err);
@@ -277,43 +299,41 @@ export class PooledReader {
   }
 
   /**
-   * @internal Resumes a paused socket once an object can be reserved: `h`
-   * if given (the caller's object, now this reader's), else one popped now.
-   * False: the pool is empty, keep waiting.
+   * @internal Resumes a socket that waits for an object once one can be
+   * set aside for it: `h` if given (the caller's object, now this reader's),
+   * else one popped now. False: the pool is empty, keep waiting.
    */
   tryResume(h = -1): boolean {
     const socket = this.#socket;
-    if (!this.#paused || !socket || socket.destroyed) {
+    if (!this.#starved || this.#userPaused || !socket || socket.destroyed) {
       if (h >= 0) this.#return(h);
       return true;
     }
     if (h < 0) h = this.#pop();
     if (h < 0) return socket.destroyed; // empty: keep waiting; closed: the socket is gone
-    this.#reservedHandle = h;
-    this.#paused = false;
-    if (!this.#userPaused) this.#resumeSocket();
+    this.#reserved = h;
+    this.#starved = false;
+    this.#resumeSocket();
     return true;
   }
 
   #setUserPaused(on: boolean): void {
     this.#userPaused = on;
     if (on) {
-      // No object is set aside for a socket the application paused.
+      // No object waits for a socket the application paused.
       waitlist(this.pool).delete(this);
+      if (this.#reserved >= 0) {
+        this.#return(this.#reserved);
+        this.#reserved = -1;
+        this.#starved = true;
+        waitlist(this.pool).serve();
+      }
       this.#pauseSocket();
-    } else if (!this.#paused) {
+    } else if (!this.#starved) {
       this.#resumeSocket();
     } else if (!this.tryResume()) {
       waitlist(this.pool).add(this); // resumes once an object comes back
     }
-  }
-
-  #nextBuffer(): Uint8Array {
-    if (this.#next) return this.#next;
-    // Called once before the first read: no callback ran yet.
-    this.#take();
-    if (this.#next === this.#parking) this.#pause();
-    return this.#next!;
   }
 
   // pop(), except that a closed pool ends the socket (with the pool's
@@ -328,40 +348,35 @@ export class PooledReader {
     }
   }
 
-  // Sets #next (and #nextHandle) to the buffer for the next read.
-  #take(): void {
-    const h = this.#pop();
-    if (h >= 0) {
-      this.#next = this.pool.buffer(h);
-      this.#nextHandle = h;
-      return;
-    }
-    this.#nextHandle = -1;
-    this.#next = this.#allocate ? Buffer.allocUnsafe(this.pool.objectSize) : this.#parking;
-  }
-
-  #pause(): void {
-    this.#paused = true;
-    this.#pauses++;
-    this.#pauseSocket();
-    if (!this.#userPaused) waitlist(this.pool).add(this);
-  }
-
   #onRead(nread: number, buf: Uint8Array): boolean {
-    let chunkOf = buf as Buffer;
-    let handle = this.#nextHandle;
-    if (buf === this.#parking) {
-      // A read after a resume lands here once: copy it into the object
-      // reserved for it (or a fresh one when none could be reserved).
-      handle = this.#reservedHandle;
-      if (handle < 0) handle = this.#pop();
-      chunkOf = handle >= 0 ? this.pool.buffer(handle) : Buffer.allocUnsafe(this.pool.objectSize);
-      this.#reservedHandle = -1;
-      this.#parking.copy(chunkOf, 0, 0, nread);
+    if (this.#starved) {
+      // Something restarted the socket while it waited (a socket.read()):
+      // take the read, and decide again below.
+      this.#starved = false;
+      waitlist(this.pool).delete(this);
     }
     const pool = this.pool;
+    let handle = this.#nextHandle;
+    let chunk = buf as Buffer;
+    if (buf === this.#parking) {
+      // Copy it into the object set aside for it, or one popped now.
+      handle = this.#reserved;
+      this.#reserved = -1;
+      if (handle < 0) handle = this.#pop();
+      if (handle >= 0) {
+        chunk = pool.buffer(handle);
+      } else {
+        chunk = Buffer.allocUnsafe(nread);
+        this.#unpooled++;
+      }
+      this.#parking.copy(chunk, 0, 0, nread);
+    } else if (handle < 0) {
+      this.#unpooled++; // a fresh Buffer ('allocate')
+    }
+    this.#next = this.#parking;
+    this.#nextHandle = -1;
     // A full read is the object's own cached view; a short one a view of it.
-    this.#onData(nread === chunkOf.length ? chunkOf : chunkOf.subarray(0, nread), () => {
+    this.#onData(nread === chunk.length ? chunk : chunk.subarray(0, nread), () => {
       if (handle < 0) return;
       const h = handle;
       handle = -1;
@@ -369,14 +384,28 @@ export class PooledReader {
       waitlist(pool).serve();
     });
     // The buffer for the next read (Node asks for it right after this
-    // callback), taken only now: a done() inside onData may have returned the
-    // very object it needs. A wake-up cannot restart this socket while Node is
-    // still in its read callback, so the answer has to come from here.
-    this.#take();
-    if (this.#next !== this.#parking) return true;
-    this.#paused = true;
+    // callback), chosen only now: a done() inside onData may have returned
+    // the very object it needs, and a wake-up cannot restart this socket
+    // while Node is still in its read callback.
+    const socket = this.#socket;
+    if (socket?.destroyed || this.#userPaused) return false;
+    // A short read drained the socket: the next read, whenever it comes,
+    // lands in the scratch buffer.
+    if (nread < pool.objectSize) return true;
+    const h = this.#pop();
+    if (h >= 0) {
+      this.#next = pool.buffer(h);
+      this.#nextHandle = h;
+      return true;
+    }
+    if (socket?.destroyed) return false;
+    if (this.#allocate) {
+      this.#next = Buffer.allocUnsafe(pool.objectSize);
+      return true;
+    }
+    this.#starved = true;
     this.#pauses++;
-    if (!this.#userPaused) waitlist(this.pool).add(this);
+    waitlist(pool).add(this);
     return false;
   }
 
@@ -395,9 +424,9 @@ export class PooledReader {
     this.#unwatch = null;
     const list = waitlist(this.pool);
     list.delete(this);
-    const back = [this.#reservedHandle, this.#nextHandle].filter((h) => h >= 0);
-    this.#next = null;
-    this.#reservedHandle = this.#nextHandle = -1;
+    const back = [this.#reserved, this.#nextHandle].filter((h) => h >= 0);
+    this.#next = this.#parking;
+    this.#reserved = this.#nextHandle = -1;
     for (const h of back) this.#return(h);
     list.serve();
   }

@@ -424,3 +424,24 @@ for (const when of ['inside onData', 'later']) {
     await new Promise((r) => server.close(r));
   });
 }
+
+test('idle pooled sockets hold no object: a pool of 2 serves 8 idle connections and a busy 9th', async (t) => {
+  const pool = new ObjectPool({ capacity: 2, objectSize: 4096 });
+  const { server, accepted, port } = await idleServer(); // 1000 bytes, then nothing
+  let chunks = 0;
+  const idle = Array.from({ length: 8 }, () => pooled.connect(pool, { port, host: '127.0.0.1' }, { onData(chunk, done) { chunks++; done(); } }));
+  await until(() => chunks === 8);
+  t.is(pool.stats().available, 2, 'every object is in the pool while the sockets idle');
+  const total = 300_000;
+  const busy = await patternServer(total);
+  const got = [];
+  const reader = new pooled.PooledReader(pool, { onData(chunk, done) { got.push(Buffer.from(chunk)); done(); } });
+  await new Promise((resolve) => reader.attach(net.connect({ port: busy.port, host: '127.0.0.1', onread: reader.onread })).on('end', resolve));
+  t.true(Buffer.concat(got).equals(pattern.subarray(0, total)));
+  t.is(reader.unpooled, 0, 'every chunk in a pooled buffer');
+  for (const s of idle) s.destroy();
+  for (const s of accepted) s.destroy();
+  await until(() => pool.stats().available === 2);
+  await new Promise((r) => server.close(r));
+  await new Promise((r) => busy.server.close(r));
+});
