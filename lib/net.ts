@@ -1,9 +1,11 @@
 // Pooled socket reads and writes: plug an ObjectPool into net.Socket's
-// `onread` option so that every read lands in a pooled Buffer, and return
-// written buffers to the pool once the write has completed.
+// `onread` option so that every read lands in a pooled Buffer, return
+// written buffers to the pool once the write has completed, and pipe two
+// pooled sockets into each other (a TCP proxy) with bounded memory.
 import net = require('node:net');
+import { Duplex } from 'node:stream';
 import { ObjectPool } from './pool';
-import { codes, invalidType, invalidValue, poolError } from './errors';
+import { checkInteger, codes, invalidType, invalidValue, poolError } from './errors';
 
 /** What to do when a read needs a buffer and the pool is empty. */
 export type WhenEmpty = 'pause' | 'allocate';
@@ -23,6 +25,9 @@ export interface PooledReadOptions {
    */
   whenEmpty?: WhenEmpty;
 }
+
+/** What a pooled reader hands each chunk to (see PooledReadOptions.onData). */
+export type OnData = (chunk: Buffer, done: () => void) => void;
 
 /** The `onread` option of net.connect / new net.Socket, as the helpers build it. */
 export interface OnRead {
@@ -201,10 +206,15 @@ function closedError(pool: ObjectPool): Error {
 // at once. Never handed to the user.
 const parking = new WeakMap<ObjectPool, Buffer>();
 
+// The reader of each socket made by the helpers (or attached by hand), for pipe().
+const readers = new WeakMap<net.Socket, PooledReader>();
+
 /**
  * Reads of one socket into pooled buffers. Build one per socket, pass
  * `reader.onread` in the socket's options, then `reader.attach(socket)`.
- * The helpers `connect`, `createSocket` and `adopt` do all three.
+ * The helpers `connect`, `createSocket` and `adopt` do all three. Without
+ * options the reader has no consumer yet: its socket reads nothing until
+ * `pipe()` gives it one.
  *
  * A socket holds an object between reads only right after a read that
  * filled one (more bytes are waiting); after a short read, and before the
@@ -228,23 +238,29 @@ export class PooledReader {
   #reserved = -1;                   // an object set aside for the next read, which lands in the scratch buffer
   #starved = false;                 // the pool's pause: waiting for an object
   #userPaused = false;              // the application's socket.pause(), which wins
+  #held = false;                    // a pipe's back-pressure: the destination is full
+  #early: Buffer[] = [];            // bytes read before onData could have them
+  #earlyEnd = false;                // the peer's end, read before this reader existed
   #pauses = 0;
   #unpooled = 0;
   #unwatch: (() => void) | null = null;
-  readonly #onData: PooledReadOptions['onData'];
+  #onData: OnData | null = null;
   readonly #allocate: boolean;
   readonly #parking: Buffer;
   #pauseSocket = (): void => {};
   #resumeSocket = (): void => {};
 
-  constructor(pool: ObjectPool, options: PooledReadOptions) {
+  constructor(pool: ObjectPool, options?: PooledReadOptions) {
     if (!(pool instanceof ObjectPool)) throw invalidType('pool', 'an instance of ObjectPool', pool);
-    if (options === null || typeof options !== 'object') throw invalidType('options', 'of type object', options);
-    if (typeof options.onData !== 'function') throw invalidType('options.onData', 'of type function', options.onData);
-    const when = options.whenEmpty ?? 'pause';
-    if (when !== 'pause' && when !== 'allocate') throw invalidValue('options.whenEmpty', "must be 'pause' or 'allocate'", when);
+    let when: unknown = 'pause';
+    if (options !== undefined) {
+      if (options === null || typeof options !== 'object') throw invalidType('options', 'of type object', options);
+      if (typeof options.onData !== 'function') throw invalidType('options.onData', 'of type function', options.onData);
+      when = options.whenEmpty ?? 'pause';
+      if (when !== 'pause' && when !== 'allocate') throw invalidValue('options.whenEmpty', "must be 'pause' or 'allocate'", when);
+      this.#onData = options.onData;
+    }
     this.pool = pool;
-    this.#onData = options.onData;
     this.#allocate = when === 'allocate';
     let park = parking.get(pool);
     if (!park) parking.set(pool, (park = Buffer.allocUnsafe(pool.objectSize)));
@@ -269,7 +285,11 @@ export class PooledReader {
    */
   attach(socket: net.Socket): net.Socket {
     this.#socket = socket;
-    const { pause, resume } = socket;
+    readers.set(socket, this);
+    // A socket whose peer's end was read before it was wrapped must not ask
+    // its handle for more (libuv refuses to read after EOF): its pauses are
+    // the stream's only.
+    const { pause, resume }: { pause: (this: net.Socket) => unknown; resume: (this: net.Socket) => unknown } = this.#earlyEnd ? Duplex.prototype : socket;
     this.#pauseSocket = () => void pause.call(socket);
     this.#resumeSocket = () => void resume.call(socket);
     socket.pause = () => {
@@ -284,18 +304,62 @@ export class PooledReader {
     this.#unwatch ??= onPoolClose(this.pool, (err) => {
       if (!socket.destroyed) socket.destroy(err);
     });
+    if (this.#blocked()) this.#pauseSocket();
+    this.#flushEarly();
     return socket;
   }
 
-  /** @internal Hands bytes read before this reader existed to onData, in order. */
-  deliver(chunks: readonly Buffer[]): void {
-    const size = this.pool.objectSize;
-    for (const chunk of chunks) {
-      for (let at = 0; at < chunk.length; at += size) {
-        if (this.#socket?.destroyed) return;
-        this.#onData(chunk.subarray(at, at + size), () => {});
+  /** @internal Whether the reader has a consumer (onData). */
+  get consumed(): boolean {
+    return this.#onData !== null;
+  }
+
+  /** @internal Gives a reader without a consumer its onData; its socket starts reading. */
+  consume(onData: OnData): void {
+    this.#onData = onData;
+    this.#flushEarly();
+    this.#holdChanged();
+  }
+
+  /** @internal A pipe's back-pressure: on, the socket reads nothing (and pins no object) until off. */
+  hold(on: boolean): void {
+    if (this.#held === on) return;
+    this.#held = on;
+    this.#holdChanged();
+  }
+
+  /**
+   * @internal Bytes (and perhaps the peer's end) read before this reader
+   * existed: they reach onData first, before any read of its own. Call
+   * before attach().
+   */
+  early(chunks: readonly Buffer[], ended: boolean): void {
+    this.#early.push(...chunks);
+    this.#earlyEnd = ended;
+  }
+
+  // Hands the early bytes to onData on the next tick: before any read of
+  // this reader (those come from the event loop) and after the code that
+  // made the socket has it.
+  #flushEarly(): void {
+    if ((this.#early.length === 0 && !this.#earlyEnd) || !this.#onData || !this.#socket) return;
+    process.nextTick(() => {
+      const socket = this.#socket!;
+      const size = this.pool.objectSize;
+      for (let chunk; this.#onData && !socket.destroyed && (chunk = this.#early.shift()); ) {
+        for (let at = 0; at < chunk.length; at += size) this.#onData(chunk.subarray(at, at + size), () => {});
       }
-    }
+      if (this.#earlyEnd && this.#early.length === 0 && !socket.destroyed) {
+        this.#earlyEnd = false;
+        // As Node's own read path does on EOF.
+        socket.push(null);
+        socket.read(0);
+      }
+    });
+  }
+
+  #blocked(): boolean {
+    return this.#userPaused || this.#held || this.#onData === null;
   }
 
   /**
@@ -305,7 +369,7 @@ export class PooledReader {
    */
   tryResume(h = -1): boolean {
     const socket = this.#socket;
-    if (!this.#starved || this.#userPaused || !socket || socket.destroyed) {
+    if (!this.#starved || this.#blocked() || !socket || socket.destroyed) {
       if (h >= 0) this.#return(h);
       return true;
     }
@@ -319,8 +383,14 @@ export class PooledReader {
 
   #setUserPaused(on: boolean): void {
     this.#userPaused = on;
-    if (on) {
-      // No object waits for a socket the application paused.
+    this.#holdChanged();
+  }
+
+  // Pauses or resumes the socket after a change of the application's pause,
+  // the pipe's hold or the consumer.
+  #holdChanged(): void {
+    if (this.#blocked()) {
+      // No object waits for a socket that will not read.
       waitlist(this.pool).delete(this);
       if (this.#reserved >= 0) {
         this.#return(this.#reserved);
@@ -375,8 +445,11 @@ export class PooledReader {
     }
     this.#next = this.#parking;
     this.#nextHandle = -1;
+    // Nobody to hand it to yet (something made the socket read before a
+    // pipe gave it a consumer): keep a copy for the consumer.
+    const onData = this.#onData ?? ((c: Buffer, done: () => void) => void (this.#early.push(Buffer.from(c)), done()));
     // A full read is the object's own cached view; a short one a view of it.
-    this.#onData(nread === chunk.length ? chunk : chunk.subarray(0, nread), () => {
+    onData(nread === chunk.length ? chunk : chunk.subarray(0, nread), () => {
       if (handle < 0) return;
       const h = handle;
       handle = -1;
@@ -388,7 +461,9 @@ export class PooledReader {
     // the very object it needs, and a wake-up cannot restart this socket
     // while Node is still in its read callback.
     const socket = this.#socket;
-    if (socket?.destroyed || this.#userPaused) return false;
+    // Paused during onData (the socket has stopped already): no object waits
+    // for its next read.
+    if (socket?.destroyed || this.#blocked()) return false;
     // A short read drained the socket: the next read, whenever it comes,
     // lands in the scratch buffer.
     if (nread < pool.objectSize) return true;
@@ -437,14 +512,14 @@ type OmitEach<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
 type SocketOptions = Omit<net.SocketConstructorOpts, 'onread'>;
 type ConnectOptions = OmitEach<net.NetConnectOpts, 'onread'>;
 
-/** net.connect() whose reads land in pooled buffers. */
-export function connect(pool: ObjectPool, options: ConnectOptions, read: PooledReadOptions, onConnect?: () => void): net.Socket {
+/** net.connect() whose reads land in pooled buffers. Without `read`, it reads nothing until `pipe()` gives it a consumer. */
+export function connect(pool: ObjectPool, options: ConnectOptions, read?: PooledReadOptions, onConnect?: () => void): net.Socket {
   const reader = new PooledReader(pool, read);
   return reader.attach(net.connect({ ...options, onread: reader.onread } as net.NetConnectOpts, onConnect));
 }
 
-/** new net.Socket() whose reads land in pooled buffers. */
-export function createSocket(pool: ObjectPool, options: SocketOptions, read: PooledReadOptions): net.Socket {
+/** new net.Socket() whose reads land in pooled buffers. Without `read`, it reads nothing until `pipe()` gives it a consumer. */
+export function createSocket(pool: ObjectPool, options: SocketOptions, read?: PooledReadOptions): net.Socket {
   const reader = new PooledReader(pool, read);
   return reader.attach(new net.Socket({ ...options, onread: reader.onread } as net.SocketConstructorOpts));
 }
@@ -457,8 +532,9 @@ export function createSocket(pool: ObjectPool, options: SocketOptions, read: Poo
  * socket that was paused after it had started reading works too: the bytes
  * it had already read reach onData first (in Buffers of their own, each at
  * most `objectSize` long; their done() does nothing), then the pooled reads.
+ * Without `read`, the socket reads nothing until `pipe()` gives it a consumer.
  */
-export function adopt(pool: ObjectPool, accepted: net.Socket, read: PooledReadOptions): net.Socket {
+export function adopt(pool: ObjectPool, accepted: net.Socket, read?: PooledReadOptions): net.Socket {
   const handle = (accepted as unknown as { _handle: unknown })._handle;
   if (!handle) throw invalidValue('accepted', 'must be a connected socket', accepted);
   if (!accepted.isPaused()) throw invalidValue('accepted', 'must be paused: create the server with pauseOnConnect: true', accepted);
@@ -466,30 +542,22 @@ export function adopt(pool: ObjectPool, accepted: net.Socket, read: PooledReadOp
   const old = accepted as unknown as { _handle: unknown; _server: unknown; server: unknown };
   old._handle = null;
   // What the old socket read before it was paused (with the handle gone,
-  // read() cannot start another read on it).
+  // read() cannot start another read on it), and whether that included the
+  // peer's end.
   const early: Buffer[] = [];
   for (let b: Buffer | string | null; (b = accepted.read() as Buffer | string | null) !== null; ) early.push(typeof b === 'string' ? Buffer.from(b) : b);
-  // And whether it had already read the peer's end: the handle cannot read
-  // it again (libuv no longer reads a stream after EOF).
   const ended = (accepted as unknown as { _readableState?: { ended?: boolean } })._readableState?.ended === true;
-  const socket = new net.Socket({ handle, readable: true, writable: true, allowHalfOpen: accepted.allowHalfOpen, onread: reader.onread } as net.SocketConstructorOpts);
+  reader.early(early, ended);
+  const socket = new net.Socket({
+    handle, readable: true, writable: true, allowHalfOpen: accepted.allowHalfOpen,
+    readableHighWaterMark: accepted.readableHighWaterMark, writableHighWaterMark: accepted.writableHighWaterMark,
+    onread: reader.onread,
+  } as net.SocketConstructorOpts);
   // Hand the server's connection bookkeeping over, so that server.close()
   // still waits for this connection and no other.
   Object.assign(socket, { _server: old._server, server: old.server });
   old._server = null;
-  reader.attach(socket);
-  // Before any new read: those come from the event loop, after this tick.
-  if (early.length > 0 || ended) {
-    process.nextTick(() => {
-      reader.deliver(early);
-      if (ended && !socket.destroyed) {
-        // As Node's own read path does on EOF.
-        socket.push(null);
-        socket.read(0);
-      }
-    });
-  }
-  return socket;
+  return reader.attach(socket);
 }
 
 /**
@@ -507,4 +575,162 @@ export function writePooled(socket: net.Socket, chunk: Uint8Array, done: (err?: 
     called = true;
     done(err);
   });
+}
+
+/** Options of pipe(). */
+export interface PipeOptions {
+  /**
+   * Bytes a destination may hold unwritten (its writableLength) before its
+   * source stops reading, until the destination's 'drain'. At least the
+   * destination's writableHighWaterMark; default: two objects of the
+   * source's pool.
+   */
+  highWaterMark?: number;
+}
+
+/** A running pipe(): its counters, and a way to tear it down. */
+export interface PooledPipe {
+  /** Bytes read from `a` and written to `b` so far. */
+  readonly bytesAToB: number;
+  /** Bytes read from `b` and written to `a` so far. */
+  readonly bytesBToA: number;
+  /** Tears both sockets down; `err`, if given, is what the callback gets. Every buffer still goes back. */
+  destroy(err?: Error): void;
+}
+
+/** Called once both sockets of a pipe() have closed and every buffer is back in its pool. */
+export type PipeCallback = (err: Error | null) => void;
+
+/**
+ * Pipes two pooled sockets into each other, both ways: a TCP proxy whose
+ * every chunk is read into a pooled buffer, written to the other socket
+ * with writePooled() and returned to its pool once that write completes.
+ * `a` and `b` must come from connect(), createSocket() or adopt() called
+ * without read options (they read nothing until now); each may use its own
+ * pool.
+ *
+ * - Back-pressure end to end: while a destination holds `highWaterMark`
+ *   bytes or more unwritten, its source reads nothing (and keeps no object)
+ *   until the destination's 'drain'. A slow reader on one side slows the
+ *   writer on the other; no queue grows without bound.
+ * - Half-close passes through: the end of one side's input ends the other
+ *   side's output once what was read before it is written (both sockets
+ *   are made allowHalfOpen).
+ * - An error on either side, or a socket closed before both of its
+ *   directions ended, tears both down: a reset (ECONNRESET) is passed on
+ *   as a reset, anything else as a plain close. Every buffer goes back.
+ * - `callback(err)` runs once both sockets have closed and every buffer is
+ *   back: `err` is the first error either socket had, or null.
+ *
+ * Limitations: TLS sockets cannot be piped this way (tls.TLSSocket has no
+ * onread option, so its reads are not pooled); the pool's capacity bounds
+ * the connections that can move data at the same moment (others wait for
+ * an object, first come first served).
+ */
+export function pipe(a: net.Socket, b: net.Socket, callback?: PipeCallback): PooledPipe;
+export function pipe(a: net.Socket, b: net.Socket, options: PipeOptions, callback?: PipeCallback): PooledPipe;
+export function pipe(a: net.Socket, b: net.Socket, options?: PipeOptions | PipeCallback, callback?: PipeCallback): PooledPipe {
+  if (typeof options === 'function') {
+    callback = options;
+    options = undefined;
+  }
+  const ra = unconsumed('a', a);
+  const rb = unconsumed('b', b);
+  if (a === b) throw invalidValue('b', 'must be another socket than a', b);
+  if (options !== undefined && (options === null || typeof options !== 'object')) throw invalidType('options', 'of type object', options);
+  const hwm = options?.highWaterMark;
+  if (hwm !== undefined) checkInteger('options.highWaterMark', hwm, 0, Number.MAX_SAFE_INTEGER);
+  if (callback !== undefined && typeof callback !== 'function') throw invalidType('callback', 'of type function', callback);
+  return new Pipe(a, ra, b, rb, hwm, callback);
+}
+
+function unconsumed(name: string, socket: net.Socket): PooledReader {
+  const reader = socket instanceof net.Socket ? readers.get(socket) : undefined;
+  if (!reader) throw invalidValue(name, 'must be a socket from connect(), createSocket() or adopt()', socket);
+  if (reader.consumed) throw invalidValue(name, 'must have been made without read options (it already has an onData)', socket);
+  if (socket.destroyed) throw invalidValue(name, 'must not be destroyed', socket);
+  return reader;
+}
+
+class Pipe implements PooledPipe {
+  bytesAToB = 0;
+  bytesBToA = 0;
+  readonly #a: net.Socket;
+  readonly #b: net.Socket;
+  readonly #callback: PipeCallback | undefined;
+  #error: Error | null = null;
+  #open = 2;          // sockets not closed yet
+  #writing = 0;       // chunks handed to a write that has not completed
+  #finished = false;
+
+  constructor(a: net.Socket, ra: PooledReader, b: net.Socket, rb: PooledReader, hwm: number | undefined, callback: PipeCallback | undefined) {
+    this.#a = a;
+    this.#b = b;
+    this.#callback = callback;
+    a.allowHalfOpen = b.allowHalfOpen = true;
+    this.#direction(a, ra, b, hwm, (n) => (this.bytesAToB += n));
+    this.#direction(b, rb, a, hwm, (n) => (this.bytesBToA += n));
+  }
+
+  destroy(err?: Error): void {
+    if (err && !this.#error) this.#error = err;
+    const reset = (err as NodeJS.ErrnoException | undefined)?.code === 'ECONNRESET';
+    for (const s of [this.#a, this.#b]) {
+      if (s.destroyed) continue;
+      // Not after end(): a reset then fails (EINVAL) and leaves the socket open.
+      if (reset && !s.writableEnded && typeof s.resetAndDestroy === 'function') {
+        try {
+          s.resetAndDestroy();
+          continue;
+        } catch {
+          // not a TCP socket: a plain close below
+        }
+      }
+      s.destroy();
+    }
+  }
+
+  // One way: what `src` reads is written to `dst`.
+  #direction(src: net.Socket, reader: PooledReader, dst: net.Socket, hwm: number | undefined, count: (n: number) => void): void {
+    const limit = Math.max(dst.writableHighWaterMark, hwm ?? 2 * reader.pool.objectSize);
+    let held = false;
+    const drained = () => {
+      held = false;
+      reader.hold(false);
+    };
+    src.on('end', () => {
+      if (!dst.destroyed) dst.end();
+    });
+    src.on('error', (err) => this.destroy(err));
+    src.on('close', () => {
+      this.#open--;
+      if (!(src.readableEnded && src.writableFinished)) this.destroy();
+      this.#settle();
+    });
+    reader.consume((chunk, done) => {
+      if (dst.destroyed || dst.writableEnded) return done(); // torn down: nowhere to go
+      this.#writing++;
+      count(chunk.length);
+      const ok = writePooled(dst, chunk, () => {
+        this.#writing--;
+        done();
+        this.#settle();
+      });
+      // Full: stop reading the source (it keeps no object meanwhile) until
+      // the destination has written everything (limit >= its high-water
+      // mark, so write() said false and 'drain' will come).
+      if (!ok && !held && dst.writableLength >= limit) {
+        held = true;
+        reader.hold(true);
+        dst.once('drain', drained);
+      }
+    });
+  }
+
+  #settle(): void {
+    if (this.#finished || this.#open > 0 || this.#writing > 0) return;
+    this.#finished = true;
+    const callback = this.#callback;
+    if (callback) process.nextTick(callback, this.#error);
+  }
 }
