@@ -53,3 +53,35 @@ test('examples/workers.js: workers fill pooled buffers, main reads them in place
   t.is((out.match(/^main read: worker \d+, message \d/gm) ?? []).length, 6);
   t.regex(out, /available: 64,\s+inUse: 0/);
 });
+
+test('examples/proxy.js --listen 0 proxies to a local echo target, then shuts down cleanly on SIGTERM', async (t) => {
+  const target = net.createServer({ allowHalfOpen: true }, (s) => s.pipe(s));
+  await new Promise((r) => target.listen(0, '127.0.0.1', r));
+  const child = spawn(process.execPath, [path.join(root, 'examples', 'proxy.js'), '--listen', '0', '--target', `127.0.0.1:${target.address().port}`, '--objects', '16', '--object-size', '16384'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let text = '';
+  child.stdout.on('data', (d) => { text += d; });
+  const port = await new Promise((resolve, reject) => {
+    child.stdout.on('data', () => {
+      const m = /^listening on (\d+)$/m.exec(text);
+      if (m) resolve(Number(m[1]));
+    });
+    child.on('exit', (code) => reject(new Error(`exited with ${code}`)));
+  });
+  t.not(port, 0, 'the real port is printed');
+  const sent = require('node:crypto').randomBytes(2 << 20);
+  const echoed = await new Promise((resolve, reject) => {
+    const chunks = [];
+    const c = net.connect(port, '127.0.0.1', () => c.end(sent));
+    c.on('data', (d) => chunks.push(d));
+    c.on('end', () => resolve(Buffer.concat(chunks)));
+    c.on('error', reject);
+  });
+  t.true(echoed.equals(sent), 'every byte echoed through the proxy');
+  const code = await new Promise((resolve) => {
+    child.on('exit', resolve);
+    child.kill('SIGTERM');
+  });
+  t.is(code, 0);
+  t.regex(text, /SIGTERM: served 1 connections; pool closed with 16\/16 buffers back/);
+  await new Promise((r) => target.close(r));
+});
