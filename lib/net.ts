@@ -206,6 +206,15 @@ function closedError(pool: ObjectPool): Error {
 // at once. Never handed to the user.
 const parking = new WeakMap<ObjectPool, Buffer>();
 
+// Objects kept for a next read after a short read (the socket may well stay
+// idle), per pool in this thread, and their cap: an eighth of the pool. A
+// busy socket mostly reads without a copy; idle ones never pin more.
+interface Keeps {
+  held: number;
+  readonly cap: number;
+}
+const keeps = new WeakMap<ObjectPool, Keeps>();
+
 // The reader of each socket made by the helpers (or attached by hand), for pipe().
 const readers = new WeakMap<net.Socket, PooledReader>();
 
@@ -216,11 +225,14 @@ const readers = new WeakMap<net.Socket, PooledReader>();
  * options the reader has no consumer yet: its socket reads nothing until
  * `pipe()` gives it one.
  *
- * A socket holds an object between reads only right after a read that
- * filled one (more bytes are waiting); after a short read, and before the
- * first, its next read lands in the pool's scratch buffer and is copied
- * into an object. So idle connections never pin the pool, at the cost of one
- * copy per burst of data.
+ * Between reads a socket keeps an object for its next read after a read
+ * that filled one (more bytes are waiting), and after a short read only
+ * while the pool's sockets in this thread keep fewer than capacity/8 objects
+ * that way; otherwise (and before its first read) its next read lands in the
+ * pool's scratch buffer and is copied into an object. So idle connections
+ * never pin more than an eighth of the pool (plus one object per socket
+ * whose last read happened to fill one exactly), and a busy socket reads
+ * without copies.
  *
  * Limitations: only sockets with an `onread` option are read this way;
  * tls.TLSSocket has none, so TLS reads are not pooled (writePooled works on
@@ -243,6 +255,8 @@ export class PooledReader {
   #earlyEnd = false;                // the peer's end, read before this reader existed
   #pauses = 0;
   #unpooled = 0;
+  #kept = false;                    // #next is kept after a short read (counted in #keeps)
+  readonly #keeps: Keeps;
   #unwatch: (() => void) | null = null;
   #onData: OnData | null = null;
   readonly #allocate: boolean;
@@ -265,6 +279,9 @@ export class PooledReader {
     let park = parking.get(pool);
     if (!park) parking.set(pool, (park = Buffer.allocUnsafe(pool.objectSize)));
     this.#parking = park;
+    let k = keeps.get(pool);
+    if (!k) keeps.set(pool, (k = { held: 0, cap: Math.floor(pool.capacity / 8) }));
+    this.#keeps = k;
     this.onread = { buffer: () => (this.#next ??= this.#parking), callback: (nread, buf) => this.#onRead(nread, buf) };
   }
 
@@ -419,6 +436,7 @@ export class PooledReader {
   }
 
   #onRead(nread: number, buf: Uint8Array): boolean {
+    this.#unkeep();
     if (this.#starved) {
       // Something restarted the socket while it waited (a socket.read()):
       // take the read, and decide again below.
@@ -465,15 +483,21 @@ export class PooledReader {
     // for its next read.
     if (socket?.destroyed || this.#blocked()) return false;
     // A short read drained the socket: the next read, whenever it comes,
-    // lands in the scratch buffer.
-    if (nread < pool.objectSize) return true;
+    // lands in the scratch buffer, unless an object may be kept for it.
+    const short = nread < pool.objectSize;
+    if (short && this.#keeps.held >= this.#keeps.cap) return true;
     const h = this.#pop();
     if (h >= 0) {
       this.#next = pool.buffer(h);
       this.#nextHandle = h;
+      if (short) {
+        this.#kept = true;
+        this.#keeps.held++;
+      }
       return true;
     }
     if (socket?.destroyed) return false;
+    if (short) return true;
     if (this.#allocate) {
       this.#next = Buffer.allocUnsafe(pool.objectSize);
       return true;
@@ -494,7 +518,14 @@ export class PooledReader {
     }
   }
 
+  #unkeep(): void {
+    if (!this.#kept) return;
+    this.#kept = false;
+    this.#keeps.held--;
+  }
+
   #dispose(): void {
+    this.#unkeep();
     this.#unwatch?.();
     this.#unwatch = null;
     const list = waitlist(this.pool);
