@@ -14,7 +14,7 @@ const path = require('node:path');
 const { machine, rows } = require('./lib');
 const { lineChart } = require('./chart');
 
-const ALL = ['single', 'crossing', 'batch', 'core', 'scaling', 'net'];
+const ALL = ['single', 'crossing', 'batch', 'core', 'scaling', 'net', 'proxy'];
 const args = process.argv.slice(2);
 const wanted = args.filter((a) => !a.startsWith('--') && !/^\d/.test(a));
 const opt = (name, env) => {
