@@ -7,7 +7,7 @@ const { spawn, execFile } = require('node:child_process');
 
 const root = path.join(__dirname, '..');
 
-test('npm start demo: echoes and verifies every byte in both modes, then closes the pool', async (t) => {
+test('npm start demo: echoes and verifies every byte in both modes, reports the server\'s CPU per byte and GC, then closes the pool', async (t) => {
   const out = await new Promise((resolve, reject) => {
     execFile(process.execPath, [path.join(root, 'examples', 'demo.js')], {
       env: { ...process.env, DEMO_MB: '32', DEMO_ROUNDS: '2', DEMO_CONNECTIONS: '3' }, timeout: 60_000,
@@ -15,7 +15,9 @@ test('npm start demo: echoes and verifies every byte in both modes, then closes 
   });
   t.is((out.match(/plain .* MB\/s .* \(verified byte for byte\)/g) ?? []).length, 2);
   t.is((out.match(/pooled .* MB\/s .* \(verified byte for byte\)/g) ?? []).length, 2);
-  t.regex(out, /pooled\/plain: throughput [\d.]+x, GC events [\d.]+x/);
+  t.regex(out, /^round 1 plain +CPU +\d+ ms\/GiB +\d+ GC events +\d+ MB\/s/m, 'CPU per byte and GC first, then throughput');
+  t.regex(out, /^pooled reads +\d+ ms +\d+ +\d+ \(\d+-\d+\)$/m, 'medians, throughput with the range seen');
+  t.regex(out, /pooled\/plain: CPU per byte [\d.]+x, GC events [\d.]+x, throughput [\d.]+x/);
   t.regex(out, /pool after the run: 256\/256 available, 0 in use/);
   t.regex(out, /pool closed: every buffer released/);
 });
