@@ -19,9 +19,11 @@ export interface PooledReadOptions {
    */
   onData(chunk: Buffer, done: () => void): void;
   /**
-   * 'pause' (default): stop reading until an object comes back (back-pressure;
-   * never an unpooled allocation per read). 'allocate': read into a fresh
-   * Buffer instead.
+   * 'pause' (default): stop reading until an object comes back
+   * (back-pressure). A read that lands in the pool's scratch buffer (see
+   * PooledReader) while the pool is empty is handed over in a Buffer of its
+   * own, and reading then pauses too: one such chunk per pause at most.
+   * 'allocate': read into a fresh Buffer instead, and keep reading.
    */
   whenEmpty?: WhenEmpty;
 }
@@ -239,7 +241,7 @@ const readers = new WeakMap<net.Socket, PooledReader>();
  * any socket). When the pool is empty as bytes land in the scratch buffer,
  * those bytes (one read, at most objectSize) reach onData in a Buffer of
  * their own (counted by `unpooled`) and, in 'pause' mode, reading stops
- * until an object comes back if more bytes were waiting.
+ * until an object comes back.
  */
 export class PooledReader {
   readonly pool: ObjectPool;
@@ -249,6 +251,7 @@ export class PooledReader {
   #nextHandle = -1;                 // its handle when it is an object
   #reserved = -1;                   // an object set aside for the next read, which lands in the scratch buffer
   #starved = false;                 // the pool's pause: waiting for an object
+  #starvedIdle = false;             // ... after a short read: none is set aside when it comes
   #userPaused = false;              // the application's socket.pause(), which wins
   #held = false;                    // a pipe's back-pressure: the destination is full
   #early: Buffer[] = [];            // bytes read before onData could have them
@@ -392,8 +395,12 @@ export class PooledReader {
     }
     if (h < 0) h = this.#pop();
     if (h < 0) return socket.destroyed; // empty: keep waiting; closed: the socket is gone
-    this.#reserved = h;
     this.#starved = false;
+    // After a short read no byte is known to be waiting: an object set aside
+    // could sit idle, so it goes back and the next read lands in the scratch
+    // buffer as usual.
+    if (this.#starvedIdle) this.#return(h);
+    else this.#reserved = h;
     this.#resumeSocket();
     return true;
   }
@@ -413,6 +420,7 @@ export class PooledReader {
         this.#return(this.#reserved);
         this.#reserved = -1;
         this.#starved = true;
+        this.#starvedIdle = false;
         waitlist(this.pool).serve();
       }
       this.#pauseSocket();
@@ -446,6 +454,7 @@ export class PooledReader {
     const pool = this.pool;
     let handle = this.#nextHandle;
     let chunk = buf as Buffer;
+    let dry = false; // the pool was empty as these bytes came
     if (buf === this.#parking) {
       // Copy it into the object set aside for it, or one popped now.
       handle = this.#reserved;
@@ -456,6 +465,7 @@ export class PooledReader {
       } else {
         chunk = Buffer.allocUnsafe(nread);
         this.#unpooled++;
+        dry = true;
       }
       this.#parking.copy(chunk, 0, 0, nread);
     } else if (handle < 0) {
@@ -485,9 +495,14 @@ export class PooledReader {
     // A short read drained the socket: the next read, whenever it comes,
     // lands in the scratch buffer, unless an object may be kept for it.
     const short = nread < pool.objectSize;
-    if (short && this.#keeps.held >= this.#keeps.cap) return true;
+    const keep = !short || this.#keeps.held < this.#keeps.cap;
+    if (!keep && !dry) return true;
     const h = this.#pop();
     if (h >= 0) {
+      if (!keep) {
+        this.#return(h); // the pool has objects again: that was all we asked
+        return true;
+      }
       this.#next = pool.buffer(h);
       this.#nextHandle = h;
       if (short) {
@@ -497,12 +512,16 @@ export class PooledReader {
       return true;
     }
     if (socket?.destroyed) return false;
-    if (short) return true;
     if (this.#allocate) {
-      this.#next = Buffer.allocUnsafe(pool.objectSize);
+      if (!short) this.#next = Buffer.allocUnsafe(pool.objectSize);
       return true;
     }
+    if (short && !dry) return true;
+    // 'pause': stop until an object comes back. More bytes are waiting (a
+    // full read), or the pool was dry already: reading on would hand every
+    // chunk over unpooled.
     this.#starved = true;
+    this.#starvedIdle = short;
     this.#pauses++;
     waitlist(pool).add(this);
     return false;

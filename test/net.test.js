@@ -445,3 +445,33 @@ test('idle pooled sockets hold no object: a pool of 2 serves 8 idle connections 
   await new Promise((r) => server.close(r));
   await new Promise((r) => busy.server.close(r));
 });
+
+test("'pause' mode: bytes that arrive while the pool is dry are handed over once unpooled, then reading pauses until an object comes back", async (t) => {
+  const pool = new ObjectPool({ capacity: 1, objectSize: 1024 });
+  const taken = pool.pop(); // the pool is dry
+  const sent = [];
+  let peer;
+  const server = net.createServer((s) => {
+    peer = s;
+    s.on('error', () => {});
+  });
+  const port = await listen(server);
+  const got = [];
+  const reader = new pooled.PooledReader(pool, { onData(chunk, done) { got.push(Buffer.from(chunk)); done(); } });
+  const sock = reader.attach(net.connect({ port, host: '127.0.0.1', onread: reader.onread }));
+  await until(() => peer !== undefined);
+  const say = (text) => { sent.push(text); peer.write(text); };
+  say('first');
+  await until(() => got.length === 1);
+  t.is(reader.unpooled, 1, 'the bytes had nowhere else to go');
+  t.is(reader.pauses, 1, 'and reading paused: a trickle of small reads is not handed over unpooled one by one');
+  say('second');
+  say('third');
+  pool.push(taken); // an object comes back: reading resumes
+  await until(() => Buffer.concat(got).toString() === sent.join(''));
+  t.is(reader.unpooled, 1, 'what came after went into the pool\'s object');
+  sock.destroy();
+  peer.destroy();
+  await until(() => pool.stats().available === 1);
+  await new Promise((r) => server.close(r));
+});
