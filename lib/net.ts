@@ -614,6 +614,7 @@ export function adopt(pool: ObjectPool, accepted: net.Socket, read?: PooledReadO
  * Writes a pooled buffer (or a view of one, such as a chunk from onData) and
  * returns it to the pool only once the write has completed or failed (the
  * socket destroyed): `done` is called then. Returns socket.write()'s value.
+ * Works on any net.Socket, tls.TLSSocket included.
  */
 export function writePooled(socket: net.Socket, chunk: Uint8Array, done: (err?: Error | null) => void): boolean {
   if (!(socket instanceof net.Socket)) throw invalidType('socket', 'an instance of net.Socket', socket);
@@ -640,9 +641,9 @@ export interface PipeOptions {
 
 /** A running pipe(): its counters, and a way to tear it down. */
 export interface PooledPipe {
-  /** Bytes read from `a` and written to `b` so far. */
+  /** Bytes read from `a` and handed to `b`'s write so far. */
   readonly bytesAToB: number;
-  /** Bytes read from `b` and written to `a` so far. */
+  /** Bytes read from `b` and handed to `a`'s write so far. */
   readonly bytesBToA: number;
   /** Tears both sockets down; `err`, if given, is what the callback gets. Every buffer still goes back. */
   destroy(err?: Error): void;
