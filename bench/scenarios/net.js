@@ -122,7 +122,7 @@ module.exports = {
       'pooled throughput vs one static buffer (median of per-round ratios)': `${ratio(wall, STATIC, POOLED).toFixed(2)}x`,
       "pooled throughput vs plain 'data' (median of per-round ratios)": `${ratio(wall, PLAIN, POOLED).toFixed(2)}x`,
       'GB/s pooled (median)': med(gbps(POOLED)).toFixed(2),
-      'pooled chunks handed over unpooled (pool empty), all rounds': stats.unpooled,
+      'pooled chunks handed over unpooled (pool empty), all rounds': String(stats.unpooled),
       'bytes per read run': bytes,
       'pool after the runs': JSON.stringify({ available: pool.stats().available, capacity: pool.capacity }),
     };
