@@ -14,7 +14,7 @@ const path = require('node:path');
 const { machine, rows } = require('./lib');
 const { lineChart } = require('./chart');
 
-const ALL = ['single', 'cache', 'crossing', 'batch', 'core', 'scaling', 'net'];
+const ALL = ['single', 'cache', 'crossing', 'batch', 'core', 'scaling', 'net', 'proxy'];
 const args = process.argv.slice(2);
 const outIndex = args.indexOf('--out');
 const outFile = outIndex >= 0 ? args.splice(outIndex, 2)[1] : process.env.BENCH_OUT;

@@ -7,7 +7,7 @@ const { spawn, execFile } = require('node:child_process');
 
 const root = path.join(__dirname, '..');
 
-test('npm start demo: echoes and verifies every byte in both modes, then closes the pool', async (t) => {
+test('npm start demo: echoes and verifies every byte in both modes, reports the server\'s CPU per byte and GC, then closes the pool', async (t) => {
   const out = await new Promise((resolve, reject) => {
     execFile(process.execPath, [path.join(root, 'examples', 'demo.js')], {
       env: { ...process.env, DEMO_MB: '32', DEMO_ROUNDS: '2', DEMO_CONNECTIONS: '3' }, timeout: 60_000,
@@ -15,7 +15,9 @@ test('npm start demo: echoes and verifies every byte in both modes, then closes 
   });
   t.is((out.match(/plain .* MB\/s .* \(verified byte for byte\)/g) ?? []).length, 2);
   t.is((out.match(/pooled .* MB\/s .* \(verified byte for byte\)/g) ?? []).length, 2);
-  t.regex(out, /pooled\/plain: throughput [\d.]+x, GC events [\d.]+x/);
+  t.regex(out, /^round 1 plain +CPU +\d+ ms\/GiB +\d+ GC events +\d+ MB\/s/m, 'CPU per byte and GC first, then throughput');
+  t.regex(out, /^pooled reads +\d+ ms +\d+ +\d+ \(\d+-\d+\)$/m, 'medians, throughput with the range seen');
+  t.regex(out, /pooled\/plain: CPU per byte [\d.]+x, GC events [\d.]+x, throughput [\d.]+x/);
   t.regex(out, /pool after the run: 256\/256 available, 0 in use/);
   t.regex(out, /pool closed: every buffer released/);
 });
@@ -73,4 +75,36 @@ test('examples/lease.js: leases, a zeroed reuse, and a leak found with its stack
   t.regex(out, /a reused object is zeroed: true/);
   t.regex(out, /leak: object \d+, held \d+ ms, acquired at:\n\s+at forgetful /);
   t.regex(out, /in use: 1/);
+});
+
+test('examples/proxy.js --listen 0 proxies to a local echo target, then shuts down cleanly on SIGTERM', async (t) => {
+  const target = net.createServer({ allowHalfOpen: true }, (s) => s.pipe(s));
+  await new Promise((r) => target.listen(0, '127.0.0.1', r));
+  const child = spawn(process.execPath, [path.join(root, 'examples', 'proxy.js'), '--listen', '0', '--target', `127.0.0.1:${target.address().port}`, '--objects', '16', '--object-size', '16384'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let text = '';
+  child.stdout.on('data', (d) => { text += d; });
+  const port = await new Promise((resolve, reject) => {
+    child.stdout.on('data', () => {
+      const m = /^listening on (\d+)$/m.exec(text);
+      if (m) resolve(Number(m[1]));
+    });
+    child.on('exit', (code) => reject(new Error(`exited with ${code}`)));
+  });
+  t.not(port, 0, 'the real port is printed');
+  const sent = require('node:crypto').randomBytes(2 << 20);
+  const echoed = await new Promise((resolve, reject) => {
+    const chunks = [];
+    const c = net.connect(port, '127.0.0.1', () => c.end(sent));
+    c.on('data', (d) => chunks.push(d));
+    c.on('end', () => resolve(Buffer.concat(chunks)));
+    c.on('error', reject);
+  });
+  t.true(echoed.equals(sent), 'every byte echoed through the proxy');
+  const code = await new Promise((resolve) => {
+    child.on('exit', resolve);
+    child.kill('SIGTERM');
+  });
+  t.is(code, 0);
+  t.regex(text, /SIGTERM: served 1 connections; pool closed with 16\/16 buffers back/);
+  await new Promise((r) => target.close(r));
 });
