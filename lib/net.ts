@@ -37,37 +37,11 @@ export interface OnRead {
   callback: (nread: number, buf: Uint8Array) => boolean;
 }
 
-// Waits for an object to come back to the pool (pushed by any thread) and
-// resolves with it, now the caller's. The one place that changes once the
-// pool offers popAsync(): its body becomes `return pool.popAsync({ signal })`.
-// Until then, a short poll; unref'd, so a wait alone never keeps the process
-// alive, and stopped as soon as the wait ends or is aborted.
+// Waits for an object to come back to the pool (pushed by any thread, JS or
+// native) and resolves with it, now the caller's; no polling. Aborted when
+// the waiting reader goes away.
 function nextObject(pool: ObjectPool, signal: AbortSignal): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const stop = () => {
-      clearInterval(poll);
-      signal.removeEventListener('abort', onAbort);
-    };
-    const onAbort = () => {
-      stop();
-      reject(signal.reason);
-    };
-    const poll = setInterval(() => {
-      let h: number;
-      try {
-        h = pool.pop();
-      } catch (err) {
-        stop();
-        return reject(err);
-      }
-      if (h >= 0) {
-        stop();
-        resolve(h);
-      }
-    }, 2);
-    poll.unref();
-    signal.addEventListener('abort', onAbort);
-  });
+  return pool.popAsync({ signal });
 }
 
 // The readers of one pool (in this thread) that wait for an object, first
