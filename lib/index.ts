@@ -10,4 +10,4 @@ export { codes } from './errors';
 export { addonPath } from './native';
 export type { ErrorCode, ObjectPoolError } from './errors';
 export * as net from './net';
-export type { PooledReadOptions, WhenEmpty, OnRead } from './net';
+export type { PooledReadOptions, WhenEmpty, OnRead, OnData, PipeOptions, PooledPipe, PipeCallback } from './net';

@@ -1,5 +1,5 @@
 // Compiles, or the published typings are wrong. Never run.
-import { ObjectPool, codes, net, type PoolDescriptor, type PoolStats, type ReleaseInfo, type ErrorCode, type PooledReadOptions, type Lease, type LeakReport, type WaitOptions } from 'objpool';
+import { ObjectPool, codes, net, type PoolDescriptor, type PoolStats, type ReleaseInfo, type ErrorCode, type PooledReadOptions, type Lease, type LeakReport, type WaitOptions, type PipeOptions, type PooledPipe } from 'objpool';
 import nodeNet = require('node:net');
 
 const pool = new ObjectPool({ capacity: 8, objectSize: 64, align: 16, slots: 2, checked: true, init: (obj: Buffer, h: number) => obj.fill(h) });
@@ -41,6 +41,12 @@ async function disposed(): Promise<void> {
   await using p = new ObjectPool({ capacity: 2, objectSize: 8 });
   p.push(p.pop());
 }
+const a2: nodeNet.Socket = net.connect(pool, { port: 1 });
+const b2: nodeNet.Socket = net.createSocket(pool, {});
+const piped: PooledPipe = net.pipe(a2, b2, { highWaterMark: 1 << 20 } as PipeOptions, (err: Error | null) => void err);
+const moved: number = piped.bytesAToB + piped.bytesBToA;
+piped.destroy();
+void moved;
 void [buf, s, other, fromMem, fromObjs, done, code, props, sock, wrote, pauses, attached, counts, waited, acquired, scoped, disposed];
 // @ts-expect-error capacity is required
 new ObjectPool({ objectSize: 8 });
