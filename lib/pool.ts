@@ -185,6 +185,11 @@ function autoCache(capacity: number, slots: number): number {
 const TAKEN = 1;
 const FREE = 0;
 
+// A cached view's handle, on the view itself: release() finds it without
+// reading byteOffset (a getter that costs about as much as a pop+push pair).
+// Only trusted when the instance's own cache holds that very view.
+const kHandle = Symbol('objpool.handle');
+
 function allocate<T>(what: string, bytes: number, make: (n: number) => T): T {
   try {
     return make(bytes);
@@ -460,7 +465,9 @@ export class ObjectPool {
       if (view !== undefined) return view;
     }
     checkInteger('handle', handle, 0, this.capacity - 1);
-    return (this.#views[handle] = this.#makeView(handle));
+    const made = this.#makeView(handle);
+    Object.defineProperty(made, kHandle, { value: handle });
+    return (this.#views[handle] = made);
   }
 
   // A new Buffer over the object's bytes.
@@ -616,11 +623,11 @@ export class ObjectPool {
 
   /** The handle of the object a view starts at; throws ERR_OBJPOOL_FOREIGN_BUFFER for any other memory. */
   handleOf(obj: Uint8Array): number {
+    // Fast path: a Buffer this instance handed out.
+    const cached = (obj as { [kHandle]?: number } | null | undefined)?.[kHandle];
+    if (cached !== undefined && this.#views[cached] === obj) return cached;
     if (!isUint8Array(obj)) throw invalidType('obj', 'an instance of Buffer or Uint8Array', obj);
     const p = this.#parts;
-    // Fast path: a Buffer this view handed out (arena pools start at offset 0).
-    const guess = obj.byteOffset / p.stride;
-    if (this.#views[guess] === obj && !p.objects) return guess;
     let h = -1;
     if (obj.byteLength <= p.objectSize) {
       if (p.objects) {
