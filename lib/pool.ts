@@ -307,6 +307,31 @@ export class ObjectPool {
       popMany: { value: ops.popMany, enumerable: false },
       pushMany: { value: leakAwarePushMany(jsZero ? zeroingPushMany(ops, state, this.#zeroer(arenaView)!, p.capacity) : ops.pushMany, leaks), enumerable: false },
     });
+    // acquire() and release() as closures of this instance too (without leak
+    // tracking), so that their calls of pop/push stay monomorphic however
+    // many pools a program has; the prototype methods do the rest.
+    if (leaks === null) {
+      const pop = this.pop, push = this.push, views = this.#views;
+      const release = ObjectPool.prototype.release;
+      Object.defineProperties(this, {
+        acquire: {
+          value: (): Buffer | null => {
+            const h = pop();
+            if (h < 0) return null;
+            return views[h] ?? this.buffer(h);
+          },
+          enumerable: false,
+        },
+        release: {
+          value: (obj: Uint8Array): void => {
+            const h = (obj as { [kHandle]?: number } | null | undefined)?.[kHandle];
+            if (h !== undefined && views[h] === obj) return push(h);
+            release.call(this, obj);
+          },
+          enumerable: false,
+        },
+      });
+    }
     if (p.objects) {
       this.#byAddress = new Map();
       p.objects.forEach((obj, i) => this.#byAddress!.set(native.address(obj), i));
