@@ -61,14 +61,23 @@ if (series) {
   target(`\`slots: 1\` (no cache) with ${n} workers < 0.5x one worker`, 1, `${gain('objpool slots=1, cache: 0').toFixed(2)}x`, gain('objpool slots=1, cache: 0') < 0.5);
 }
 const net = report.scenarios.net?.extra;
+const num = (v) => Number(String(v).replace('x', ''));
 if (net) {
-  const num = (s) => Number(String(s).replace('x', ''));
-  const vsStatic = net['pooled throughput vs one static buffer (median of per-round ratios)'];
+  const cpuPlain = net["pooled receiver CPU per byte vs plain 'data' (median of per-round ratios)"];
+  const cpuStatic = net['pooled receiver CPU per byte vs one static buffer (median of per-round ratios)'];
   const vsPlain = net["pooled throughput vs plain 'data' (median of per-round ratios)"];
   const [plainGc, pooledGc] = String(net['GC events per round (median): plain / pooled / static']).split(' / ').map(Number);
-  target('pooled TCP reads >= 0.95x one static buffer', 1, vsStatic, num(vsStatic) >= 0.95);
-  target("pooled TCP reads >= 1.2x plain `'data'` reads", 1, vsPlain, num(vsPlain) >= 1.2);
-  target('pooled TCP reads <= 0.2x the GC events of plain reads', 1, `${pooledGc} / ${plainGc} = ${(pooledGc / plainGc).toFixed(2)}x`, pooledGc / plainGc <= 0.2);
+  target("pooled TCP reads: receiver CPU per byte <= 0.8x plain `'data'` reads", 1, cpuPlain, num(cpuPlain) <= 0.8);
+  target('pooled TCP reads: receiver CPU per byte <= 1.1x one static buffer', 1, cpuStatic, num(cpuStatic) <= 1.1);
+  target('pooled TCP reads: GC events <= 0.2x plain reads', 1, `${pooledGc} / ${plainGc} = ${(pooledGc / plainGc).toFixed(2)}x`, pooledGc / plainGc <= 0.2);
+  target("pooled TCP reads: throughput >= 0.95x plain `'data'` reads", 1, vsPlain, num(vsPlain) >= 0.95);
+}
+const proxy = report.scenarios.proxy?.extra;
+if (proxy) {
+  const cpu = proxy['pooled proxy CPU per byte vs plain (median of per-round ratios)'];
+  const thr = proxy['pooled proxy throughput vs plain (median of per-round ratios)'];
+  target('pooled proxy: CPU per byte below a plain `socket.pipe()` proxy', 1, cpu, num(cpu) < 1);
+  target('pooled proxy: throughput >= 0.95x a plain `socket.pipe()` proxy', 1, thr, num(thr) >= 0.95);
 }
 const cross = (impl) => med('crossing', impl);
 if (cross('no-op x2') !== undefined) {
@@ -84,6 +93,28 @@ if (cross('no-op x2') !== undefined) {
 const lone = (impl) => med('core', impl);
 if (lone('objpool slots=1 x2') !== undefined && lone('objpool slots=1 x2') < 2 * lone('objpool slots=1 x1')) {
   say('Note: in this run two C++ threads on one contended word cost little more than one, so the two threads did not run at the same time: this shared 2-core VM gave the run about one core (compare the scaling figures).');
+  say();
+}
+// The headline figures on every Node version measured (bench/results/node*.json: npm run bench -- single net --out ...).
+const versions = [report, ...fs.readdirSync(path.join(__dirname, 'results')).filter((f) => /^node\d+\.json$/.test(f))
+  .map((f) => JSON.parse(fs.readFileSync(path.join(__dirname, 'results', f), 'utf8')))]
+  .sort((a, b) => parseInt(a.machine.node.slice(1)) - parseInt(b.machine.node.slice(1)));
+if (versions.length > 1) {
+  say('Headline figures per Node version (each row one run of `single` and `net` on that version; ratios within the run):');
+  say();
+  say('| Node | checked pair / JS array | unchecked pair / JS array | acquire+release / JS array | pair vs `allocUnsafe(65536)` | `cache: 0` pair / 2 no-op calls | receiver CPU/byte vs plain | vs static | GC pooled / plain |');
+  say('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const r of versions) {
+    const m1 = (impl) => r.scenarios.single?.rows.find((x) => x.impl === impl)?.median;
+    const arr = m1('JS array free list pop+push');
+    const pair = m1('objpool pop+push (checked)');
+    const x = (a, b) => (a === undefined || b === undefined ? '' : `${(a / b).toFixed(2)}x`);
+    const n = r.scenarios.net?.extra ?? {};
+    const gc = String(n['GC events per round (median): plain / pooled / static'] ?? '').split(' / ');
+    say(`| ${r.machine.node} | ${x(pair, arr)} | ${x(m1('objpool pop+push (unchecked)'), arr)} | ${x(m1('objpool acquire+release (Buffer)'), arr)} | ` +
+      `${pair ? `${(m1('Buffer.allocUnsafe(65536)') / pair).toFixed(0)}x faster` : ''} | ${x(m1('objpool pop+push (checked, cache: 0)'), m1('no-op N-API call x2 (C napi_callback)'))} | ` +
+      `${n["pooled receiver CPU per byte vs plain 'data' (median of per-round ratios)"] ?? ''} | ${n['pooled receiver CPU per byte vs one static buffer (median of per-round ratios)'] ?? ''} | ${gc.length > 1 ? `${gc[1]} / ${gc[0]}` : ''} |`);
+  }
   say();
 }
 say('The targets of the project, each a ratio within one scenario of the run above:');
