@@ -6,17 +6,11 @@ const test = require('ava');
 const path = require('node:path');
 const { Worker } = require('node:worker_threads');
 const { ObjectPool } = require('..');
-const { assertIntact, until } = require('./helpers');
+const { assertIntact, until, spawnWorker } = require('./helpers');
 
 const workerFile = path.join(__dirname, 'fixtures', 'cache-worker.js');
 
-function spawn(workerData) {
-  const w = new Worker(workerFile, { workerData });
-  const messages = [];
-  w.on('message', (m) => messages.push(m));
-  const exited = new Promise((resolve, reject) => { w.on('exit', resolve); w.on('error', reject); });
-  return { w, messages, exited, wait: (pred) => until(() => messages.find(pred)).then(() => messages.find(pred)) };
-}
+const spawn = (workerData) => spawnWorker(workerFile, workerData);
 
 // Rejects if `p` has not settled within `ms`: a hang becomes a failure, not a stuck run.
 function within(p, ms, what) {

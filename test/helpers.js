@@ -34,4 +34,18 @@ async function until(cond, ms = 10000) {
   }
 }
 
-module.exports = { takeAll, assertIntact, until };
+/**
+ * Starts a worker_thread on `file` with `workerData`; collects its messages.
+ * `wait(pred)` resolves with the first message that matches; `exited` with
+ * the exit code (rejects on an uncaught error in the worker).
+ */
+function spawnWorker(file, workerData) {
+  const { Worker } = require('node:worker_threads');
+  const w = new Worker(file, { workerData });
+  const messages = [];
+  w.on('message', (m) => messages.push(m));
+  const exited = new Promise((resolve, reject) => { w.on('exit', resolve); w.on('error', reject); });
+  return { w, messages, exited, wait: (pred) => until(() => messages.find(pred)).then(() => messages.find(pred)) };
+}
+
+module.exports = { takeAll, assertIntact, until, spawnWorker };

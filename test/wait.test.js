@@ -7,16 +7,11 @@ const path = require('node:path');
 const { Worker } = require('node:worker_threads');
 const { ObjectPool } = require('..');
 const testing = require('./addon');
-const { assertIntact, until } = require('./helpers');
+const { assertIntact, until, spawnWorker } = require('./helpers');
 
 const workerFile = path.join(__dirname, 'fixtures', 'cache-worker.js');
 
-function spawn(workerData) {
-  const w = new Worker(workerFile, { workerData });
-  const messages = [];
-  w.on('message', (m) => messages.push(m));
-  return { w, messages, wait: (pred) => until(() => messages.find(pred)).then(() => messages.find(pred)) };
-}
+const spawn = (workerData) => spawnWorker(workerFile, workerData);
 
 function drained(pool) {
   const all = [];

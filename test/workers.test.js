@@ -5,17 +5,11 @@ const { Worker } = require('node:worker_threads');
 const { execFileSync } = require('node:child_process');
 const { ObjectPool } = require('..');
 const testing = require('./addon');
-const { assertIntact, until } = require('./helpers');
+const { assertIntact, until, spawnWorker } = require('./helpers');
 
 const workerFile = path.join(__dirname, 'fixtures', 'worker.js');
 
-function spawn(workerData) {
-  const w = new Worker(workerFile, { workerData });
-  const messages = [];
-  w.on('message', (m) => messages.push(m));
-  const exited = new Promise((resolve, reject) => { w.on('exit', resolve); w.on('error', reject); });
-  return { w, messages, exited, wait: (pred) => until(() => messages.find(pred)).then(() => messages.find(pred)) };
-}
+const spawn = (workerData) => spawnWorker(workerFile, workerData);
 
 test('descriptor is structured-cloneable and attach sees the same objects', async (t) => {
   const pool = new ObjectPool({ capacity: 8, objectSize: 64, slots: 2 });
