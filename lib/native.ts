@@ -35,6 +35,8 @@ export interface NativeOps {
   /** Runs `drain` on this thread whenever a push anywhere finds the pool closed. */
   watch(drain: () => void): void;
   unwatch(): void;
+  /** Runs `fn` on this thread once a close by any thread reaches this view (held weakly). */
+  onClose(fn: () => void): void;
   /** Registers a waiter (or returns an object that came back meanwhile); `onWake` runs on pushes. */
   waitBegin(onWake: () => void): number;
   waitEnd(): void;

@@ -4,7 +4,7 @@
 // pooled sockets into each other (a TCP proxy) with bounded memory.
 import net = require('node:net');
 import { Duplex } from 'node:stream';
-import { ObjectPool } from './pool';
+import { ObjectPool, onCloseHook } from './pool';
 import { checkInteger, codes, invalidType, invalidValue, poolError } from './errors';
 
 /** What to do when a read needs a buffer and the pool is empty. */
@@ -118,35 +118,28 @@ function waitlist(pool: ObjectPool): Waitlist {
 
 // Close notices. A reader must notice a closed pool without waiting for its
 // next byte: it gives back the object it keeps for that read and destroys its
-// socket with the pool's ERR_OBJPOOL_CLOSED error. pool.ts does not (yet) tell
-// other modules about a close, so onPoolClose() is a stand-in: a close is
-// noticed at once where a pop throws, and otherwise by a slow poll of
-// `pool.closed` (true once any thread closed the pool), unref'd and running
-// only while the pool has live readers in this thread. Once pool.ts calls
-// back on close, this block shrinks to that call.
+// socket with the pool's ERR_OBJPOOL_CLOSED error. The pool tells this thread
+// of a close by any thread (onCloseHook: at once for a close here, through
+// the binding's close notice for one elsewhere); a pop that throws tells it
+// too. One hook per pool, held while the pool has live readers here.
 interface CloseWatch {
   readonly fns: Set<(err: Error) => void>;
-  timer: NodeJS.Timeout | null;
+  unhook: (() => void) | null;
 }
 const closeWatches = new WeakMap<ObjectPool, CloseWatch>();
 
 /** Calls `fn` once, on this thread, when `pool` is found closed (by any thread). Returns an unsubscribe function. */
 function onPoolClose(pool: ObjectPool, fn: (err: Error) => void): () => void {
   let watch = closeWatches.get(pool);
-  if (!watch) closeWatches.set(pool, (watch = { fns: new Set(), timer: null }));
+  if (!watch) closeWatches.set(pool, (watch = { fns: new Set(), unhook: null }));
   const w = watch;
   w.fns.add(fn);
-  if (!w.timer) {
-    w.timer = setInterval(() => {
-      if (pool.closed) poolClosed(pool);
-    }, 20);
-    w.timer.unref();
-  }
+  w.unhook ??= pool[onCloseHook](() => poolClosed(pool));
   return () => {
     w.fns.delete(fn);
-    if (w.fns.size === 0 && w.timer) {
-      clearInterval(w.timer);
-      w.timer = null;
+    if (w.fns.size === 0 && w.unhook) {
+      w.unhook();
+      w.unhook = null;
     }
   };
 }
@@ -155,8 +148,8 @@ function onPoolClose(pool: ObjectPool, fn: (err: Error) => void): () => void {
 function poolClosed(pool: ObjectPool): void {
   const w = closeWatches.get(pool);
   if (!w || w.fns.size === 0) return;
-  if (w.timer) clearInterval(w.timer);
-  w.timer = null;
+  w.unhook?.();
+  w.unhook = null;
   const fns = [...w.fns];
   w.fns.clear();
   const err = closedError(pool);

@@ -190,6 +190,14 @@ const FREE = 0;
 // Only trusted when the instance's own cache holds that very view.
 const kHandle = Symbol('objpool.handle');
 
+/**
+ * @internal For the net helpers: `pool[onCloseHook](fn)` calls `fn(err)` once,
+ * on this thread, as soon as this thread learns that any thread closed the
+ * pool (at once for a close here, through the binding's close notice for a
+ * close elsewhere); returns an unsubscribe function. Keeps nothing alive.
+ */
+export const onCloseHook = Symbol('objpool.onClose');
+
 function allocate<T>(what: string, bytes: number, make: (n: number) => T): T {
   try {
     return make(bytes);
@@ -251,6 +259,8 @@ export class ObjectPool {
   readonly #leaks: LeakTracker | null = null;
   readonly #waiters: Waiter[] = [];
   #onWake: (() => void) | null = null;
+  #closeListeners: Set<(err: Error) => void> | null = null;
+  #closeNotice: (() => void) | null = null;
   #arenaAddress = -1;
   #byAddress: Map<number, number> | null = null;
   #closing: Promise<void> | null = null;
@@ -697,6 +707,7 @@ export class ObjectPool {
     this.#closing = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
     const won = this.#ops.close();
     this.#serveWaiters();
+    this.#notifyClosed();
     if (!won) {
       resolve();
       return this.#closing;
@@ -744,6 +755,29 @@ export class ObjectPool {
     this.#ops.watch(drain);
     drain();
     return this.#closing;
+  }
+
+  /** @internal See onCloseHook. */
+  [onCloseHook](fn: (err: Error) => void): () => void {
+    if (!this.#closeListeners) {
+      this.#closeListeners = new Set();
+      this.#closeNotice = () => this.#notifyClosed();
+      this.#ops.onClose(this.#closeNotice);
+    }
+    const listeners = this.#closeListeners;
+    listeners.add(fn);
+    // Closed already (or while registering): tell it on the next tick.
+    if (this.closed) process.nextTick(() => this.#notifyClosed());
+    return () => { listeners.delete(fn); };
+  }
+
+  // Calls every close listener once, if the pool is closed.
+  #notifyClosed(): void {
+    const listeners = this.#closeListeners;
+    if (!listeners || listeners.size === 0 || !this.closed) return;
+    const fns = [...listeners];
+    listeners.clear();
+    for (const fn of fns) fn(closedError());
   }
 
   /** close(), for `await using pool = new ObjectPool(...)`. */

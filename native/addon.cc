@@ -73,6 +73,7 @@ struct Binding {
   napi_ref refs[3] = {nullptr, nullptr, nullptr};  // the metadata, arena and memory views
   napi_threadsafe_function flusher = nullptr;      // empties the cache on this thread (close, waiters)
   std::atomic<bool> flush_queued{false};           // a flush is queued on `flusher` and has not run yet
+  napi_ref on_close = nullptr;                     // JS notice that the pool closed (weak: the view's JS side keeps it)
   napi_threadsafe_function closer = nullptr;       // set while this view drains a closed pool
   bool closer_ref = false;    // a push on this thread queued a drain: keep the loop alive until it runs
   std::vector<uint8_t> seen;  // the closer's bitmap: objects released so far
@@ -124,11 +125,16 @@ bool flush_cache(Binding* b, bool rezero = false) {
 void flush_others_locked(Binding* b) {
   auto it = registry().find(b->key);
   if (it == registry().end()) return;
+  const bool closed = b->pool.is_closed();
   for (Binding* m : it->second.all) {
-    if (m == b || m->cache_cap == 0) continue;
-    if (m->env == b->env) flush_cache(m);
+    if (m == b || m->flusher == nullptr) continue;
+    // This thread's views: their caches now; a close notice on the next turn.
+    if (m->env == b->env) {
+      flush_cache(m);
+      if (!closed || m->on_close == nullptr) continue;
+    }
     // acq_rel: at most one queued request; call_flush() clears the flag before it flushes.
-    else if (m->flusher != nullptr && !m->flush_queued.exchange(true, std::memory_order_acq_rel))
+    if (!m->flush_queued.exchange(true, std::memory_order_acq_rel))
       napi_call_threadsafe_function(m->flusher, nullptr, napi_tsfn_nonblocking);
   }
 }
@@ -171,13 +177,32 @@ void call_drain(napi_env env, napi_value fn, void* context, void*) {
   call_js(env, fn);
 }
 
-// Runs on a view's own thread when another thread closed the pool.
+// Runs on a view's own thread when a thread closed the pool (or waits for
+// objects): empties the cache, and tells the view's JS side of a close.
 void call_flush(napi_env env, napi_value, void* context, void*) {
   if (env == nullptr) return;  // torn down: `context` may be gone
   auto* b = static_cast<Binding*>(context);
   // release: a request made after this point queues another flush.
   b->flush_queued.store(false, std::memory_order_release);
   if (flush_cache(b)) request_drain(env, b->key);
+  napi_value fn = nullptr;
+  if (b->on_close != nullptr && b->pool.is_closed()) napi_get_reference_value(env, b->on_close, &fn);
+  if (fn != nullptr) call_js(env, fn);
+}
+
+// Creates the view's flusher (the thread-safe function other threads use to
+// reach it); published under the registry lock, where they read it.
+bool make_flusher(napi_env env, Binding* b) {
+  napi_value name;
+  napi_create_string_utf8(env, "objpool.flush", NAPI_AUTO_LENGTH, &name);
+  napi_threadsafe_function tsfn;
+  if (napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, nullptr, nullptr, b, call_flush, &tsfn) !=
+      napi_ok)
+    return false;
+  napi_unref_threadsafe_function(env, tsfn);
+  std::lock_guard<std::mutex> lock(registry_mutex());
+  b->flusher = tsfn;
+  return true;
 }
 
 // Runs on a waiting view's thread when a push (or close) changed the wake word.
@@ -668,6 +693,23 @@ Napi::Value Unwatch(const Napi::CallbackInfo& info) {
   return Napi::Value();
 }
 
+// onClose(fn): `fn` runs on this thread once a close by any thread reaches
+// this view (through its flusher). Held weakly: the JS side keeps it.
+Napi::Value OnClose(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  auto* b = static_cast<Binding*>(info.Data());
+  if (!info[0].IsFunction()) return throw_type(env, "onClose", "of type function", info[0]), Napi::Value();
+  if (b->torn_down) return Napi::Value();
+  if (b->on_close != nullptr) napi_delete_reference(env, b->on_close);
+  b->on_close = nullptr;
+  if (b->flusher == nullptr && !make_flusher(env, b)) {
+    napi_throw_error(env, "ERR_OBJPOOL_NO_MEMORY", "Cannot create the close notice");
+    return Napi::Value();
+  }
+  napi_create_reference(env, info[0], 0, &b->on_close);
+  return Napi::Value();
+}
+
 // waitBegin(onWake): registers one waiter for this view, then tries once more
 // to pop: the handle if an object came back meanwhile (nothing registered),
 // else -1, and from now on `onWake` runs on this thread whenever a push (from
@@ -762,6 +804,7 @@ void finalize_function(napi_env env, void* data, void*) {
   }
   for (napi_ref& r : b->refs)
     if (r != nullptr) napi_delete_reference(env, r);
+  if (b->on_close != nullptr) napi_delete_reference(env, b->on_close);
   delete b;
 }
 
@@ -896,15 +939,8 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
     if (i == 1 && !arena_shared) continue;
     napi_create_reference(env, info[i], 1, &b->refs[i]);
   }
-  if (b->cache_cap > 0) {
-    napi_value name;
-    napi_create_string_utf8(env, "objpool.flush", NAPI_AUTO_LENGTH, &name);
-    if (napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, nullptr, nullptr, b, call_flush,
-                                        &b->flusher) == napi_ok)
-      napi_unref_threadsafe_function(env, b->flusher);
-    else
-      b->flusher = nullptr;
-  }
+  if (b->cache_cap > 0) make_flusher(env, b);
+
   // The functions' finalizers own `b` from here on; if this thread's
   // environment goes first, the cleanup hook gives back what it holds.
   napi_add_env_cleanup_hook(env, env_cleanup, b);
@@ -926,8 +962,8 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
                                                        {"zeroPushFree", ZeroPushFree}};
   for (const auto& [name, cb] : hot) add_c_function(ops, b, name, cb);
   const std::pair<const char*, Napi::Function::Callback> rest[] = {
-      {"close", Close}, {"drain", Drain},     {"corrupt", Corrupt},     {"stats", Stats},
-      {"watch", Watch}, {"unwatch", Unwatch}, {"waitBegin", WaitBegin}, {"waitEnd", WaitEnd}};
+      {"close", Close},     {"drain", Drain},         {"corrupt", Corrupt}, {"stats", Stats},    {"watch", Watch},
+      {"unwatch", Unwatch}, {"waitBegin", WaitBegin}, {"waitEnd", WaitEnd}, {"onClose", OnClose}};
   for (const auto& [name, cb] : rest) add_function(ops, b, name, cb);
   return ops;
 }
