@@ -260,6 +260,7 @@ export class ObjectPool {
   readonly #waiters: Waiter[] = [];
   #onWake: (() => void) | null = null;
   #closeListeners: Set<(err: Error) => void> | null = null;
+  // The close notice the binding holds weakly: kept alive here, with this view.
   #closeNotice: (() => void) | null = null;
   #arenaAddress = -1;
   #byAddress: Map<number, number> | null = null;
