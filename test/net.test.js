@@ -6,6 +6,7 @@ const crypto = require('node:crypto');
 const { Worker } = require('node:worker_threads');
 const { ObjectPool, net: pooled } = require('..');
 const { until } = require('./helpers');
+const { echoClient: sharedEchoClient } = require('./fixtures/net-proxy');
 
 const pattern = crypto.randomBytes((1 << 20) + 13);
 
@@ -25,37 +26,7 @@ function pooledEchoServer(pool, read = {}) {
 }
 
 // Sends `bytes` of the pattern, reads the echo, checks every byte.
-function echoClient(port, bytes, { onConnect } = {}) {
-  return new Promise((resolve, reject) => {
-    let received = 0;
-    let mismatch = -1;
-    const sock = net.connect({ port, host: '127.0.0.1' }, () => {
-      onConnect?.(sock);
-      let sent = 0;
-      const send = () => {
-        while (sent < bytes) {
-          const off = sent % pattern.length;
-          const n = Math.min(64 * 1024, bytes - sent, pattern.length - off);
-          sent += n;
-          if (!sock.write(pattern.subarray(off, off + n))) return void sock.once('drain', send);
-        }
-        sock.end();
-      };
-      send();
-    });
-    sock.on('data', (d) => {
-      for (let at = 0; at < d.length && mismatch < 0; ) {
-        const off = (received + at) % pattern.length;
-        const n = Math.min(d.length - at, pattern.length - off);
-        if (!d.subarray(at, at + n).equals(pattern.subarray(off, off + n))) mismatch = received + at;
-        at += n;
-      }
-      received += d.length;
-    });
-    sock.on('end', () => resolve({ received, mismatch }));
-    sock.on('error', reject);
-  });
-}
+const echoClient = (port, bytes, options) => sharedEchoClient(port, bytes, pattern, options);
 
 test('integrity over many connections at once through a small pool', async (t) => {
   const pool = new ObjectPool({ capacity: 16, objectSize: 16 * 1024 });

@@ -9,41 +9,12 @@ const crypto = require('node:crypto');
 const { fork } = require('node:child_process');
 const { ObjectPool, net: pooled } = require('..');
 const { until } = require('./helpers');
-const { host, listen, close, startProxy, echoTarget } = require('./fixtures/net-proxy');
+const { host, listen, close, startProxy, echoTarget, echoClient: sharedEchoClient } = require('./fixtures/net-proxy');
 
 const pattern = crypto.randomBytes((1 << 20) + 13);
 
 // Sends `bytes` of the pattern, reads the echo, checks every byte.
-function echoClient(port, bytes) {
-  return new Promise((resolve, reject) => {
-    let received = 0;
-    let mismatch = -1;
-    const sock = net.connect({ port, host }, () => {
-      let sent = 0;
-      const send = () => {
-        while (sent < bytes) {
-          const off = sent % pattern.length;
-          const n = Math.min(64 * 1024, bytes - sent, pattern.length - off);
-          sent += n;
-          if (!sock.write(pattern.subarray(off, off + n))) return void sock.once('drain', send);
-        }
-        sock.end();
-      };
-      send();
-    });
-    sock.on('data', (d) => {
-      for (let at = 0; at < d.length && mismatch < 0; ) {
-        const off = (received + at) % pattern.length;
-        const n = Math.min(d.length - at, pattern.length - off);
-        if (!d.subarray(at, at + n).equals(pattern.subarray(off, off + n))) mismatch = received + at;
-        at += n;
-      }
-      received += d.length;
-    });
-    sock.on('end', () => resolve({ received, mismatch }));
-    sock.on('error', reject);
-  });
-}
+const echoClient = (port, bytes, options) => sharedEchoClient(port, bytes, pattern, options);
 
 test('1 GiB through the proxy arrives intact (sha256), in pooled buffers, and every buffer comes back', async (t) => {
   const ends = fork(path.join(__dirname, 'fixtures', 'net-ends.js'));
