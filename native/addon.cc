@@ -547,6 +547,16 @@ napi_value PopMany(napi_env env, napi_callback_info info) {
   return r;
 }
 
+// After a batch push: as in PushFree, after a close or while threads wait the
+// cache goes back too (a batch of zero handles included: it is still a
+// call). Returns the status to report.
+Status flush_if_needed(Binding* b, Status st) {
+  if (st != Status::ok && st != Status::drain_needed) return st;  // refused: nothing was pushed
+  if ((st == Status::drain_needed || b->pool.is_closed() || b->pool.waiters() > 0) && flush_cache(b))
+    return Status::drain_needed;
+  return st;
+}
+
 napi_value PushMany(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2] = {nullptr, nullptr};
@@ -568,10 +578,7 @@ napi_value PushMany(napi_env env, napi_callback_info info) {
   std::copy(in, in + n, tmp);
   const Status st = b->pool.push_many(tmp, n);  // checks every handle's range first, all or nothing
   if (st == Status::out_of_range) return out_of_range(tmp);
-  // As in PushFree: after a close, or while threads wait, the cache goes back too.
-  if ((st == Status::drain_needed || b->pool.waiters() > 0) && flush_cache(b))
-    return pushed(env, b, Status::drain_needed, 0);
-  return pushed(env, b, st, 0);
+  return pushed(env, b, flush_if_needed(b, st), 0);
 }
 
 // pushManyFree(handles, count): pushMany of objects the JS side already
@@ -589,7 +596,7 @@ napi_value PushManyFree(napi_env env, napi_callback_info info) {
   std::copy(in, in + n, tmp);
   const Status st = b->pool.give(tmp, n);
   if (st == Status::out_of_range) return throw_range(env, "handles", b->pool.capacity(), 0);
-  return pushed(env, b, st, 0);
+  return pushed(env, b, flush_if_needed(b, st), 0);
 }
 
 // close(): true for the one call, in any thread, that closed the pool. Every
