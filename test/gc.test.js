@@ -52,7 +52,12 @@ test('close() racing with pushes from several threads, many times: every object 
     Atomics.notify(new Int32Array(gate), 0);
     const done = pool.close((_, info) => released.push(info.handle));
     for (const h of mine) pool.push(h); // and this thread races too
+    // A pending close does not keep a thread alive by itself (documented):
+    // once the workers have pushed and exited, this test's own timer is what
+    // keeps the loop running until the drains they queued have run.
+    const alive = setInterval(() => {}, 1000);
     await done;
+    clearInterval(alive);
     t.is(released.length, 48, `round ${r}`);
     t.is(new Set(released).size, 48, `round ${r}: no double release`);
     await Promise.all(workers.map((w) => w.terminate()));
