@@ -881,7 +881,7 @@ function makePush(ops: NativeOps, mem: Int32Array, attention: Int32Array, state:
         }
         if (n === cacheCap) n = spill();
       } catch (err) {
-        if (state !== null) state[h] = TAKEN;
+        state[h] = TAKEN;
         throw err;
       }
       mem[BASE + n] = h;

@@ -34,13 +34,10 @@ const fc = require('fast-check');
 const path = require('node:path');
 const { Worker, MessageChannel, receiveMessageOnPort } = require('node:worker_threads');
 const { ObjectPool } = require('..');
+const { fuzzKnobs } = require('./helpers');
 const { OP, OP_NAMES, CODES, MAX_HANDLES, W, MAILBOX_BYTES, ACQUIRE_MODES } = require('./fixtures/fuzz-worker');
 
-const STEPS = Number(process.env.OBJPOOL_FUZZ_STEPS ?? 300);
-const RUNS = Number(process.env.OBJPOOL_FUZZ_SEEDS ?? 100);
-const REPLAY = process.env.OBJPOOL_FUZZ_SEED
-  ? { seed: Number(process.env.OBJPOOL_FUZZ_SEED), path: process.env.OBJPOOL_FUZZ_PATH, replayPath: process.env.OBJPOOL_FUZZ_REPLAY }
-  : null;
+const { steps: STEPS, runs: RUNS, replay: REPLAY } = fuzzKnobs({ steps: 300, runs: 100 });
 // A worker that does not answer a request within this is stuck: a failure, not a hang.
 const ANSWER_MS = 30000;
 // Turns of every thread's event loop a close may take to release what came back (see settleClose).

@@ -19,12 +19,9 @@
 const test = require('ava');
 const fc = require('fast-check');
 const { ObjectPool } = require('..');
+const { fuzzKnobs } = require('./helpers');
 
-const STEPS = Number(process.env.OBJPOOL_FUZZ_STEPS ?? 600);
-const RUNS = Number(process.env.OBJPOOL_FUZZ_SEEDS ?? 250);
-const REPLAY = process.env.OBJPOOL_FUZZ_SEED
-  ? { seed: Number(process.env.OBJPOOL_FUZZ_SEED), path: process.env.OBJPOOL_FUZZ_PATH, replayPath: process.env.OBJPOOL_FUZZ_REPLAY }
-  : null;
+const { steps: STEPS, runs: RUNS, replay: REPLAY } = fuzzKnobs({ steps: 600, runs: 250 });
 
 const GARBAGE = [undefined, null, '1', 1.5, -1, NaN, Infinity, 2 ** 32, {}, [], 1n, () => 1, true, Symbol('x')];
 const GARBAGE_ARRAYS = [[], new Int32Array(2), null, 'x', new Float64Array(1)];

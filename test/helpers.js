@@ -48,4 +48,18 @@ function spawnWorker(file, workerData) {
   return { w, messages, exited, wait: (pred) => until(() => messages.find(pred)).then(() => messages.find(pred)) };
 }
 
-module.exports = { takeAll, assertIntact, until, spawnWorker };
+/**
+ * The model-based fuzz's knobs from the environment: OBJPOOL_FUZZ_STEPS (most
+ * calls per sequence), OBJPOOL_FUZZ_SEEDS (sequences per pool kind), and a
+ * replay (OBJPOOL_FUZZ_SEED, OBJPOOL_FUZZ_PATH, OBJPOOL_FUZZ_REPLAY) or null.
+ */
+function fuzzKnobs(defaults) {
+  const env = process.env;
+  return {
+    steps: Number(env.OBJPOOL_FUZZ_STEPS ?? defaults.steps),
+    runs: Number(env.OBJPOOL_FUZZ_SEEDS ?? defaults.runs),
+    replay: env.OBJPOOL_FUZZ_SEED ? { seed: Number(env.OBJPOOL_FUZZ_SEED), path: env.OBJPOOL_FUZZ_PATH, replayPath: env.OBJPOOL_FUZZ_REPLAY } : null,
+  };
+}
+
+module.exports = { takeAll, assertIntact, until, spawnWorker, fuzzKnobs };
