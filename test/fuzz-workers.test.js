@@ -80,13 +80,21 @@ class Remote {
       mb.set(list, W.HANDLES);
     }
     const s = ++this.seq;
+    // The request's words above are plain stores: this seq_cst store
+    // publishes them with the number, which the worker loads before reading them.
     Atomics.store(mb, W.REQ, s);
     Atomics.notify(mb, W.REQ);
-    while (Atomics.load(mb, W.REP) !== s) {
-      if (Atomics.wait(mb, W.REP, s - 1, ANSWER_MS) === 'timed-out') {
+    // Until REP holds this request's number (the worker echoes it): a return
+    // from Atomics.wait alone proves nothing. The load is the acquire that
+    // makes the answer's words visible.
+    for (let r; (r = Atomics.load(mb, W.REP)) !== s;) {
+      if (r !== s - 1) throw new Error(`worker ${this.name} answered request ${r} while ${s} was pending`);
+      if (Atomics.wait(mb, W.REP, r, ANSWER_MS) === 'timed-out') {
         throw new Error(`worker ${this.name} did not answer ${OP_NAMES[op]} within ${ANSWER_MS} ms ${this.error ?? ''}`);
       }
     }
+    const served = Atomics.load(mb, W.SERVED);
+    if (served !== s) throw new Error(`worker ${this.name} has run ${served} requests, ${s} were sent: a request ran ${served > s ? 'twice' : 'not at all'}`);
     const e = mb[W.ERR];
     if (e !== 0) {
       const code = CODES[e];
@@ -617,6 +625,29 @@ test.before(async () => {
 
 test.after.always(async () => {
   await Promise.all(workers.map((w) => w.exit()));
+});
+
+// The harness itself: a notify that comes late (after the request it
+// announced was served) or with nothing new must not run a request again.
+// Each worker is blocked in its serve loop when the notifies come.
+test.serial('harness: late and spurious notifies of the mailbox run no request twice', async (t) => {
+  const pool = new ObjectPool({ capacity: 8, objectSize: 16, slots: 1, cache: 0 });
+  const [w0, w1] = workers;
+  for (const w of workers) w.attach(pool.descriptor, 0);
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+  const h = workerThread(w0).pop();
+  t.true(h >= 0);
+  for (let i = 0; i < 5; i++) {
+    await sleep(10); // w0 is back in Atomics.wait on REQ by now
+    t.is(Atomics.notify(w0.mb, W.REQ), 1, 'the worker was blocked on REQ: the notify woke it');
+  }
+  await sleep(20);
+  t.is(Atomics.load(w0.mb, W.SERVED), w0.seq, 'every request ran exactly once');
+  t.is(Atomics.load(w0.mb, W.REP), w0.seq);
+  t.is(workerThread(w1).stats().inUse, 1, 'one POP, one object out');
+  t.is(pool.stats().inUse, 1);
+  workerThread(w1).push(h);
+  t.is(pool.stats().inUse, 0);
 });
 
 for (const kind of ['own', 'fromBuffer', 'fromBuffers']) {

@@ -33,6 +33,7 @@ for (let i = 0; i < 200_000; i++) { const h = pop(); if (h >= 0) push(h); }
 parentPort.postMessage('ready');
 
 for (let round = 1; ; round++) {
-  Atomics.wait(control, 0, round - 1);
+  // Until main starts this round (a wake-up alone is no proof of it).
+  while (Atomics.load(control, 0) < round) Atomics.wait(control, 0, round - 1);
   parentPort.postMessage({ ops: loop(pop, push) });
 }
