@@ -6,6 +6,7 @@ import net = require('node:net');
 import { Duplex } from 'node:stream';
 import { ObjectPool, onCloseHook } from './pool';
 import { checkInteger, codes, invalidType, invalidValue, poolError } from './errors';
+import { waitlist } from './waitlist';
 
 /** What to do when a read needs a buffer and the pool is empty. */
 export type WhenEmpty = 'pause' | 'allocate';
@@ -15,7 +16,10 @@ export interface PooledReadOptions {
    * Called with each chunk read: a view (`subarray(0, nread)`) of a pooled
    * Buffer, or of a fresh Buffer with `whenEmpty: 'allocate'`. Call `done()`
    * once when finished with the bytes (right away, or after an async write
-   * or a parse that keeps them); it returns the buffer to the pool.
+   * or a parse that keeps them); it returns the buffer to the pool. If
+   * onData throws, the buffer goes back to the pool at once (a later
+   * `done()` does nothing: do not keep the bytes) and the socket is
+   * destroyed with the error, which its 'error' listeners receive.
    */
   onData(chunk: Buffer, done: () => void): void;
   /**
@@ -37,83 +41,9 @@ export interface OnRead {
   callback: (nread: number, buf: Uint8Array) => boolean;
 }
 
-// Waits for an object to come back to the pool (pushed by any thread, JS or
-// native) and resolves with it, now the caller's; no polling. Aborted when
-// the waiting reader goes away.
-function nextObject(pool: ObjectPool, signal: AbortSignal): Promise<number> {
-  return pool.popAsync({ signal });
-}
-
-// The readers of one pool (in this thread) that wait for an object, first
-// come first served. Objects pushed back on this thread are handed out at
-// once (serve()); those from other threads arrive through one nextObject()
-// wait, which runs only while some reader waits.
-class Waitlist {
-  readonly #pool: ObjectPool;
-  readonly #readers = new Set<PooledReader>();
-  #wait: AbortController | null = null;
-
-  constructor(pool: ObjectPool) {
-    this.#pool = pool;
-  }
-
-  add(reader: PooledReader): void {
-    this.#readers.add(reader);
-    this.#arm();
-  }
-
-  delete(reader: PooledReader): void {
-    this.#readers.delete(reader);
-    if (this.#readers.size === 0) this.#disarm();
-  }
-
-  /** Hands objects now in the pool to waiting readers, in order. */
-  serve(): void {
-    for (const reader of this.#readers) {
-      if (!reader.tryResume()) break;
-      this.#readers.delete(reader);
-    }
-    if (this.#readers.size === 0) this.#disarm();
-  }
-
-  #arm(): void {
-    if (this.#wait || this.#readers.size === 0) return;
-    const wait = (this.#wait = new AbortController());
-    nextObject(this.#pool, wait.signal).then(
-      (h) => {
-        this.#wait = null;
-        const first = this.#readers.values().next();
-        if (first.done) {
-          this.#pool.push(h);
-        } else {
-          this.#readers.delete(first.value);
-          first.value.tryResume(h);
-        }
-        this.serve();
-        this.#arm();
-      },
-      () => {
-        // Aborted (nobody waits any more), or the pool closed: each waiting
-        // reader finds out on its next pop.
-        if (this.#wait !== wait) return;
-        this.#wait = null;
-        this.serve();
-      },
-    );
-  }
-
-  #disarm(): void {
-    this.#wait?.abort();
-    this.#wait = null;
-  }
-}
-
-const waitlists = new WeakMap<ObjectPool, Waitlist>();
-
-function waitlist(pool: ObjectPool): Waitlist {
-  let list = waitlists.get(pool);
-  if (!list) waitlists.set(pool, (list = new Waitlist(pool)));
-  return list;
+// What a user callback threw, as an Error for socket.destroy().
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
 }
 
 // Close notices. A reader must notice a closed pool without waiting for its
@@ -333,8 +263,13 @@ export class PooledReader {
     process.nextTick(() => {
       const socket = this.#socket!;
       const size = this.pool.objectSize;
-      for (let chunk; this.#onData && !socket.destroyed && (chunk = this.#early.shift()); ) {
-        for (let at = 0; at < chunk.length; at += size) this.#onData(chunk.subarray(at, at + size), () => {});
+      try {
+        for (let chunk; this.#onData && !socket.destroyed && (chunk = this.#early.shift()); ) {
+          for (let at = 0; at < chunk.length; at += size) this.#onData(chunk.subarray(at, at + size), () => {});
+        }
+      } catch (error) {
+        socket.destroy(asError(error)); // as for a pooled read (see #onRead); these bytes hold no object
+        return;
       }
       if (this.#earlyEnd && this.#early.length === 0 && !socket.destroyed) {
         this.#earlyEnd = false;
@@ -443,14 +378,24 @@ export class PooledReader {
     // Nobody to hand it to yet (something made the socket read before a
     // pipe gave it a consumer): keep a copy for the consumer.
     const onData = this.#onData ?? ((c: Buffer, done: () => void) => void (this.#early.push(Buffer.from(c)), done()));
-    // A full read is the object's own cached view; a short one a view of it.
-    onData(nread === chunk.length ? chunk : chunk.subarray(0, nread), () => {
+    const done = () => {
       if (handle < 0) return;
       const h = handle;
       handle = -1;
       pool.push(h);
       waitlist(pool).serve();
-    });
+    };
+    // A full read is the object's own cached view; a short one a view of it.
+    try {
+      onData(nread === chunk.length ? chunk : chunk.subarray(0, nread), done);
+    } catch (error) {
+      // The chunk's object goes back now (a later done() does nothing), and
+      // the socket is destroyed with the error: it reaches the socket's
+      // 'error' listeners instead of escaping into Node's read path.
+      done();
+      this.#socket?.destroy(asError(error));
+      return false;
+    }
     // The buffer for the next read (Node asks for it right after this
     // callback), chosen only now: a done() inside onData may have returned
     // the very object it needs, and a wake-up cannot restart this socket

@@ -188,6 +188,35 @@ test('closing the pool under a reading socket ends that socket with ERR_OBJPOOL_
   await new Promise((r) => server.close(r));
 });
 
+// A throwing onData: its buffer goes back to the pool, the socket is
+// destroyed with the error, and the pool still closes. Also on a server that
+// reads several chunks before the throw, and with buffers still out in
+// other chunks (their done() comes later, and still counts).
+for (const at of [1, 3]) {
+  test(`an onData that throws (at chunk ${at}) gives its buffer back and destroys the socket with the error`, async (t) => {
+    const pool = new ObjectPool({ capacity: 4, objectSize: 1024 });
+    const server = net.createServer((s) => { s.on('error', () => {}); s.end(pattern.subarray(0, 64 * 1024)); });
+    const port = await listen(server);
+    const boom = new Error('boom');
+    let chunks = 0;
+    const kept = [];
+    const sock = pooled.connect(pool, { port, host: '127.0.0.1' }, {
+      onData(chunk, done) {
+        if (++chunks === at) throw boom;
+        kept.push(done); // released after the socket is gone
+      },
+    });
+    const err = await new Promise((resolve) => sock.on('error', resolve));
+    t.is(err, boom, "the socket's 'error' listeners get what onData threw");
+    await new Promise((r) => sock.destroyed ? r() : sock.on('close', r));
+    t.is(pool.stats().inUse, kept.length, 'only the buffers onData kept are out');
+    for (const done of kept) done();
+    t.is(pool.stats().inUse, 0, 'every buffer is back');
+    await pool.close();
+    await new Promise((r) => server.close(r));
+  });
+}
+
 test('PooledReader validates its options', (t) => {
   const pool = new ObjectPool({ capacity: 1, objectSize: 8 });
   t.throws(() => new pooled.PooledReader({ objectSize: 8 }, { onData() {} }), { code: 'ERR_INVALID_ARG_TYPE' });
