@@ -84,7 +84,7 @@ export interface PoolStats {
  */
 export interface PoolDescriptor {
   readonly kind: 'objpool';
-  readonly version: 2;
+  readonly version: 3;
   readonly meta: SharedArrayBuffer;
   /** The arena, or null for a `fromBuffers` pool. */
   readonly arena: SharedArrayBuffer | null;
@@ -207,6 +207,14 @@ function allocate<T>(what: string, bytes: number, make: (n: number) => T): T {
   }
 }
 
+// The TypedArray intrinsics, taken at load: objects of fromBuffers() pools are
+// the user's and may override them (see #zeroer), and a prototype patched
+// later does not reach these either.
+const typedArrayProto = Object.getPrototypeOf(Uint8Array.prototype) as object;
+const callOf = Function.prototype.call;
+const fillOf = callOf.bind(Uint8Array.prototype.fill) as (o: Uint8Array, v: number, start?: number, end?: number) => Uint8Array;
+const byteLengthOf = callOf.bind(Object.getOwnPropertyDescriptor(typedArrayProto, 'byteLength')!.get!) as (o: Uint8Array) => number;
+
 function closedError(): Error {
   return poolError(codes.CLOSED, 'The pool is closed');
 }
@@ -314,9 +322,9 @@ export class ObjectPool {
       pop: { value: makePop(ops, mem, this.#attention, state, cacheCap), enumerable: false },
       // Without a cache, pushes into a shared arena are zeroed by the core itself.
       push: { value: makePush(ops, mem, this.#attention, state, cacheCap, p.capacity,
-        cacheCap === 0 && p.arena instanceof SharedArrayBuffer ? null : this.#zeroer(arenaView), p.arena instanceof SharedArrayBuffer, leaks), enumerable: false },
+        cacheCap === 0 && p.arena instanceof SharedArrayBuffer ? null : this.#zeroer(), p.arena instanceof SharedArrayBuffer, leaks), enumerable: false },
       popMany: { value: ops.popMany, enumerable: false },
-      pushMany: { value: leakAwarePushMany(jsZero ? zeroingPushMany(ops, state, this.#zeroer(arenaView)!, p.capacity) : ops.pushMany, leaks), enumerable: false },
+      pushMany: { value: leakAwarePushMany(jsZero ? zeroingPushMany(ops, state, this.#zeroer()!, p.capacity) : ops.pushMany, leaks), enumerable: false },
     });
     // acquire() and release() as closures of this instance too (without leak
     // tracking), so that their calls of pop/push stay monomorphic however
@@ -355,13 +363,15 @@ export class ObjectPool {
   // How a push from JS zeroes an object, or null when it need not: the core
   // zeroes what it pushes itself when it can reach the arena (shared memory),
   // so JS zeroes only what goes into its cache or what the core cannot reach.
-  #zeroer(arenaView: Uint8Array | null): ((h: number) => void) | null {
+  #zeroer(): ((h: number) => void) | null {
     const p = this.#parts;
     if (!p.zero) return null;
     const size = p.objectSize, stride = p.stride;
     if (p.objects) {
+      // The user's objects may carry their own fill or byteLength: the
+      // intrinsics, taken at load, run no user code.
       const objects = p.objects;
-      return (h) => { const o = objects[h]!; if (o.byteLength !== 0) o.fill(0); };
+      return (h) => { const o = objects[h]!; if (byteLengthOf(o) !== 0) fillOf(o, 0); };
     }
     if (p.arena instanceof SharedArrayBuffer) {
       // A native memset: JS fills of shared memory go element by element
@@ -372,8 +382,11 @@ export class ObjectPool {
         zeroReg();
       };
     }
-    const bytes = arenaView!;
-    return (h) => { if (bytes.byteLength !== 0) bytes.fill(0, h * stride, h * stride + size); };
+    // A user's ArrayBuffer, which may be resizable: a view that tracks its
+    // length, so that after it shrinks the objects still inside it are
+    // zeroed (fill clamps to the end; a detached buffer has no bytes).
+    const bytes = new Uint8Array(p.arena as ArrayBuffer);
+    return (h) => { if (byteLengthOf(bytes) !== 0) fillOf(bytes, 0, h * stride, h * stride + size); };
   }
 
   static #format(p: Parts, align: number): void {
@@ -488,7 +501,7 @@ export class ObjectPool {
     const shared = p.objects ? p.objects.every((o) => o.buffer instanceof SharedArrayBuffer) : p.arena instanceof SharedArrayBuffer;
     if (!shared) throw poolError(codes.NOT_SHAREABLE, 'This pool is built on memory that is not shared (an ArrayBuffer), so only this thread can use it; build it on a SharedArrayBuffer to share it');
     return Object.freeze({
-      kind: 'objpool', version: 2, meta: p.meta, arena: (p.arena as SharedArrayBuffer | null),
+      kind: 'objpool', version: 3, meta: p.meta, arena: (p.arena as SharedArrayBuffer | null),
       objects: p.objects ? Object.freeze(p.objects.slice()) : null, capacity: p.capacity, objectSize: p.objectSize,
       stride: p.stride, slots: p.slots, checked: p.checked, zero: p.zero, user: p.mode !== Mode.Own,
     });
@@ -809,7 +822,7 @@ interface Waiter {
 // objects in a cache are Free, and a pop marks its object Taken with a plain
 // store (it owns the object: nobody else can take it from this cache).
 
-const REG_POPPED = 0, REG_PUSH = 1, COUNT = 2, BASE = 4;
+const REG_POPPED = 0, REG_PUSH = 1, COUNT = 2, LIMIT = 3, BASE = 4;
 
 function makePop(ops: NativeOps, mem: Int32Array, attention: Int32Array, state: Int32Array | null, cacheCap: number): () => number {
   const popReg = ops.popReg;
@@ -879,7 +892,12 @@ function makePush(ops: NativeOps, mem: Int32Array, attention: Int32Array, state:
           mem[REG_PUSH] = h;
           return pushFree();
         }
-        if (n === cacheCap) n = spill();
+        // At the cache's share of the budget: spill() makes room, or pushes
+        // the handle itself (-1) when the cache has no share.
+        if (n >= mem[LIMIT]!) {
+          mem[REG_PUSH] = h;
+          if ((n = spill()) < 0) return;
+        }
       } catch (err) {
         state[h] = TAKEN;
         throw err;
@@ -896,7 +914,10 @@ function makePush(ops: NativeOps, mem: Int32Array, attention: Int32Array, state:
         mem[REG_PUSH] = h;
         return pushFree();
       }
-      if (n === cacheCap) n = spill();
+      if (n >= mem[LIMIT]!) {
+        mem[REG_PUSH] = h;
+        if ((n = spill()) < 0) return;
+      }
       mem[BASE + n] = h;
       mem[COUNT] = n + 1;
     };
@@ -904,23 +925,32 @@ function makePush(ops: NativeOps, mem: Int32Array, attention: Int32Array, state:
     // Zeroing: once this thread owns the object (after the state check) and
     // before anyone else can take it. Shared arenas with a memset, in the
     // same native call that links the object when it is not cached; other
-    // memory (a user's ArrayBuffer, fromBuffers objects) by JS fills. A
-    // terminated thread's cleanup hook zeroes the cache it gives back.
+    // memory (a user's ArrayBuffer, fromBuffers objects) by JS fills through
+    // the intrinsics (see #zeroer), so no user code runs in a push. The
+    // registers and the cache count are read only after zeroing all the
+    // same. A terminated thread's cleanup hook zeroes the cache it gives back.
     const zeroPushFree = ops.zeroPushFree, zeroReg = ops.zeroReg;
     push = (h) => {
       if (typeof h !== 'number' || (h >>> 0) !== h || h >= capacity) throw badHandle(h, capacity);
       if (state !== null && Atomics.compareExchange(state, h, TAKEN, FREE) !== TAKEN) throw doublePush(h);
-      mem[REG_PUSH] = h;
-      let n = mem[COUNT]!;
+      let n: number;
       try {
         if (cacheCap === 0 || attention[A] !== 0) {
-          if (sharedArena) return zeroPushFree();
-          zero(h);
-          return pushFree();
+          if (!sharedArena) zero(h);
+          mem[REG_PUSH] = h;
+          return sharedArena ? zeroPushFree() : pushFree();
         }
-        if (sharedArena) zeroReg();
-        else zero(h);
-        if (n === cacheCap) n = spill();
+        if (sharedArena) {
+          mem[REG_PUSH] = h;
+          zeroReg();
+        } else {
+          zero(h);
+        }
+        n = mem[COUNT]!;
+        if (n >= mem[LIMIT]!) {
+          mem[REG_PUSH] = h;
+          if ((n = spill()) < 0) return;
+        }
       } catch (err) {
         if (state !== null) state[h] = TAKEN;
         throw err;

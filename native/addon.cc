@@ -45,6 +45,7 @@ enum MemWord : size_t {
   kRegPopped = 0,  // pop(): the handle popped, or -1
   kRegPush = 1,    // push(): the handle to push
   kCached = 2,     // how many handles the cache holds
+  kLimit = 3,      // how many it may hold now: its share of the pool's cache budget (<= the cache's room)
   kCacheBase = 4,  // the cached handles, oldest first
 };
 
@@ -88,6 +89,16 @@ struct Binding {
     return n < 0 ? 0 : std::min<uint32_t>(uint32_t(n), cache_cap);
   }
   uint32_t* cache() const { return reinterpret_cast<uint32_t*>(mem + kCacheBase); }
+  // The cache's share of the pool's budget, clamped likewise. Written here
+  // only, on this thread; JS reads it on the push path.
+  uint32_t limit() const { return std::min<uint32_t>(uint32_t(std::max<int32_t>(mem[kLimit], 0)), cache_cap); }
+  void set_limit(uint32_t n) { mem[kLimit] = int32_t(n); }
+  // Tops the cache's share up to its room, as far as the budget allows.
+  uint32_t reserve() {
+    uint32_t l = limit();
+    if (l < cache_cap) set_limit(l += pool.reserve_cache(cache_cap - l));
+    return l;
+  }
 };
 
 // The registry. Deliberately leaked so that threads still running at process
@@ -119,24 +130,51 @@ bool flush_cache(Binding* b, bool rezero = false) {
   return b->pool.give(b->cache(), n) == Status::drain_needed;
 }
 
-// Asks every other view of the pool to empty its cache: this thread's at
-// once, other threads' on their event loops (one queued request each).
-// Registry lock held by the caller.
-void flush_others_locked(Binding* b) {
+// flush_cache(), and the cache's share of the budget goes back too: for a
+// thread asked to give back what it holds (it reserves again on its next
+// refill or spill) and for one that goes away.
+bool flush_and_release(Binding* b, bool rezero = false) {
+  const bool drain = flush_cache(b, rezero);
+  b->pool.release_cache(b->limit());
+  b->set_limit(0);
+  return drain;
+}
+
+// Asks every other view of the pool to empty its cache and give back its
+// share of the budget: this thread's at once, other threads' on their event
+// loops (one queued request each). `holders`: only the views whose cache
+// holds objects or budget (a reclaim, not a close). Registry lock held by
+// the caller. True if a view of this thread gave objects back.
+bool flush_others_locked(Binding* b, bool holders = false) {
   auto it = registry().find(b->key);
-  if (it == registry().end()) return;
+  if (it == registry().end()) return false;
   const bool closed = b->pool.is_closed();
+  bool here = false;
   for (Binding* m : it->second.all) {
     if (m == b || m->flusher == nullptr) continue;
+    // relaxed (in cached()) and a plain read of the limit: a hint; a view
+    // skipped here is asked again by the next empty refill.
+    if (holders && m->cached() == 0 && std::atomic_ref<int32_t>(m->mem[kLimit]).load(std::memory_order_relaxed) == 0)
+      continue;
     // This thread's views: their caches now; a close notice on the next turn.
     if (m->env == b->env) {
-      flush_cache(m);
+      here |= m->cached() > 0;
+      flush_and_release(m);
       if (!closed || m->on_close == nullptr) continue;
     }
     // acq_rel: at most one queued request; call_flush() clears the flag before it flushes.
     if (!m->flush_queued.exchange(true, std::memory_order_acq_rel))
       napi_call_threadsafe_function(m->flusher, nullptr, napi_tsfn_nonblocking);
   }
+  return here;
+}
+
+// A pop found the pool empty: the other views that cache objects give them
+// back (see flush_others_locked). True if views of this thread did so at
+// once: the pop may try again.
+bool reclaim(Binding* b) {
+  std::lock_guard<std::mutex> lock(registry_mutex());
+  return flush_others_locked(b, true);
 }
 
 void request_drain(napi_env env, const void* key) {
@@ -184,7 +222,7 @@ void call_flush(napi_env env, napi_value, void* context, void*) {
   auto* b = static_cast<Binding*>(context);
   // release: a request made after this point queues another flush.
   b->flush_queued.store(false, std::memory_order_release);
-  if (flush_cache(b)) request_drain(env, b->key);
+  if (flush_and_release(b)) request_drain(env, b->key);
   napi_value fn = nullptr;
   if (b->on_close != nullptr && b->pool.is_closed()) napi_get_reference_value(env, b->on_close, &fn);
   if (fn != nullptr) call_js(env, fn);
@@ -265,7 +303,7 @@ void teardown(Binding* b) {
   if (b->torn_down) return;
   b->torn_down = true;
   stop_waiter(b);
-  const bool drain = flush_cache(b, true);
+  const bool drain = flush_and_release(b, true);
   {
     std::lock_guard<std::mutex> lock(registry_mutex());
     auto it = registry().find(b->key);
@@ -420,7 +458,8 @@ uint32_t* scratch(napi_env env, size_t n) {
 napi_value PopReg(napi_env env, napi_callback_info info) {
   Binding* b = binding_of(env, info, nullptr, nullptr);
   uint32_t h;
-  const Status st = b->pool.pop(h);
+  Status st = b->pool.pop(h);
+  if (st == Status::empty && reclaim(b)) st = b->pool.pop(h);
   if (st == Status::closed) return throw_pool(env, st);
   b->mem[kRegPopped] = st == Status::ok ? static_cast<int32_t>(h) : -1;
   return nullptr;
@@ -475,18 +514,22 @@ napi_value ZeroPushFree(napi_env env, napi_callback_info info) {
   return pushed(env, b, drain ? Status::drain_needed : st, h);
 }
 
-// refill(): an empty cache takes up to half its room from the pool, leaving
-// the objects Free (the JS side marks each Taken as it hands it out).
-// Returns the new count.
+// refill(): an empty cache takes up to half its share of the pool's cache
+// budget (topped up first), at least the one object asked for, leaving the
+// objects Free (the JS side marks each Taken as it hands it out). A pool
+// found empty asks the other threads that cache objects to give them back
+// (an idle thread does so as soon as its event loop turns). Returns the new
+// count.
 napi_value Refill(napi_env env, napi_callback_info info) {
   Binding* b = binding_of(env, info, nullptr, nullptr);
   if (b->cache_cap == 0) return nullptr;           // no cache: nothing to fill (and no room)
   if (flush_cache(b)) request_drain(env, b->key);  // normally empty already
   Status st;
   // While threads wait for objects, take only the one needed: no hoarding.
-  const uint32_t want = b->pool.waiters() > 0 ? 1 : std::max<uint32_t>(1, (b->cache_cap + 1) / 2);
-  const size_t got = b->pool.pop_many(b->cache(), want, &st, false);
+  const uint32_t want = b->pool.waiters() > 0 ? 1 : std::max<uint32_t>(1, (b->reserve() + 1) / 2);
+  size_t got = b->pool.pop_many(b->cache(), want, &st, false);
   if (st == Status::closed) return throw_pool(env, st);
+  if (got == 0 && reclaim(b)) got = b->pool.pop_many(b->cache(), want, &st, false);
   // The cache pops from its end: keep the pool's LIFO order.
   std::reverse(b->cache(), b->cache() + got);
   // relaxed: the count is this thread's; stats() reads it racily.
@@ -496,12 +539,31 @@ napi_value Refill(napi_env env, napi_callback_info info) {
   return r;
 }
 
-// spill(): a full cache gives its older half back to the pool in one CAS and
-// keeps the newer (cache-warm) half. Returns the new count.
+// spill(): called by a push that found the cache at its limit, with the
+// pushed handle in kRegPush (already Free). If the budget gives the cache
+// more room, nothing moves. Otherwise a cache with no share at all pushes
+// that handle to the pool itself and returns -1; a full one gives its older
+// half back in one CAS and keeps the newer (cache-warm) half. Returns the
+// new count.
 napi_value Spill(napi_env env, napi_callback_info info) {
   Binding* b = binding_of(env, info, nullptr, nullptr);
   if (b->cache_cap == 0) return nullptr;
   const uint32_t n = b->cached();
+  const uint32_t limit = b->reserve();
+  napi_value r;
+  if (n < limit) {
+    napi_create_uint32(env, n, &r);
+    return r;
+  }
+  if (limit == 0) {
+    const uint32_t h = static_cast<uint32_t>(b->mem[kRegPush]);
+    const bool drain = flush_cache(b);  // normally empty: a cache without a share holds nothing at rest
+    const Status st = b->pool.give(&h, 1);
+    if (st == Status::out_of_range) return throw_range(env, "handle", b->pool.capacity(), double(int32_t(h)));
+    if (drain || st == Status::drain_needed) request_drain(env, b->key);
+    napi_create_int32(env, -1, &r);
+    return r;
+  }
   const uint32_t out = std::max<uint32_t>(1, n / 2);
   uint32_t left = n;
   if (n > 0) {
@@ -513,7 +575,6 @@ napi_value Spill(napi_env env, napi_callback_info info) {
     std::atomic_ref<int32_t>(b->mem[kCached]).store(int32_t(left), std::memory_order_relaxed);
     if (st == Status::drain_needed) request_drain(env, b->key);
   }
-  napi_value r;
   napi_create_uint32(env, left, &r);
   return r;
 }

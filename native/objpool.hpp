@@ -74,7 +74,7 @@
 namespace objpool {
 
 inline constexpr uint32_t kMagic = 0x4c4f504fu;  // "OPOL" in little-endian bytes
-inline constexpr uint32_t kLayoutVersion = 2;
+inline constexpr uint32_t kLayoutVersion = 3;
 inline constexpr uint32_t kMaxCapacity = 1u << 24;
 inline constexpr uint32_t kMaxSlots = 4096;
 inline constexpr uint32_t kMaxAlign = 1u << 16;
@@ -109,6 +109,7 @@ inline constexpr size_t align = 24;
 inline constexpr size_t flags = 28;
 inline constexpr size_t arena_bytes = 32;      // u64
 inline constexpr size_t meta_bytes = 40;       // u64
+inline constexpr size_t cache_room = 48;       // u32: objects the per-thread caches may still reserve (off the hot line)
 inline constexpr size_t attention = kLine;     // u32: closed bit + 2 x waiters; read by every pop and push
 inline constexpr size_t released = kLine + 4;  // u32: objects released by close so far
 inline constexpr size_t wake = 2 * kLine;      // u32, own line: bumped by pushes that find waiters (futex word)
@@ -135,6 +136,10 @@ struct Config {
   bool external = false;  // no arena: objects are caller memory
   bool zero = false;      // push zeroes the object (where the pool has an arena)
 };
+
+// The share of a pool that all per-thread caches together may hold: a
+// quarter, however many threads attach, so idle threads cannot hoard it.
+inline constexpr uint32_t cache_budget_for(uint32_t capacity) { return capacity / 4; }
 
 // Bytes of metadata a pool of this shape needs.
 inline constexpr uint64_t meta_bytes_for(uint32_t capacity, uint32_t slots, bool checked) {
@@ -233,6 +238,7 @@ class Pool {
                       (c.checked ? kFlagChecked : 0u) | (c.external ? kFlagExternal : 0u) | (c.zero ? kFlagZero : 0u));
     detail::store_u64(m + layout::arena_bytes, c.external ? 0 : uint64_t(c.capacity) * c.stride);
     detail::store_u64(m + layout::meta_bytes, need);
+    detail::store_u32(m + layout::cache_room, cache_budget_for(c.capacity));
     Pool p;
     p.bind(m, nullptr, c);
     // Slot s gets the contiguous run [s*cap/slots, (s+1)*cap/slots), ascending
@@ -528,6 +534,28 @@ class Pool {
     return counts;
   }
 
+  // The per-thread caches' shared budget (the caches themselves live outside
+  // the core). reserve_cache() takes up to `want` objects' worth of room and
+  // returns how much it got; release_cache() gives room back. JS can write
+  // the word (the metadata is shared memory), so a forged value only changes
+  // how many objects caches may keep, never what memory is touched.
+  uint32_t reserve_cache(uint32_t want) {
+    auto room = cache_room_word();
+    // relaxed: a counter; no data is published through it (the objects a
+    // cache takes are handed over by the acquire/release head CAS).
+    uint32_t r = room.load(std::memory_order_relaxed);
+    for (;;) {
+      const uint32_t take = r < want ? r : want;
+      if (take == 0) return 0;
+      // relaxed, success and failure: as above.
+      if (room.compare_exchange_weak(r, r - take, std::memory_order_relaxed, std::memory_order_relaxed)) return take;
+    }
+  }
+  void release_cache(uint32_t n) {
+    // relaxed: as in reserve_cache().
+    if (n != 0) cache_room_word().fetch_add(n, std::memory_order_relaxed);
+  }
+
   // State word of an object (checked mode), for tests and diagnostics.
   uint32_t state_of(uint32_t handle) const {
     if (state_ == nullptr || handle >= capacity_) return kStateFree;
@@ -562,6 +590,9 @@ class Pool {
   }
   std::atomic_ref<uint32_t> released_word() const {
     return std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(meta_ + layout::released));
+  }
+  std::atomic_ref<uint32_t> cache_room_word() const {
+    return std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(meta_ + layout::cache_room));
   }
   std::atomic_ref<uint32_t> wake_word() const {
     return std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(meta_ + layout::wake));

@@ -78,13 +78,14 @@ test('popMany counts this thread\'s cached objects as available; pushMany and re
 });
 
 test('stats(): available counts every thread\'s cache, cached their total, inUse the same everywhere', async (t) => {
-  const pool = new ObjectPool({ capacity: 64, objectSize: 8, slots: 2, cache: 4 });
+  // 128 objects: the caches' budget (a quarter) fits the worker's 16 and this thread's 4.
+  const pool = new ObjectPool({ capacity: 128, objectSize: 8, slots: 2, cache: 4 });
   const x = spawn({ task: 'fillAndIdle', descriptor: pool.descriptor, cache: 16, count: 16 });
   const m = await x.wait((msg) => msg.idle);
   t.is(m.cached, 16);
   const h = pool.pop();
   const s = pool.stats();
-  t.is(s.available, 63);
+  t.is(s.available, 127);
   t.is(s.inUse, 1);
   t.is(s.cached, 16 + 1, "the worker's 16 and this thread's 1 (half its room taken, one popped)");
   pool.push(h);
@@ -107,6 +108,28 @@ test('bounded hoarding: a worker that cached objects and idles leaves the rest t
   assertIntact(t, pool);
 });
 
+// However many threads attach, their caches together hold at most a quarter
+// of the pool; and a pop that finds the pool empty makes idle threads give
+// back what they cache, as soon as their event loops turn.
+test('many idle workers do not hoard the pool: the caches hold a quarter at most, and an empty pop reclaims them', async (t) => {
+  const pool = new ObjectPool({ capacity: 64, objectSize: 8, slots: 1 }); // automatic caches: 16 each
+  const xs = [0, 1, 2, 3].map(() => spawn({ task: 'fillAndIdle', descriptor: pool.descriptor, count: 16 }));
+  const idle = await Promise.all(xs.map((x) => x.wait((msg) => msg.idle)));
+  t.true(idle.every((m) => m.cached <= 16));
+  t.is(pool.stats().cached, 16, 'the caches\' budget: a quarter of the pool');
+  const got = [];
+  for (let h; (h = pool.pop()) !== -1;) got.push(h);
+  t.is(got.length, 48, 'everything but the quarter in the workers\' caches, at once');
+  // The empty pop asked the idle workers for their caches.
+  await until(() => pool.stats().cached === 0, 2000);
+  for (let h; (h = pool.pop()) !== -1;) got.push(h);
+  t.is(new Set(got).size, 64, 'then the rest, each object once');
+  for (const h of got) pool.push(h);
+  for (const x of xs) x.w.postMessage('exit');
+  await Promise.all(xs.map((x) => x.exited));
+  assertIntact(t, pool);
+});
+
 test('close() resolves promptly while an idle worker holds cached objects, and releases them here', async (t) => {
   const pool = new ObjectPool({ capacity: 64, objectSize: 8, slots: 2, cache: 4 });
   const x = spawn({ task: 'fillAndIdle', descriptor: pool.descriptor, cache: 32, count: 32 });
@@ -123,7 +146,7 @@ test('a worker terminated with cached objects gives them back', async (t) => {
   for (let round = 0; round < 3; round++) {
     const x = spawn({ task: 'fillAndIdle', descriptor: pool.descriptor, cache: 32, count: 40 });
     await x.wait((msg) => msg.idle);
-    t.is(pool.stats().cached, 32);
+    t.is(pool.stats().cached, 16, 'as many as the caches\' budget allows: a quarter of the pool');
     await x.w.terminate();
     t.is(pool.stats().cached, 0);
     assertIntact(t, pool);
