@@ -8,7 +8,8 @@ export interface ViewOptions {
   /**
    * Objects this thread may keep for itself, so that pop() and push() do not
    * cross into native code (0: none). Default: automatic, at most 64 and at
-   * most capacity / (4 x slots), so 0 for small pools.
+   * most capacity / (4 x slots), so 0 for small pools. All threads' caches
+   * together hold at most a quarter of the pool, whatever their sizes.
    */
   cache?: number;
   /** Leak detection for acquire() and lease(); default off (or OBJPOOL_LEAKS=sample|all). */
@@ -236,8 +237,9 @@ function newMeta(capacity: number, slots: number, checked: boolean): SharedArray
  *
  * Limitations: capacity is fixed; there is no order or fairness between
  * threads (LIFO within a slot and within a cache); `pop()` may report empty
- * while another thread is returning an object, or while up to `cache`
- * objects sit in each other thread's cache; the pool's memory lives until
+ * while another thread is returning an object, or while objects sit in
+ * other threads' caches (all caches together hold at most a quarter of the
+ * pool; an empty pop asks them back); the pool's memory lives until
  * the last thread that sees the pool lets go of it.
  */
 export class ObjectPool {
