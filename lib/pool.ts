@@ -463,7 +463,9 @@ export class ObjectPool {
     if (d.arena !== null && !(d.arena instanceof SharedArrayBuffer)) throw bad('arena must be a SharedArrayBuffer or null');
     if (d.meta.byteLength < native.headsOffset) throw bad('meta is truncated');
     // The header is the authority; native.open() validates it against the
-    // real byte lengths before anything else reads it.
+    // real byte lengths before anything else reads it. Plain reads: format()
+    // wrote it before the descriptor left its thread (postMessage orders
+    // that), and it never changes; a forged one is caught by open().
     const header = new Uint32Array(d.meta, 0, 8);
     const capacity = header[2]!, slots = header[3]!, objectSize = header[4]!, stride = header[5]!, flags = header[7]!;
     const checked = (flags & 1) !== 0, external = (flags & 2) !== 0, zero = (flags & 4) !== 0;
@@ -823,6 +825,29 @@ interface Waiter {
 // one atomic compare-exchange (two threads pushing one handle: one wins);
 // objects in a cache are Free, and a pop marks its object Taken with a plain
 // store (it owns the object: nobody else can take it from this cache).
+//
+// Plain accesses to shared memory here, and what makes each one visible:
+//   - `mem` (this view's own SharedArrayBuffer: registers, count, limit,
+//     cached handles): read and written by this thread only (its JS and the
+//     native calls it makes: program order). Other threads read the count
+//     alone, in stats(), exact once they have synchronized with this thread
+//     after its last call (see native/addon.cc, MemWord).
+//   - `state[h] = TAKEN` in pop: the object came from this thread's cache, so
+//     no list holds it and no other thread can reach it. Its next reader is
+//     the push that returns it: in this thread (program order), or in another
+//     thread that got the handle through a hand-off that synchronizes
+//     (postMessage, an Atomics store/load of the handle, a channel): that
+//     hand-off orders this store before the other thread's compare-exchange.
+//     The restores `state[h] = TAKEN` in a failed push are the same case.
+//   - `attention[A]` (closed bit and waiters, written by other threads with
+//     seq_cst atomics): a plain load is a hint here. A stale 0 after a close
+//     lets a pop or push go on in the cache until the close's flush request
+//     (queued on this thread's event loop, or this thread's next native
+//     call, which reads the word atomically) catches up; a stale 0 after a
+//     waiter registered keeps a pushed object in this cache until the
+//     waiter's flush request runs here, and the flush then wakes it. The
+//     word is re-read on every call (each call writes `mem`, so the load is
+//     not hoisted out of a loop).
 
 const REG_POPPED = 0, REG_PUSH = 1, COUNT = 2, LIMIT = 3, BASE = 4;
 
@@ -836,9 +861,9 @@ function makePop(ops: NativeOps, mem: Int32Array, attention: Int32Array, state: 
   }
   const refill = ops.refill, flush = ops.flush;
   const A = native.attentionWord;
-  // The closed flag is read with a plain load: it is shared memory that only
-  // ever goes 0 -> 1, and every iteration of a loop of pops and pushes writes
-  // the cache, so the load cannot be hoisted out of it.
+  // The closed flag is read with a plain load (see above): it only ever goes
+  // 0 -> 1, and every iteration of a loop of pops and pushes writes the
+  // cache, so the load cannot be hoisted out of it.
   const closed = () => {
     flush();
     return closedError();
@@ -858,7 +883,7 @@ function makePop(ops: NativeOps, mem: Int32Array, attention: Int32Array, state: 
     if (n === 0 && (n = refill()) === 0) return -1;
     mem[COUNT] = --n;
     const h = mem[BASE + n]!;
-    state[h] = TAKEN;
+    state[h] = TAKEN; // plain: ordered before any other thread's push by the hand-off of h (see above)
     return h;
   };
 }
@@ -889,7 +914,8 @@ function makePush(ops: NativeOps, mem: Int32Array, attention: Int32Array, state:
       if (Atomics.compareExchange(state, h, TAKEN, FREE) !== TAKEN) throw doublePush(h);
       let n = mem[COUNT]!;
       try {
-        // Closed, or threads wait for objects: straight to the pool.
+        // Closed, or threads wait for objects: straight to the pool (a plain
+        // load: a hint; see above).
         if (attention[A] !== 0) {
           mem[REG_PUSH] = h;
           return pushFree();

@@ -40,7 +40,16 @@ namespace {
 using objpool::Status;
 
 // Words of a view's own memory (an Int32Array over a SharedArrayBuffer that
-// lib/pool.ts creates and never exposes).
+// lib/pool.ts creates and never exposes). Who reads what, and what orders it:
+//   - the registers, the limit and the cached handles are this thread's
+//     alone: its JS and the native calls its JS makes (program order; plain
+//     accesses, or relaxed atomics where another thread may also look);
+//   - the count is also read by other threads' stats() (relaxed loads). It is
+//     exact there once the reader has synchronized with this thread after
+//     its last pool call (the Atomics store/load, postMessage or join that
+//     told the reader this thread is idle), which orders this thread's
+//     stores, plain JS ones included, before the load: DESIGN's "exact
+//     whenever no thread is inside a pool call".
 enum MemWord : size_t {
   kRegPopped = 0,  // pop(): the handle popped, or -1
   kRegPush = 1,    // push(): the handle to push
@@ -91,8 +100,14 @@ struct Binding {
   uint32_t* cache() const { return reinterpret_cast<uint32_t*>(mem + kCacheBase); }
   // The cache's share of the pool's budget, clamped likewise. Written here
   // only, on this thread; JS reads it on the push path.
-  uint32_t limit() const { return std::min<uint32_t>(uint32_t(std::max<int32_t>(mem[kLimit], 0)), cache_cap); }
-  void set_limit(uint32_t n) { mem[kLimit] = int32_t(n); }
+  // relaxed (load and store): written on this thread only and read by this
+  // thread's JS (program order: the write precedes the return to JS); other
+  // threads read it only as a hint (flush_others_locked()).
+  uint32_t limit() const {
+    const int32_t n = std::atomic_ref<int32_t>(mem[kLimit]).load(std::memory_order_relaxed);
+    return std::min<uint32_t>(uint32_t(std::max<int32_t>(n, 0)), cache_cap);
+  }
+  void set_limit(uint32_t n) { std::atomic_ref<int32_t>(mem[kLimit]).store(int32_t(n), std::memory_order_relaxed); }
   // Tops the cache's share up to its room, as far as the budget allows.
   uint32_t reserve() {
     uint32_t l = limit();
@@ -152,10 +167,9 @@ bool flush_others_locked(Binding* b, bool holders = false) {
   bool here = false;
   for (Binding* m : it->second.all) {
     if (m == b || m->flusher == nullptr) continue;
-    // relaxed (in cached()) and a plain read of the limit: a hint; a view
-    // skipped here is asked again by the next empty refill.
-    if (holders && m->cached() == 0 && std::atomic_ref<int32_t>(m->mem[kLimit]).load(std::memory_order_relaxed) == 0)
-      continue;
+    // relaxed loads (cached(), limit()): a hint; a view skipped here is asked
+    // again by the next empty pop.
+    if (holders && m->cached() == 0 && m->limit() == 0) continue;
     // This thread's views: their caches now; a close notice on the next turn.
     if (m->env == b->env) {
       here |= m->cached() > 0;

@@ -243,6 +243,9 @@ class Pool {
     p.bind(m, nullptr, c);
     // Slot s gets the contiguous run [s*cap/slots, (s+1)*cap/slots), ascending
     // from the head, so a fresh pool hands out low handles first.
+    // relaxed (both stores): nobody else can see `meta` yet; the hand-off to
+    // other threads (postMessage of the descriptor, thread start) orders
+    // them before any other thread's first access.
     for (uint32_t s = 0; s < c.slots; ++s) {
       const uint32_t lo = uint32_t(uint64_t(s) * c.capacity / c.slots);
       const uint32_t hi = uint32_t(uint64_t(s + 1) * c.capacity / c.slots);
@@ -479,6 +482,7 @@ class Pool {
     uint32_t s = this_slot();
     for (uint32_t i = 0; i < slots_; ++i) {
       uint32_t h;
+      // seq_cst: the retry half of the pairing above (see push_list()).
       if (pop_list(s, &h, 1, std::memory_order_seq_cst) == 1) {
         mark(h, kStateTaken);
         wait_end();
