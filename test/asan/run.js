@@ -1,53 +1,15 @@
 #!/usr/bin/env node
 'use strict';
 // npm run test:asan: builds the addon with AddressSanitizer + UBSan into
-// build-asan/ (cmake-js, same sources and defines as the real build) and runs
-// the whole ava suite against it.
-//
-// How the sanitizer runtime is loaded: node itself is not instrumented, so
-// ASan's runtime must be the first library in the process. We preload the
-// compiler's libasan.so (g++ -print-file-name=libasan.so) with LD_PRELOAD,
-// and point lib/native.ts at the instrumented addon with OBJPOOL_ADDON. Leak
-// detection is off (node does not free everything at exit); any other ASan
-// or UBSan report aborts the test process and fails the run.
-const { execFileSync, spawnSync } = require('node:child_process');
+// build-asan/ and runs the whole ava suite against it (see setup.js).
+const { spawnSync } = require('node:child_process');
 const path = require('node:path');
-const fs = require('node:fs');
+const asan = require('./setup');
 
-const root = path.join(__dirname, '..', '..');
-const out = path.join(root, 'build-asan');
-const cmakeJs = require.resolve('cmake-js/bin/cmake-js');
-console.log('# building the addon with -fsanitize=address,undefined (CMakeLists.txt: OBJPOOL_SANITIZE)');
-execFileSync(process.execPath, [cmakeJs, 'rebuild', '--out', out, '--CDOBJPOOL_SANITIZE=address,undefined'], {
-  cwd: root, stdio: ['ignore', 'ignore', 'inherit'], env: require('../build-env').buildEnv(),
-});
-const addon = path.join(out, 'Release', 'objpool.node');
-if (!fs.existsSync(addon)) throw new Error(`no ${addon}`);
-const libasan = execFileSync(process.env.CXX || 'g++', ['-print-file-name=libasan.so'], { encoding: 'utf8' }).trim();
-const libubsan = execFileSync(process.env.CXX || 'g++', ['-print-file-name=libubsan.so'], { encoding: 'utf8' }).trim();
-const env = {
-  ...process.env,
-  LD_PRELOAD: [libasan, libubsan].join(' '),
-  OBJPOOL_ADDON: addon,
-  // A small quarantine: freed memory is held back for use-after-free
-  // detection (256 MiB by default), which the lifecycle test would read as a
-  // leak when it measures RSS.
-  ASAN_OPTIONS: 'detect_leaks=0:abort_on_error=1:halt_on_error=1:detect_stack_use_after_return=0:quarantine_size_mb=8',
-  UBSAN_OPTIONS: 'halt_on_error=1:print_stacktrace=1',
-};
-// Canaries first: the addon must really be instrumented, and the preload
-// must really be in effect.
-const symbols = execFileSync('nm', ['-D', '--undefined-only', addon], { encoding: 'utf8' });
-if (!/__asan_report_/.test(symbols) || !/__ubsan_handle_/.test(symbols)) {
-  console.error(`${addon} is not instrumented with ASan and UBSan`);
-  process.exit(1);
-}
-const probe = spawnSync(process.execPath, ['-e', `
-  const m = require('node:fs').readFileSync('/proc/self/maps', 'utf8');
-  if (!m.includes('libasan')) { console.error('libasan is not loaded'); process.exit(1); }
-  require(process.env.OBJPOOL_ADDON);`], { env, stdio: 'inherit' });
-if (probe.status !== 0) process.exit(1);
-console.log(`# running the ava suite with ${path.relative(root, addon)} under ASan + UBSan`);
-const ava = path.join(root, 'node_modules', 'ava', 'entrypoints', 'cli.mjs');
-const run = spawnSync(process.execPath, [ava, ...process.argv.slice(2)], { cwd: root, env, stdio: 'inherit' });
+asan.build();
+const env = asan.env();
+asan.check(env);
+console.log(`# running the ava suite with ${path.relative(asan.root, asan.addon)} under ASan + UBSan`);
+const ava = path.join(asan.root, 'node_modules', 'ava', 'entrypoints', 'cli.mjs');
+const run = spawnSync(process.execPath, [ava, ...process.argv.slice(2)], { cwd: asan.root, env, stdio: 'inherit' });
 process.exit(run.status ?? 1);
