@@ -14,6 +14,7 @@ export const codes = Object.freeze({
   NO_MEMORY: 'ERR_OBJPOOL_NO_MEMORY',
   TIMEOUT: 'ERR_OBJPOOL_TIMEOUT',
   NO_ADDON: 'ERR_OBJPOOL_NO_ADDON',
+  NO_PROM_CLIENT: 'ERR_OBJPOOL_NO_PROM_CLIENT',
 } as const);
 
 export type ErrorCode = (typeof codes)[keyof typeof codes];

@@ -6,6 +6,9 @@ export { ObjectPool } from './pool';
 export type { PoolOptions, ViewOptions, PoolDescriptor, PoolStats, ReleaseInfo, ReleaseCallback, WaitOptions, Lease } from './pool';
 export type { LeakOptions, LeakReport } from './leaks';
 export { codes } from './errors';
+/** node:diagnostics_channel channel names (see README, Operating it). */
+export { channels } from './events';
+export type { PoolEvent, CreatedEvent, LeakEvent, WaitTimeoutEvent } from './events';
 /** The native addon file that was loaded (a prebuild, a source build, or OBJPOOL_ADDON). */
 export { addonPath } from './native';
 export type { ErrorCode, ObjectPoolError } from './errors';

@@ -19,6 +19,8 @@ export interface LeakReport {
   heldMs: number;
   /** The stack of the acquiring call. */
   stack: string;
+  /** The pool's name, or null. */
+  pool?: string | null;
 }
 
 interface Record {
@@ -43,7 +45,7 @@ export function leakOptions(name: string, value: unknown): Required<LeakOptions>
 }
 
 function warn(r: LeakReport): void {
-  process.emitWarning(`objpool: object ${r.handle} was never returned: its Buffer was garbage-collected ${r.heldMs} ms after it was acquired at\n${r.stack}`,
+  process.emitWarning(`objpool: object ${r.handle}${r.pool ? ` of pool ${JSON.stringify(r.pool)}` : ''} was never returned: its Buffer was garbage-collected ${r.heldMs} ms after it was acquired at\n${r.stack}`,
     { type: 'ObjectPoolLeakWarning', code: 'OBJPOOL_LEAK' });
 }
 

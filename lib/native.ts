@@ -46,7 +46,7 @@ export interface NativeAddon {
   metaBytes(capacity: number, slots: number, checked: boolean): number;
   format(meta: Uint8Array, capacity: number, slots: number, objectSize: number, stride: number,
     align: number, checked: boolean, external: boolean, zero: boolean): void;
-  open(meta: Uint8Array, arena: Uint8Array | null, memory: Int32Array, cache: number): NativeOps;
+  open(meta: Uint8Array, arena: Uint8Array | null, memory: Int32Array, cache: number, name?: string): NativeOps;
   /** The address of a view's first byte: compares views across threads. */
   address(view: ArrayBufferView): number;
   readonly maxCapacity: number;
@@ -55,6 +55,8 @@ export interface NativeAddon {
   /** Index of the attention word (closed bit + 2 x waiters) in an Int32Array over the metadata. */
   readonly attentionWord: number;
   readonly releasedWord: number;
+  /** Byte offset of the counters (u64 each; native/objpool.hpp, Counter). */
+  readonly countersOffset: number;
   /** Byte offset of the slot heads; the links and state words follow them. */
   readonly headsOffset: number;
   readonly lineBytes: number;

@@ -1,7 +1,8 @@
 import os = require('node:os');
 import { native, type NativeOps } from './native';
 import { checkInteger, checkNumber, codes, invalidType, invalidValue, outOfRange, poolError } from './errors';
-import { LeakTracker, leakOptions, type LeakOptions } from './leaks';
+import { LeakTracker, leakOptions, type LeakOptions, type LeakReport } from './leaks';
+import * as events from './events';
 
 /** Options of this thread's view of a pool: accepted by every constructor and by `attach()`. */
 export interface ViewOptions {
@@ -32,6 +33,8 @@ export interface PoolOptions {
   zero?: boolean;
   /** Called once for every object before the pool is usable (the kernel's objinit). */
   init?: (obj: Buffer, handle: number) => void;
+  /** A name for errors, leak reports, metrics and events (1 to 256 characters); carried by the descriptor. */
+  name?: string;
 }
 
 /** Options of `popAsync()` and `acquireAsync()`. */
@@ -76,6 +79,21 @@ export interface PoolStats {
   /** Objects in each slot (not counting caches). */
   perSlot: number[];
   closed: boolean;
+  // Counters since the pool was made, over every thread (kept in the shared metadata):
+  /** Pops (pop, acquire, lease, popMany, popAsync's first try) that found the pool empty. */
+  exhausted: number;
+  /** popAsync()/acquireAsync() calls that had to wait. */
+  waits: number;
+  /** Waits that gave up on their timeout. */
+  waitTimeouts: number;
+  /** Waits that gave up on their signal. */
+  waitAborts: number;
+  /** Time spent in waits that have ended, in seconds. */
+  waitSeconds: number;
+  /** Leaks reported. */
+  leaks: number;
+  /** Objects released by close() so far. */
+  released: number;
 }
 
 /**
@@ -99,6 +117,8 @@ export interface PoolDescriptor {
   readonly zero: boolean;
   /** Whether the pool's memory was given by the user (`fromBuffer`, `fromBuffers`). */
   readonly user: boolean;
+  /** The pool's name, or null. */
+  readonly name: string | null;
 }
 
 const enum Mode {
@@ -119,6 +139,9 @@ interface Parts {
   slots: number;
   checked: boolean;
   zero: boolean;
+  name: string | null;
+  /** Made by attach(): another thread made the pool. */
+  attached?: boolean;
 }
 
 /** @internal */
@@ -150,7 +173,14 @@ function readCommon(options: Record<string, unknown>) {
   if (options.zero !== undefined && typeof options.zero !== 'boolean') throw invalidType('options.zero', 'of type boolean', options.zero);
   const zero = options.zero === true;
   if (options.init !== undefined && typeof options.init !== 'function') throw invalidType('options.init', 'of type function', options.init);
-  return { slots, checked, zero, init: options.init as PoolOptions['init'] };
+  return { slots, checked, zero, init: options.init as PoolOptions['init'], name: readName('options.name', options.name) };
+}
+
+function readName(what: string, name: unknown): string | null {
+  if (name === undefined || name === null) return null;
+  if (typeof name !== 'string') throw invalidType(what, 'of type string', name);
+  if (name.length < 1 || name.length > 256) throw invalidValue(what, 'must have 1 to 256 characters', name);
+  return name;
 }
 
 /** The most objects a thread may cache. */
@@ -186,6 +216,12 @@ function autoCache(capacity: number, slots: number): number {
 const TAKEN = 1;
 const FREE = 0;
 
+// The counters in the metadata (native/objpool.hpp, Counter), u64 each.
+const C_EXHAUSTED = 0, C_WAITS = 1, C_WAIT_TIMEOUTS = 2, C_WAIT_ABORTS = 3, C_WAIT_NS = 4, C_LEAKS = 5, COUNTERS = 6;
+
+/** @internal `pool[metaOf]`: the pool's metadata, the same for every instance of one pool. */
+export const metaOf = Symbol('objpool.meta');
+
 // A cached view's handle, on the view itself: release() finds it without
 // reading byteOffset (a getter that costs about as much as a pop+push pair).
 // Only trusted when the instance's own cache holds that very view.
@@ -216,12 +252,13 @@ const callOf = Function.prototype.call;
 const fillOf = callOf.bind(Uint8Array.prototype.fill) as (o: Uint8Array, v: number, start?: number, end?: number) => Uint8Array;
 const byteLengthOf = callOf.bind(Object.getOwnPropertyDescriptor(typedArrayProto, 'byteLength')!.get!) as (o: Uint8Array) => number;
 
-function closedError(): Error {
-  return poolError(codes.CLOSED, 'The pool is closed');
+// `where`: ` (pool "name")`, or '' for a pool without a name.
+function closedError(where = ''): Error {
+  return poolError(codes.CLOSED, `The pool${where} is closed`);
 }
 
-function doublePush(handle: number): Error {
-  return poolError(codes.DOUBLE_PUSH, `Object ${handle} is not out of the pool: pushed twice, or never popped`);
+function doublePush(handle: number, where = ''): Error {
+  return poolError(codes.DOUBLE_PUSH, `Object ${handle} is not out of the pool${where}: pushed twice, or never popped`);
 }
 
 function newMeta(capacity: number, slots: number, checked: boolean): SharedArrayBuffer {
@@ -251,6 +288,8 @@ export class ObjectPool {
   readonly zero: boolean;
   /** How many objects this instance (this thread's view) may cache. */
   readonly cache: number;
+  /** The pool's name (the `name` option), or null. */
+  readonly name: string | null;
 
   /** Takes an object: its handle, or -1 when the pool is empty. Throws ERR_OBJPOOL_CLOSED after close(). */
   declare readonly pop: () => number;
@@ -264,6 +303,9 @@ export class ObjectPool {
   readonly #parts: Parts;
   readonly #ops: NativeOps;
   readonly #attention: Int32Array;
+  readonly #counters: BigInt64Array;
+  /** ` (pool "name")` for messages, or ''. */
+  readonly #where: string;
   readonly #mem: Int32Array;
   readonly #views: (Buffer | undefined)[] = [];
   readonly #leaks: LeakTracker | null = null;
@@ -288,7 +330,7 @@ export class ObjectPool {
       view = readView('options', o);
       const arena = allocate('arena', capacity * shape.stride, (n) => new SharedArrayBuffer(n));
       parts = { mode: Mode.Own, meta: newMeta(capacity, shape.slots, shape.checked), arena, objects: null,
-        objectSize: shape.objectSize, stride: shape.stride, capacity, slots: shape.slots, checked: shape.checked, zero: shape.zero };
+        objectSize: shape.objectSize, stride: shape.stride, capacity, slots: shape.slots, checked: shape.checked, zero: shape.zero, name: shape.name };
       init = shape.init;
       ObjectPool.#format(parts, shape.align);
     }
@@ -302,6 +344,9 @@ export class ObjectPool {
     this.slots = p.slots;
     this.checked = p.checked;
     this.zero = p.zero;
+    this.name = p.name;
+    const where = (this.#where = p.name === null ? '' : ` (pool ${JSON.stringify(p.name)})`);
+    this.#counters = new BigInt64Array(p.meta, native.countersOffset, COUNTERS);
     const cacheCap = Math.min(v.cache ?? autoCache(p.capacity, p.slots), p.capacity);
     this.cache = cacheCap;
     // This view's own words (see native/addon.cc, MemWord): [0] popped
@@ -310,7 +355,7 @@ export class ObjectPool {
     // nowhere but these closures and the native binding.
     const mem = new Int32Array(new SharedArrayBuffer((4 + cacheCap) * 4));
     const arenaView = p.arena ? new Uint8Array(p.arena, 0, p.capacity * p.stride) : null;
-    const ops = native.open(new Uint8Array(p.meta), arenaView, mem, cacheCap);
+    const ops = native.open(new Uint8Array(p.meta), arenaView, mem, cacheCap, p.name ?? undefined);
     // Where the core cannot reach the objects (memory that is not shared),
     // JS zeroes what it pushes, pushMany included.
     const jsZero = p.zero && !(p.arena instanceof SharedArrayBuffer);
@@ -318,13 +363,13 @@ export class ObjectPool {
     this.#mem = mem;
     this.#attention = new Int32Array(p.meta, 0, native.attentionWord + 1);
     const state = p.checked ? new Int32Array(p.meta, native.headsOffset + p.slots * native.lineBytes + p.capacity * 4, p.capacity) : null;
-    const leaks = leakOpts ? new LeakTracker(leakOpts, (h) => Atomics.load(state!, h) === TAKEN) : null;
+    const leaks = leakOpts ? new LeakTracker({ ...leakOpts, onLeak: (r) => this.#leaked(r, leakOpts.onLeak) }, (h) => Atomics.load(state!, h) === TAKEN) : null;
     this.#leaks = leaks;
     Object.defineProperties(this, {
-      pop: { value: makePop(ops, mem, this.#attention, state, cacheCap), enumerable: false },
+      pop: { value: makePop(ops, mem, this.#attention, state, cacheCap, () => this.#exhausted(), where), enumerable: false },
       // Without a cache, pushes into a shared arena are zeroed by the core itself.
       push: { value: makePush(ops, mem, this.#attention, state, cacheCap, p.capacity,
-        cacheCap === 0 && p.arena instanceof SharedArrayBuffer ? null : this.#zeroer(), p.arena instanceof SharedArrayBuffer, leaks), enumerable: false },
+        cacheCap === 0 && p.arena instanceof SharedArrayBuffer ? null : this.#zeroer(), p.arena instanceof SharedArrayBuffer, leaks, where), enumerable: false },
       popMany: { value: ops.popMany, enumerable: false },
       pushMany: { value: leakAwarePushMany(jsZero ? zeroingPushMany(ops, state, this.#zeroer()!, p.capacity) : ops.pushMany, leaks), enumerable: false },
     });
@@ -360,6 +405,21 @@ export class ObjectPool {
       this.#arenaAddress = native.address(new Uint8Array(p.arena, 0, 1));
     }
     if (init) for (let h = 0; h < p.capacity; h++) init(this.#view(h), h);
+    if (events.created.hasSubscribers) events.created.publish({ pool: this, name: this.name, attached: p.attached === true });
+  }
+
+  // A pop found the pool empty (counted natively): tell the subscribers.
+  #exhausted(): -1 {
+    if (events.exhausted.hasSubscribers) events.exhausted.publish({ pool: this, name: this.name });
+    return -1;
+  }
+
+  // A leak report: counted, published, then handed to the user's onLeak (or the warning).
+  #leaked(r: LeakReport, onLeak: (r: LeakReport) => void): void {
+    Atomics.add(this.#counters, C_LEAKS, 1n);
+    const report: LeakReport = { ...r, pool: this.name };
+    if (events.leak.hasSubscribers) events.leak.publish({ pool: this, name: this.name, report });
+    onLeak(report);
   }
 
   // How a push from JS zeroes an object, or null when it need not: the core
@@ -411,7 +471,7 @@ export class ObjectPool {
     if (capacity < 1) throw invalidValue('memory', `must hold at least one object of ${shape.stride} bytes (byteLength ${memory.byteLength})`, memory);
     if (capacity > native.maxCapacity) throw outOfRangeCapacity(capacity);
     const parts: Parts = { mode: Mode.Memory, meta: newMeta(capacity, shape.slots, shape.checked), arena: memory, objects: null,
-      objectSize: shape.objectSize, stride: shape.stride, capacity, slots: shape.slots, checked: shape.checked, zero: shape.zero };
+      objectSize: shape.objectSize, stride: shape.stride, capacity, slots: shape.slots, checked: shape.checked, zero: shape.zero, name: shape.name };
     ObjectPool.#format(parts, shape.align);
     return new ObjectPool(token, parts, shape.init, view);
   }
@@ -421,7 +481,7 @@ export class ObjectPool {
    * overlapping another. Shareable when every object is a view of a
    * SharedArrayBuffer.
    */
-  static fromBuffers(objects: readonly Uint8Array[], options: { slots?: number; checked?: boolean; zero?: boolean } & ViewOptions = {}): ObjectPool {
+  static fromBuffers(objects: readonly Uint8Array[], options: { slots?: number; checked?: boolean; zero?: boolean; name?: string } & ViewOptions = {}): ObjectPool {
     if (!Array.isArray(objects)) throw invalidType('objects', 'an instance of Array', objects);
     if (objects.length < 1 || objects.length > native.maxCapacity) throw outOfRangeCapacity(objects.length, 'objects.length');
     const list: Uint8Array[] = [];
@@ -441,10 +501,10 @@ export class ObjectPool {
       }
     }
     const o = checkObject('options', options);
-    const common = readCommon({ slots: o.slots, checked: o.checked, zero: o.zero });
+    const common = readCommon({ slots: o.slots, checked: o.checked, zero: o.zero, name: o.name });
     const view = readView('options', o);
     const parts: Parts = { mode: Mode.Objects, meta: newMeta(list.length, common.slots, common.checked), arena: null, objects: list,
-      objectSize: size, stride: size, capacity: list.length, slots: common.slots, checked: common.checked, zero: common.zero };
+      objectSize: size, stride: size, capacity: list.length, slots: common.slots, checked: common.checked, zero: common.zero, name: common.name };
     ObjectPool.#format(parts, 1);
     return new ObjectPool(token, parts, undefined, view);
   }
@@ -484,8 +544,14 @@ export class ObjectPool {
     } else if (d.arena.byteLength < capacity * stride) {
       throw bad('arena is truncated');
     }
+    let name: string | null;
+    try {
+      name = readName('descriptor.name', d.name);
+    } catch {
+      throw bad('name must be a string of 1 to 256 characters, or null');
+    }
     const parts: Parts = { mode: external ? Mode.Objects : d.user === true ? Mode.Memory : Mode.Own, meta: d.meta,
-      arena: d.arena as SharedArrayBuffer | null, objects, objectSize, stride, capacity, slots, checked, zero };
+      arena: d.arena as SharedArrayBuffer | null, objects, objectSize, stride, capacity, slots, checked, zero, name, attached: true };
     try {
       return new ObjectPool(token, parts, undefined, view);
     } catch (err) {
@@ -507,7 +573,7 @@ export class ObjectPool {
     return Object.freeze({
       kind: 'objpool', version: 3, meta: p.meta, arena: (p.arena as SharedArrayBuffer | null),
       objects: p.objects ? Object.freeze(p.objects.slice()) : null, capacity: p.capacity, objectSize: p.objectSize,
-      stride: p.stride, slots: p.slots, checked: p.checked, zero: p.zero, user: p.mode !== Mode.Own,
+      stride: p.stride, slots: p.slots, checked: p.checked, zero: p.zero, user: p.mode !== Mode.Own, name: p.name,
     });
   }
 
@@ -604,7 +670,7 @@ export class ObjectPool {
         return Promise.reject(err);
       }
     }
-    const w: Waiter = { resolve: () => {}, reject: () => {}, registered: false, timer: undefined, signal, onAbort: undefined };
+    const w: Waiter = { resolve: () => {}, reject: () => {}, registered: false, since: 0n, timer: undefined, signal, onAbort: undefined };
     const promise = new Promise<number>((resolve, reject) => { w.resolve = resolve; w.reject = reject; });
     this.#waiters.push(w);
     // Register with the pool; an object that came back meanwhile goes to the
@@ -619,6 +685,8 @@ export class ObjectPool {
       }
       if (h < 0) {
         w.registered = true;
+        w.since = process.hrtime.bigint();
+        Atomics.add(this.#counters, C_WAITS, 1n);
         break;
       }
       const first = this.#waiters[0]!;
@@ -627,10 +695,17 @@ export class ObjectPool {
       if (first === w) return promise;
     }
     if (timeout !== undefined) {
-      w.timer = setTimeout(() => this.#giveUp(w, poolError(codes.TIMEOUT, `No object came back within ${timeout} ms`)), timeout);
+      w.timer = setTimeout(() => {
+        Atomics.add(this.#counters, C_WAIT_TIMEOUTS, 1n);
+        this.#giveUp(w, poolError(codes.TIMEOUT, `No object came back to the pool${this.#where} within ${timeout} ms`));
+        if (events.waitTimeout.hasSubscribers) events.waitTimeout.publish({ pool: this, name: this.name, timeout });
+      }, timeout);
     }
     if (signal) {
-      w.onAbort = () => this.#giveUp(w, signal.reason);
+      w.onAbort = () => {
+        Atomics.add(this.#counters, C_WAIT_ABORTS, 1n);
+        this.#giveUp(w, signal.reason);
+      };
       signal.addEventListener('abort', w.onAbort, { once: true });
     }
     return promise;
@@ -649,6 +724,8 @@ export class ObjectPool {
     if (w.onAbort) w.signal!.removeEventListener('abort', w.onAbort);
     if (w.registered) this.#ops.waitEnd();
     w.registered = false;
+    if (w.since !== 0n) Atomics.add(this.#counters, C_WAIT_NS, process.hrtime.bigint() - w.since);
+    w.since = 0n;
   }
 
   #giveUp(w: Waiter, reason: unknown): void {
@@ -690,7 +767,7 @@ export class ObjectPool {
         if (rel >= 0 && rel % p.stride === 0 && rel / p.stride < p.capacity) h = rel / p.stride;
       }
     }
-    if (h < 0) throw poolError(codes.FOREIGN_BUFFER, 'The buffer is not an object of this pool (or does not start at one, or is longer than objectSize)');
+    if (h < 0) throw poolError(codes.FOREIGN_BUFFER, `The buffer is not an object of this pool${this.#where} (or does not start at one, or is longer than objectSize)`);
     return h;
   }
 
@@ -698,10 +775,20 @@ export class ObjectPool {
   stats(): PoolStats {
     const s = this.#ops.stats();
     const available = s.perSlot.reduce((a, b) => a + b, 0) + s.cached;
+    // Atomics loads: the counters are written by every thread (relaxed
+    // atomics natively, Atomics.add here); no ordering is needed for counts.
+    const c = (i: number) => Number(Atomics.load(this.#counters, i));
     return {
       capacity: this.capacity, available, inUse: Math.max(0, this.capacity - available - s.released), cached: s.cached,
       waiting: s.waiting, perSlot: s.perSlot, closed: this.closed,
+      exhausted: c(C_EXHAUSTED), waits: c(C_WAITS), waitTimeouts: c(C_WAIT_TIMEOUTS), waitAborts: c(C_WAIT_ABORTS),
+      waitSeconds: c(C_WAIT_NS) / 1e9, leaks: c(C_LEAKS), released: s.released,
     };
+  }
+
+  /** @internal See metaOf. */
+  get [metaOf](): SharedArrayBuffer {
+    return this.#parts.meta;
   }
 
   /**
@@ -724,6 +811,7 @@ export class ObjectPool {
     // Set before anything runs: a close() from inside `release` gets this promise.
     this.#closing = new Promise<void>((res, rej) => { resolve = res; reject = rej; });
     const won = this.#ops.close();
+    if (won && events.closed.hasSubscribers) events.closed.publish({ pool: this, name: this.name });
     this.#serveWaiters();
     this.#notifyClosed();
     if (!won) {
@@ -795,7 +883,7 @@ export class ObjectPool {
     if (!listeners || listeners.size === 0 || !this.closed) return;
     const fns = [...listeners];
     listeners.clear();
-    for (const fn of fns) fn(closedError());
+    for (const fn of fns) fn(closedError(this.#where));
   }
 
   /** close(), for `await using pool = new ObjectPool(...)`. */
@@ -810,6 +898,8 @@ interface Waiter {
   reject: (e: unknown) => void;
   /** Counted in the pool's waiters (waitBegin() returned -1 for it). */
   registered: boolean;
+  /** When it started to wait (hrtime), or 0n. */
+  since: bigint;
   timer: NodeJS.Timeout | undefined;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
@@ -851,12 +941,16 @@ interface Waiter {
 
 const REG_POPPED = 0, REG_PUSH = 1, COUNT = 2, LIMIT = 3, BASE = 4;
 
-function makePop(ops: NativeOps, mem: Int32Array, attention: Int32Array, state: Int32Array | null, cacheCap: number): () => number {
+// `empty()`: called when a pop finds nothing (publishes the exhausted event
+// if anyone subscribes); returns -1.
+function makePop(ops: NativeOps, mem: Int32Array, attention: Int32Array, state: Int32Array | null, cacheCap: number,
+  empty: () => -1, where: string): () => number {
   const popReg = ops.popReg;
   if (cacheCap === 0) {
     return () => {
       popReg();
-      return mem[REG_POPPED]!;
+      const h = mem[REG_POPPED]!;
+      return h < 0 ? empty() : h;
     };
   }
   const refill = ops.refill, flush = ops.flush;
@@ -866,13 +960,13 @@ function makePop(ops: NativeOps, mem: Int32Array, attention: Int32Array, state: 
   // cache, so the load cannot be hoisted out of it.
   const closed = () => {
     flush();
-    return closedError();
+    return closedError(where);
   };
   if (state === null) {
     return () => {
       if ((attention[A]! & 1) !== 0) throw closed();
       let n = mem[COUNT]!;
-      if (n === 0 && (n = refill()) === 0) return -1;
+      if (n === 0 && (n = refill()) === 0) return empty();
       mem[COUNT] = --n;
       return mem[BASE + n]!;
     };
@@ -880,7 +974,7 @@ function makePop(ops: NativeOps, mem: Int32Array, attention: Int32Array, state: 
   return () => {
     if ((attention[A]! & 1) !== 0) throw closed();
     let n = mem[COUNT]!;
-    if (n === 0 && (n = refill()) === 0) return -1;
+    if (n === 0 && (n = refill()) === 0) return empty();
     mem[COUNT] = --n;
     const h = mem[BASE + n]!;
     state[h] = TAKEN; // plain: ordered before any other thread's push by the hand-off of h (see above)
@@ -889,7 +983,7 @@ function makePop(ops: NativeOps, mem: Int32Array, attention: Int32Array, state: 
 }
 
 function makePush(ops: NativeOps, mem: Int32Array, attention: Int32Array, state: Int32Array | null, cacheCap: number,
-  capacity: number, zero: ((h: number) => void) | null, sharedArena: boolean, leaks: LeakTracker | null): (handle: number) => void {
+  capacity: number, zero: ((h: number) => void) | null, sharedArena: boolean, leaks: LeakTracker | null, where: string): (handle: number) => void {
   const pushReg = ops.pushReg, pushFree = ops.pushFree, spill = ops.spill;
   const A = native.attentionWord;
   // Between a push's state change (Taken -> Free) and the moment its object
@@ -911,7 +1005,7 @@ function makePush(ops: NativeOps, mem: Int32Array, attention: Int32Array, state:
   } else if (zero === null && state !== null) {
     push = (h) => {
       if (typeof h !== 'number' || (h >>> 0) !== h || h >= capacity) throw badHandle(h, capacity);
-      if (Atomics.compareExchange(state, h, TAKEN, FREE) !== TAKEN) throw doublePush(h);
+      if (Atomics.compareExchange(state, h, TAKEN, FREE) !== TAKEN) throw doublePush(h, where);
       let n = mem[COUNT]!;
       try {
         // Closed, or threads wait for objects: straight to the pool (a plain
@@ -960,7 +1054,7 @@ function makePush(ops: NativeOps, mem: Int32Array, attention: Int32Array, state:
     const zeroPushFree = ops.zeroPushFree, zeroReg = ops.zeroReg;
     push = (h) => {
       if (typeof h !== 'number' || (h >>> 0) !== h || h >= capacity) throw badHandle(h, capacity);
-      if (state !== null && Atomics.compareExchange(state, h, TAKEN, FREE) !== TAKEN) throw doublePush(h);
+      if (state !== null && Atomics.compareExchange(state, h, TAKEN, FREE) !== TAKEN) throw doublePush(h, where);
       let n: number;
       try {
         if (cacheCap === 0 || attention[A] !== 0) {

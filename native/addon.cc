@@ -89,6 +89,7 @@ struct Binding {
   std::vector<uint8_t> seen;  // the closer's bitmap: objects released so far
   bool corrupt = false;       // a drain met an object twice (unchecked misuse)
   Waiter* waiter = nullptr;
+  std::string where;  // " (pool \"name\")" for error messages, or empty for a pool without a name
 
   // The cache's count, clamped: the memory is ours, but nothing read from
   // memory is trusted to stay in bounds.
@@ -379,23 +380,26 @@ napi_value throw_range(napi_env env, const char* name, double limit, double got)
   return nullptr;
 }
 
-napi_value throw_pool(napi_env env, Status st, double handle = -1) {
-  char msg[160];
+// A pool error for view `b`: its message names the pool, if it has a name.
+napi_value throw_pool(napi_env env, const Binding* b, Status st, double handle = -1) {
+  char msg[192];
   switch (st) {
     case Status::closed:
-      napi_throw_error(env, "ERR_OBJPOOL_CLOSED", "The pool is closed");
+      napi_throw_error(env, "ERR_OBJPOOL_CLOSED", ("The pool" + b->where + " is closed").c_str());
       break;
     case Status::double_push:
       if (handle >= 0)
-        snprintf(msg, sizeof msg, "Object %.0f is not out of the pool: pushed twice, or never popped", handle);
+        snprintf(msg, sizeof msg, "Object %.0f is not out of the pool%s: pushed twice, or never popped", handle,
+                 b->where.c_str());
       else
         snprintf(msg, sizeof msg,
-                 "A handle in the batch is not out of the pool (pushed twice, given twice, or never popped); nothing "
-                 "was pushed");
+                 "A handle in the batch is not out of the pool%s (pushed twice, given twice, or never popped); "
+                 "nothing was pushed",
+                 b->where.c_str());
       napi_throw_error(env, "ERR_OBJPOOL_DOUBLE_PUSH", msg);
       break;
     default:
-      napi_throw_error(env, "ERR_OBJPOOL_BAD_DESCRIPTOR", "The pool metadata is invalid");
+      napi_throw_error(env, "ERR_OBJPOOL_BAD_DESCRIPTOR", ("The pool metadata" + b->where + " is invalid").c_str());
       break;
   }
   return nullptr;
@@ -474,7 +478,8 @@ napi_value PopReg(napi_env env, napi_callback_info info) {
   uint32_t h;
   Status st = b->pool.pop(h);
   if (st == Status::empty && reclaim(b)) st = b->pool.pop(h);
-  if (st == Status::closed) return throw_pool(env, st);
+  if (st == Status::closed) return throw_pool(env, b, st);
+  if (st == Status::empty) b->pool.count(objpool::Counter::exhausted);
   b->mem[kRegPopped] = st == Status::ok ? static_cast<int32_t>(h) : -1;
   return nullptr;
 }
@@ -486,7 +491,7 @@ napi_value pushed(napi_env env, Binding* b, Status st, uint32_t h) {
   else if (st == Status::out_of_range)
     return throw_range(env, "handle", b->pool.capacity(), double(int32_t(h)));
   else if (st != Status::ok)
-    return throw_pool(env, st, h);
+    return throw_pool(env, b, st, h);
   return nullptr;
 }
 
@@ -542,8 +547,9 @@ napi_value Refill(napi_env env, napi_callback_info info) {
   // While threads wait for objects, take only the one needed: no hoarding.
   const uint32_t want = b->pool.waiters() > 0 ? 1 : std::max<uint32_t>(1, (b->reserve() + 1) / 2);
   size_t got = b->pool.pop_many(b->cache(), want, &st, false);
-  if (st == Status::closed) return throw_pool(env, st);
+  if (st == Status::closed) return throw_pool(env, b, st);
   if (got == 0 && reclaim(b)) got = b->pool.pop_many(b->cache(), want, &st, false);
+  if (got == 0) b->pool.count(objpool::Counter::exhausted);
   // The cache pops from its end: keep the pool's LIFO order.
   std::reverse(b->cache(), b->cache() + got);
   // relaxed: the count is this thread's; stats() reads it racily.
@@ -615,7 +621,8 @@ napi_value PopMany(napi_env env, napi_callback_info info) {
   if (flush_cache(b)) request_drain(env, b->key);
   Status st;
   const size_t got = b->pool.pop_many(tmp, n, &st);
-  if (st == Status::closed) return throw_pool(env, st);
+  if (st == Status::closed) return throw_pool(env, b, st);
+  if (got == 0 && n > 0) b->pool.count(objpool::Counter::exhausted);
   std::copy(tmp, tmp + got, out);
   napi_value r;
   napi_create_uint32(env, static_cast<uint32_t>(got), &r);
@@ -644,7 +651,7 @@ napi_value PushMany(napi_env env, napi_callback_info info) {
   auto out_of_range = [&](const uint32_t* hs) {
     for (size_t i = 0; i < n; ++i)
       if (hs[i] >= b->pool.capacity()) return throw_range(env, "handles", b->pool.capacity(), hs[i]);
-    return throw_pool(env, Status::double_push);  // none: more handles than objects, so one is given twice
+    return throw_pool(env, b, Status::double_push);  // none: more handles than objects, so one is given twice
   };
   if (n > b->pool.capacity()) return out_of_range(in);
   uint32_t* tmp = scratch(env, n);
@@ -805,7 +812,7 @@ Napi::Value WaitBegin(const Napi::CallbackInfo& info) {
     throw_type(env, "onWake", "of type function", info[0]);
     return Napi::Value();
   }
-  if (b->torn_down) return throw_pool(env, Status::closed), Napi::Value();
+  if (b->torn_down) return throw_pool(env, b, Status::closed), Napi::Value();
   // Read before registering: a push after the retry below changes it.
   const uint32_t seq = b->pool.wake_seq();
   Waiter* w = b->waiter;
@@ -846,7 +853,7 @@ Napi::Value WaitBegin(const Napi::CallbackInfo& info) {
   if (st != Status::empty) {
     // relaxed: as above.
     w->waiting.store(w->registered, std::memory_order_relaxed);
-    if (st == Status::closed) return throw_pool(env, st), Napi::Value();
+    if (st == Status::closed) return throw_pool(env, b, st), Napi::Value();
     return Napi::Number::New(env, h);
   }
   // A pending wait keeps the thread alive, as pending I/O does, and its view.
@@ -974,10 +981,11 @@ Napi::Value Format(const Napi::CallbackInfo& info) {
   return Napi::Value();
 }
 
-// open(meta, arena | null, memory, cache): validates the metadata (and the
-// arena's length) and returns the pool's bound functions. `meta` and
+// open(meta, arena | null, memory, cache, name?): validates the metadata (and
+// the arena's length) and returns the pool's bound functions. `meta` and
 // `memory` (an Int32Array of 4 + cache words: see MemWord) must be views of
-// SharedArrayBuffers; an arena that is not shared is never touched.
+// SharedArrayBuffers; an arena that is not shared is never touched. `name`
+// (a string, optional) is shown in the errors this view throws.
 Napi::Value Open(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
   void* meta;
@@ -1016,6 +1024,7 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   b->key = meta;
   b->mem = static_cast<int32_t*>(mem);
   b->cache_cap = uint32_t(cache);
+  if (info.Length() > 4 && info[4].IsString()) b->where = " (pool \"" + info[4].As<Napi::String>().Utf8Value() + "\")";
   std::memset(b->mem, 0, kCacheBase * sizeof(int32_t));
   for (size_t i = 0; i < 3; ++i) {
     if (i == 1 && !arena_shared) continue;
@@ -1075,6 +1084,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("attentionWord", Napi::Number::New(env, double(objpool::layout::attention / 4)));
   exports.Set("releasedWord", Napi::Number::New(env, double(objpool::layout::released / 4)));
   exports.Set("headsOffset", Napi::Number::New(env, double(objpool::layout::heads)));
+  exports.Set("countersOffset", Napi::Number::New(env, double(objpool::layout::counters)));
   exports.Set("lineBytes", Napi::Number::New(env, double(objpool::kLine)));
   exports.Set("layoutVersion", Napi::Number::New(env, objpool::kLayoutVersion));
   return exports;

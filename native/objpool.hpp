@@ -113,8 +113,22 @@ inline constexpr size_t cache_room = 48;    // u32: objects the per-thread cache
 inline constexpr size_t attention = kLine;  // u32: closed bit + 2 x waiters; read by every pop and push
 inline constexpr size_t released = kLine + 4;  // u32: objects released by close so far
 inline constexpr size_t wake = 2 * kLine;      // u32, own line: bumped by pushes that find waiters (futex word)
-inline constexpr size_t heads = 3 * kLine;     // one u64 head per slot, one line each
+inline constexpr size_t counters = 3 * kLine;  // u64 counters (see Counter), own line: off the pop/push path
+inline constexpr size_t heads = 4 * kLine;     // one u64 head per slot, one line each
 }  // namespace layout
+
+// Counters in the metadata, u64 each at layout::counters, for operators:
+// every thread's activity lands in the same words and any thread reads them.
+// None is touched on the pop/push fast path.
+enum class Counter : size_t {
+  exhausted = 0,      // pops (and batch pops) that found the pool empty
+  waits = 1,          // waits started (popAsync that found nothing)
+  wait_timeouts = 2,  // waits that gave up on their timeout
+  wait_aborts = 3,    // waits that gave up on their signal
+  wait_ns = 4,        // time spent waiting, over all waits that ended, in nanoseconds
+  leaks = 5,          // leaks reported
+  count = 6,
+};
 
 enum class Status : int {
   ok = 0,
@@ -560,6 +574,13 @@ class Pool {
     if (n != 0) cache_room_word().fetch_add(n, std::memory_order_relaxed);
   }
 
+  // Adds to a counter. relaxed: statistics; nothing is published through them.
+  void count(Counter c, uint64_t n = 1) { counter(c).fetch_add(n, std::memory_order_relaxed); }
+  uint64_t counted(Counter c) const {
+    // relaxed: as in count().
+    return counter(c).load(std::memory_order_relaxed);
+  }
+
   // State word of an object (checked mode), for tests and diagnostics.
   uint32_t state_of(uint32_t handle) const {
     if (state_ == nullptr || handle >= capacity_) return kStateFree;
@@ -594,6 +615,9 @@ class Pool {
   }
   std::atomic_ref<uint32_t> released_word() const {
     return std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(meta_ + layout::released));
+  }
+  std::atomic_ref<uint64_t> counter(Counter c) const {
+    return std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(meta_ + layout::counters + size_t(c) * 8));
   }
   std::atomic_ref<uint32_t> cache_room_word() const {
     return std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(meta_ + layout::cache_room));

@@ -22,6 +22,51 @@ test('npm start demo: echoes and verifies every byte in both modes, reports the 
   t.regex(out, /pool closed: every buffer released/);
 });
 
+test('examples/metrics.js: echoes through a small pool while clients run it dry, and /metrics reports it', async (t) => {
+  const child = spawn(process.execPath, [path.join(root, 'examples', 'metrics.js'), '0', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let text = '';
+  const ports = await new Promise((resolve, reject) => {
+    child.stdout.on('data', (d) => {
+      text += d;
+      const m = /echo on 127\.0\.0\.1:(\d+), metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(text);
+      if (m) resolve({ echo: Number(m[1]), metrics: Number(m[2]) });
+    });
+    child.on('exit', (code) => reject(new Error(`exited with ${code}`)));
+  });
+  // 4 clients at once, 8 MiB each through 8 buffers of 16 KiB, reading
+  // nothing for the first 300 ms: the echo writes back up, hold their
+  // buffers, and the server's reads find the pool dry.
+  const sent = 8 << 20;
+  const results = await Promise.all(Array.from({ length: 4 }, () => new Promise((resolve, reject) => {
+    let got = 0;
+    const c = net.connect(ports.echo, '127.0.0.1', () => c.end(Buffer.alloc(sent, 7)));
+    c.pause();
+    setTimeout(() => c.resume(), 300);
+    c.on('data', (d) => { got += d.length; });
+    c.on('end', () => resolve(got));
+    c.on('error', reject);
+  })));
+  t.deepEqual(results, Array(4).fill(sent), 'every byte echoed');
+  const scrape = await new Promise((resolve, reject) => {
+    require('node:http').get(`http://127.0.0.1:${ports.metrics}/metrics`, (res) => {
+      let body = '';
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve(body));
+    }).on('error', reject);
+  });
+  t.regex(scrape, /^# TYPE objpool_exhausted_total counter$/m);
+  t.regex(scrape, /^objpool_capacity\{pool="echo"\} 8$/m);
+  t.regex(scrape, /^objpool_in_use\{pool="echo"\} 0$/m, 'every buffer back once the clients are done');
+  const exhausted = Number(/^objpool_exhausted_total\{pool="echo"\} (\d+)$/m.exec(scrape)?.[1]);
+  t.true(exhausted > 0, `the clients ran the pool dry (${exhausted} empty pops)`);
+  t.regex(text, /pool echo ran dry/);
+  const code = await new Promise((resolve) => {
+    child.on('exit', resolve);
+    child.kill('SIGINT');
+  });
+  t.is(code, 0);
+});
+
 test('examples/pooled-echo-server.js echoes, then shuts down on SIGINT', async (t) => {
   const child = spawn(process.execPath, [path.join(root, 'examples', 'pooled-echo-server.js'), '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise((resolve, reject) => {

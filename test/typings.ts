@@ -1,6 +1,9 @@
 // Compiles, or the published typings are wrong. Never run.
 import { ObjectPool, codes, net, type PoolDescriptor, type PoolStats, type ReleaseInfo, type ErrorCode, type PooledReadOptions, type Lease, type LeakReport, type WaitOptions, type PipeOptions, type PooledPipe } from 'objpool';
 import nodeNet = require('node:net');
+import { collectPoolMetrics, type PoolMetrics } from 'objpool/metrics';
+import { channels, type CreatedEvent } from 'objpool';
+import promClient = require('prom-client');
 
 const pool = new ObjectPool({ capacity: 8, objectSize: 64, align: 16, slots: 2, checked: true, init: (obj: Buffer, h: number) => obj.fill(h) });
 const h: number = pool.pop();
@@ -47,7 +50,16 @@ const piped: PooledPipe = net.pipe(a2, b2, { highWaterMark: 1 << 20 } as PipeOpt
 const moved: number = piped.bytesAToB + piped.bytesBToA;
 piped.destroy();
 void moved;
-void [buf, s, other, fromMem, fromObjs, done, code, props, sock, wrote, pauses, attached, counts, waited, acquired, scoped, disposed];
+const named = new ObjectPool({ capacity: 2, objectSize: 8, name: 'rx' });
+const name: string | null = named.name;
+const dname: string | null = named.descriptor.name;
+const figures: number[] = [s.exhausted, s.waits, s.waitTimeouts, s.waitAborts, s.waitSeconds, s.leaks, s.released];
+const metrics: PoolMetrics = collectPoolMetrics({ register: new promClient.Registry(), pools: [named], prefix: 'app_' });
+const names: readonly string[] = metrics.names;
+metrics.unregister();
+const channel: string = channels.exhausted;
+const onCreated = (m: CreatedEvent): boolean => m.attached && m.pool.capacity > 0 && m.name !== '';
+void [buf, s, other, fromMem, fromObjs, done, code, props, sock, wrote, pauses, attached, counts, waited, acquired, scoped, disposed, name, dname, figures, names, channel, onCreated];
 // @ts-expect-error capacity is required
 new ObjectPool({ objectSize: 8 });
 // @ts-expect-error fromBuffer takes no capacity
