@@ -74,7 +74,8 @@ const root = path.join(__dirname, '..');
 // The loader is node-gyp-build: it takes the first .node file in build/Release,
 // then build/Debug (a source build: npm run build, npm run build:cmake, or the
 // install script where no prebuild fits), then the best match in
-// prebuilds/<platform>-<arch>/ (the published package's linux-x64 binary). A
+// prebuilds/<platform>-<arch>/ (the published package's binaries: see README,
+// Install). A
 // development checkout therefore runs its own build, and an installed package
 // runs the prebuild unless `npm install` had to compile.
 function load(): Loaded {
@@ -119,7 +120,8 @@ function notFound(): string {
       `wanted an N-API build for ${tuple}${process.platform === 'linux' ? `, ${isMusl() ? 'musl' : 'glibc'}` : ''})`,
   ];
   return `objpool: no native addon for ${tuple} (Node ${process.version}). Looked in:\n  ${tried.join('\n  ')}\n` +
-    'Prebuilt binaries exist for linux-x64 (glibc) only; elsewhere `npm install` compiles the addon ' +
+    'Prebuilt binaries exist for linux-x64 and linux-arm64 (glibc and musl), darwin-x64, darwin-arm64 and win32-x64; ' +
+    'elsewhere `npm install` compiles the addon ' +
     '(install scripts on; needs a C++20 compiler, Python 3 and make): run `npm rebuild objpool`, ' +
     'or `npm run build` in a checkout. OBJPOOL_ADDON=/path/to/objpool.node loads a given build.';
 }

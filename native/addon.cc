@@ -95,7 +95,7 @@ struct Binding {
   // memory is trusted to stay in bounds.
   uint32_t cached() const {
     // relaxed: read by other threads for stats(); written by JS on this one.
-    const int32_t n = std::atomic_ref<int32_t>(mem[kCached]).load(std::memory_order_relaxed);
+    const int32_t n = objpool::atomic_ref<int32_t>(mem[kCached]).load(std::memory_order_relaxed);
     return n < 0 ? 0 : std::min<uint32_t>(uint32_t(n), cache_cap);
   }
   uint32_t* cache() const { return reinterpret_cast<uint32_t*>(mem + kCacheBase); }
@@ -105,10 +105,10 @@ struct Binding {
   // thread's JS (program order: the write precedes the return to JS); other
   // threads read it only as a hint (flush_others_locked()).
   uint32_t limit() const {
-    const int32_t n = std::atomic_ref<int32_t>(mem[kLimit]).load(std::memory_order_relaxed);
+    const int32_t n = objpool::atomic_ref<int32_t>(mem[kLimit]).load(std::memory_order_relaxed);
     return std::min<uint32_t>(uint32_t(std::max<int32_t>(n, 0)), cache_cap);
   }
-  void set_limit(uint32_t n) { std::atomic_ref<int32_t>(mem[kLimit]).store(int32_t(n), std::memory_order_relaxed); }
+  void set_limit(uint32_t n) { objpool::atomic_ref<int32_t>(mem[kLimit]).store(int32_t(n), std::memory_order_relaxed); }
   // Tops the cache's share up to its room, as far as the budget allows.
   uint32_t reserve() {
     uint32_t l = limit();
@@ -142,7 +142,7 @@ bool flush_cache(Binding* b, bool rezero = false) {
   if (rezero && b->pool.zeroes())
     for (uint32_t i = 0; i < n; ++i) b->pool.zero_object(b->cache()[i]);
   // relaxed: the cache is this thread's; the count is read racily by stats().
-  std::atomic_ref<int32_t>(b->mem[kCached]).store(0, std::memory_order_relaxed);
+  objpool::atomic_ref<int32_t>(b->mem[kCached]).store(0, std::memory_order_relaxed);
   return b->pool.give(b->cache(), n) == Status::drain_needed;
 }
 
@@ -553,7 +553,7 @@ napi_value Refill(napi_env env, napi_callback_info info) {
   // The cache pops from its end: keep the pool's LIFO order.
   std::reverse(b->cache(), b->cache() + got);
   // relaxed: the count is this thread's; stats() reads it racily.
-  std::atomic_ref<int32_t>(b->mem[kCached]).store(int32_t(got), std::memory_order_relaxed);
+  objpool::atomic_ref<int32_t>(b->mem[kCached]).store(int32_t(got), std::memory_order_relaxed);
   napi_value r;
   napi_create_uint32(env, uint32_t(got), &r);
   return r;
@@ -592,7 +592,7 @@ napi_value Spill(napi_env env, napi_callback_info info) {
     left = st == Status::out_of_range ? n : n - out;
     if (left != n) std::memmove(c, c + out, size_t(left) * sizeof(uint32_t));
     // relaxed: as in Refill.
-    std::atomic_ref<int32_t>(b->mem[kCached]).store(int32_t(left), std::memory_order_relaxed);
+    objpool::atomic_ref<int32_t>(b->mem[kCached]).store(int32_t(left), std::memory_order_relaxed);
     if (st == Status::drain_needed) request_drain(env, b->key);
   }
   napi_create_uint32(env, left, &r);

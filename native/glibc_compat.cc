@@ -19,12 +19,19 @@ __attribute__((visibility("hidden"))) char __libc_single_threaded = 0;
 // std::thread (libstdc++.a's thread.o) calls pthread_create and pthread_join,
 // whose default versions are GLIBC_2.34 (when libpthread moved into libc).
 // The link wraps them (-Wl,--wrap=...) and these wrappers call the versions
-// every x86-64 glibc exports (libpthread.so.0 before 2.34, libc.so.6 after).
-#if defined(__x86_64__) && defined(__GLIBC__)
+// every glibc of the architecture exports (libpthread.so.0 before 2.34,
+// libc.so.6 after): the architecture's first glibc symbol version, 2.2.5 on
+// x86-64 and 2.17 on aarch64.
+#if defined(__GLIBC__) && (defined(__x86_64__) || defined(__aarch64__))
+#if defined(__x86_64__)
+#define OBJPOOL_GLIBC_BASE "GLIBC_2.2.5"
+#else
+#define OBJPOOL_GLIBC_BASE "GLIBC_2.17"
+#endif
 int objpool_pthread_create_v1(pthread_t*, const pthread_attr_t*, void* (*)(void*), void*);
 int objpool_pthread_join_v1(pthread_t, void**);
-__asm__(".symver objpool_pthread_create_v1, pthread_create@GLIBC_2.2.5");
-__asm__(".symver objpool_pthread_join_v1, pthread_join@GLIBC_2.2.5");
+__asm__(".symver objpool_pthread_create_v1, pthread_create@" OBJPOOL_GLIBC_BASE);
+__asm__(".symver objpool_pthread_join_v1, pthread_join@" OBJPOOL_GLIBC_BASE);
 #define OBJPOOL_PTHREAD_CREATE objpool_pthread_create_v1
 #define OBJPOOL_PTHREAD_JOIN objpool_pthread_join_v1
 #else

@@ -32,8 +32,9 @@
 //
 // Waiting: the attention word holds the closed flag (bit 0) and the number
 // of waiters (the rest, counted in twos). A push that finds waiters bumps the
-// wake word and wakes every thread blocked on it (futex on Linux), so a
-// thread can sleep until any thread, JS or native, returns an object.
+// wake word and wakes every thread blocked on it, so a thread can sleep
+// until any thread, JS or native, returns an object (futex on Linux,
+// WaitOnAddress on Windows, __ulock_wait on macOS: the platform seam below).
 //
 // Limitations:
 //   - capacity is fixed (at most 2^24 objects); nothing grows;
@@ -50,18 +51,68 @@
 #include <cstring>
 #include <vector>
 
+#include "atomic_ref.hpp"
+
+// Platform seam: how a thread learns its CPU (a locality hint) and how it
+// blocks on a 32-bit word until another thread changes it and wakes it. One
+// section per OS; detail::current_cpu(), wait_on() and wake_all() below pick
+// from them. Waiting never polls: every OS here has an address wait.
 #if defined(__linux__)
-#include <linux/futex.h>
+// Linux (glibc, musl): sched_getcpu() and the futex syscall. <linux/futex.h>
+// comes with the kernel headers, which a musl system may lack (Alpine
+// without linux-headers); the two private-futex ops are fixed ABI.
 #include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <climits>
+#if __has_include(<linux/futex.h>)
+#include <linux/futex.h>
+#endif
+#ifndef FUTEX_WAIT_PRIVATE
+#define FUTEX_WAIT_PRIVATE 128  // FUTEX_WAIT | FUTEX_PRIVATE_FLAG
+#endif
+#ifndef FUTEX_WAKE_PRIVATE
+#define FUTEX_WAKE_PRIVATE 129  // FUTEX_WAKE | FUTEX_PRIVATE_FLAG
+#endif
 #define OBJPOOL_HAVE_SCHED_GETCPU 1
-#define OBJPOOL_HAVE_FUTEX 1
+#define OBJPOOL_WAIT_FUTEX 1
+#elif defined(_WIN32)
+// Windows (8 and later): WaitOnAddress / WakeByAddressAll, exported by
+// api-ms-win-core-synch-l1-2-0.dll (link Synchronization.lib with MSVC,
+// -lsynchronization with mingw-w64, or that DLL's import library with zig),
+// and GetCurrentProcessorNumber() (the number within the thread's processor
+// group: a hint is all it needs to be).
+#ifndef WIN32_LEAN_AND_MEAN
+#define WIN32_LEAN_AND_MEAN
+#endif
+#ifndef NOMINMAX
+#define NOMINMAX
+#endif
+#include <windows.h>
+#if defined(_MSC_VER)
+#pragma comment(lib, "synchronization.lib")
+#endif
+#define OBJPOOL_HAVE_GETCURRENTPROCESSORNUMBER 1
+#define OBJPOOL_WAIT_WAITONADDRESS 1
+#elif defined(__APPLE__)
+// macOS: __ulock_wait / __ulock_wake, libSystem's private address wait
+// (macOS 10.12 on; libc++ implements std::atomic::wait with them). They are
+// in no public header, so they are declared here. The public
+// os_sync_wait_on_address needs macOS 14.4 and its SDK, which zig 0.11 does
+// not ship. No CPU number: user space has no reliable one on macOS, so the
+// slot hint is per thread (detail::thread_hint()).
+extern "C" int __ulock_wait(uint32_t operation, void* addr, uint64_t value, uint32_t timeout_us);
+extern "C" int __ulock_wake(uint32_t operation, void* addr, uint64_t wake_value);
+#define OBJPOOL_UL_COMPARE_AND_WAIT 1  // process-private 32-bit compare-and-wait
+#define OBJPOOL_ULF_WAKE_ALL 0x100
+#define OBJPOOL_WAIT_ULOCK 1
 #else
-#include <chrono>
-#include <thread>
+// Elsewhere: C++20 std::atomic_ref wait, where the library has it.
+#if !defined(__cpp_lib_atomic_wait) || !defined(__cpp_lib_atomic_ref)
+#error "objpool: no address wait for this platform (add a section to the platform seam in objpool.hpp)"
+#endif
+#define OBJPOOL_WAIT_STD 1
 #endif
 
 // Test-only: the order a pop uses to take objects. test/native/run.js builds
@@ -183,28 +234,36 @@ inline uint32_t current_cpu() {
 #if defined(OBJPOOL_HAVE_SCHED_GETCPU)
   const int cpu = sched_getcpu();
   if (cpu >= 0) return static_cast<uint32_t>(cpu);
+#elif defined(OBJPOOL_HAVE_GETCURRENTPROCESSORNUMBER)
+  return static_cast<uint32_t>(GetCurrentProcessorNumber());
 #endif
   return thread_hint();
 }
 
 // Blocks while *word == expected (spurious returns allowed), and wakes all
 // blocked on it. The word lives in memory shared by every thread of the
-// process, so these are process-private futexes.
+// process (never across processes), so process-private waits do.
 inline void wait_on(uint32_t* word, uint32_t expected) {
-#if defined(OBJPOOL_HAVE_FUTEX)
+#if defined(OBJPOOL_WAIT_FUTEX)
   syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
+#elif defined(OBJPOOL_WAIT_WAITONADDRESS)
+  WaitOnAddress(word, &expected, sizeof expected, INFINITE);
+#elif defined(OBJPOOL_WAIT_ULOCK)
+  // timeout 0: none. Returns early (EINTR, or the value already differs).
+  __ulock_wait(OBJPOOL_UL_COMPARE_AND_WAIT, word, expected, 0);
 #else
-  // No futex: a short sleep. Callers loop on the word's value.
-  (void)word;
-  (void)expected;
-  std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::atomic_ref<uint32_t>(*word).wait(expected, std::memory_order_relaxed);
 #endif
 }
 inline void wake_all(uint32_t* word) {
-#if defined(OBJPOOL_HAVE_FUTEX)
+#if defined(OBJPOOL_WAIT_FUTEX)
   syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+#elif defined(OBJPOOL_WAIT_WAITONADDRESS)
+  WakeByAddressAll(word);
+#elif defined(OBJPOOL_WAIT_ULOCK)
+  __ulock_wake(OBJPOOL_UL_COMPARE_AND_WAIT | OBJPOOL_ULF_WAKE_ALL, word, 0);
 #else
-  (void)word;
+  std::atomic_ref<uint32_t>(*word).notify_all();
 #endif
 }
 
@@ -226,8 +285,8 @@ inline void store_u64(uint8_t* p, uint64_t v) { std::memcpy(p, &v, sizeof v); }
 // (or addon instance) attaches its own view to the same memory.
 class Pool {
  public:
-  static_assert(std::atomic_ref<uint64_t>::is_always_lock_free, "64-bit CAS must be lock-free");
-  static_assert(std::atomic_ref<uint32_t>::is_always_lock_free, "32-bit atomics must be lock-free");
+  static_assert(atomic_ref<uint64_t>::is_always_lock_free, "64-bit CAS must be lock-free");
+  static_assert(atomic_ref<uint32_t>::is_always_lock_free, "32-bit atomics must be lock-free");
 
   Pool() = default;
 
@@ -610,26 +669,26 @@ class Pool {
     state_ = c.checked ? next_ + c.capacity : nullptr;
   }
 
-  std::atomic_ref<uint32_t> attention() const {
-    return std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(meta_ + layout::attention));
+  atomic_ref<uint32_t> attention() const {
+    return atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(meta_ + layout::attention));
   }
-  std::atomic_ref<uint32_t> released_word() const {
-    return std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(meta_ + layout::released));
+  atomic_ref<uint32_t> released_word() const {
+    return atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(meta_ + layout::released));
   }
-  std::atomic_ref<uint64_t> counter(Counter c) const {
-    return std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(meta_ + layout::counters + size_t(c) * 8));
+  atomic_ref<uint64_t> counter(Counter c) const {
+    return atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(meta_ + layout::counters + size_t(c) * 8));
   }
-  std::atomic_ref<uint32_t> cache_room_word() const {
-    return std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(meta_ + layout::cache_room));
+  atomic_ref<uint32_t> cache_room_word() const {
+    return atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(meta_ + layout::cache_room));
   }
-  std::atomic_ref<uint32_t> wake_word() const {
-    return std::atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(meta_ + layout::wake));
+  atomic_ref<uint32_t> wake_word() const {
+    return atomic_ref<uint32_t>(*reinterpret_cast<uint32_t*>(meta_ + layout::wake));
   }
-  std::atomic_ref<uint64_t> head(uint32_t s) const {
-    return std::atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(meta_ + layout::heads + size_t(s) * kLine));
+  atomic_ref<uint64_t> head(uint32_t s) const {
+    return atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(meta_ + layout::heads + size_t(s) * kLine));
   }
-  std::atomic_ref<uint32_t> next(uint32_t i) const { return std::atomic_ref<uint32_t>(next_[i]); }
-  std::atomic_ref<uint32_t> state(uint32_t i) const { return std::atomic_ref<uint32_t>(state_[i]); }
+  atomic_ref<uint32_t> next(uint32_t i) const { return atomic_ref<uint32_t>(next_[i]); }
+  atomic_ref<uint32_t> state(uint32_t i) const { return atomic_ref<uint32_t>(state_[i]); }
 
   uint32_t this_slot() const {
     const uint32_t cpu = detail::current_cpu();

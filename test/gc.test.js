@@ -95,7 +95,7 @@ test('shared pool memory goes when the last thread lets go of it (--expose-gc)',
       for (let h = 0; h < 64; h++) pool.buffer(h).fill(1);   // touch every page
       const w = new Worker(\`
         const { parentPort, workerData } = require('node:worker_threads');
-        const { ObjectPool } = require(${JSON.stringify(require.resolve('..'))});
+        const { ObjectPool } = require(\${JSON.stringify(require.resolve(${JSON.stringify(require.resolve('..'))}))});
         const p = ObjectPool.attach(workerData);
         parentPort.postMessage(p.buffer(63)[0]);
         parentPort.once('message', () => process.exit(0));   // hold the pool until told

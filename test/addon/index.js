@@ -21,7 +21,10 @@ function build() {
   execFileSync(process.execPath, [gyp, 'rebuild', '--silent'], { cwd: dir, stdio: 'inherit', env: buildEnv() });
 }
 
-if (require.main === module) {
+if (process.env.OBJPOOL_TESTING_ADDON) {
+  // A given build (a cross-built one, for a suite run under qemu or wine).
+  if (require.main !== module) module.exports = require(path.resolve(process.env.OBJPOOL_TESTING_ADDON));
+} else if (require.main === module) {
   if (stale()) build();
 } else {
   if (stale()) build();

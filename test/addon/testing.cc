@@ -24,7 +24,7 @@ struct Totals {
 // pusher must find its own id: the same protocol as the JS threads), holds a
 // few objects for a while, and pushes them back.
 void run_thread(objpool::Pool pool, uint32_t id, uint64_t ops, uint32_t bulk, Totals& out) {
-  auto stamp = [&](uint32_t h) { return std::atomic_ref<uint32_t>(*static_cast<uint32_t*>(pool.object(h))); };
+  auto stamp = [&](uint32_t h) { return objpool::atomic_ref<uint32_t>(*static_cast<uint32_t*>(pool.object(h))); };
   std::vector<uint32_t> held;
   std::vector<uint32_t> buf(bulk);
   Totals t;
@@ -177,8 +177,8 @@ class HoldThenReturn : public Napi::AsyncWorker {
       if (pool_.pop(h) == objpool::Status::ok) held.push_back(h);
     }
     // seq_cst: JS reads and writes the gate with Atomics (seq_cst).
-    std::atomic_ref<int32_t>(gate_[0]).store(1, std::memory_order_seq_cst);
-    while (std::atomic_ref<int32_t>(gate_[1]).load(std::memory_order_seq_cst) == 0)
+    objpool::atomic_ref<int32_t>(gate_[0]).store(1, std::memory_order_seq_cst);
+    while (objpool::atomic_ref<int32_t>(gate_[1]).load(std::memory_order_seq_cst) == 0)
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     for (uint32_t h : held)
       if (pool_.push(h) == objpool::Status::drain_needed) ++closed_pushes_;

@@ -78,6 +78,9 @@ function model(name, defines, { expectError }) {
 
 stress('stress', ['-O2'], {});
 stress('stress under ThreadSanitizer', ['-O1', '-g', '-fsanitize=thread'], tsanEnv);
+// The stand-in for std::atomic_ref (native/atomic_ref.hpp), which the musl,
+// macOS and Windows prebuilds use, under the same stress and ThreadSanitizer.
+stress('stress under ThreadSanitizer, with the atomic_ref stand-in', ['-O1', '-g', '-fsanitize=thread', '-DOBJPOOL_FORCE_ATOMIC_REF_SHIM'], tsanEnv);
 stress('broken: pop relaxed instead of acquire, under ThreadSanitizer', ['-O1', '-g', '-fsanitize=thread', '-DOBJPOOL_TEST_POP_ORDER=std::memory_order_relaxed'], tsanEnv, { expectRace: true, scaleArg: '0.05' });
 model('model: 2 objects, 2 threads, 3 ops each', ['-DN=2', '-DTHREADS=2', '-DOPS=3'], { expectError: false });
 model('model: 2 objects, 3 threads, 2 ops each', ['-DN=2', '-DTHREADS=3', '-DOPS=2'], { expectError: false });

@@ -18,6 +18,11 @@
 
 #include "../../native/objpool.hpp"
 
+// test/native/run.js builds this once with the stand-in forced: make sure it is the one in use.
+#if defined(OBJPOOL_FORCE_ATOMIC_REF_SHIM)
+static_assert(OBJPOOL_ATOMIC_REF_SHIM == 1, "the atomic_ref stand-in was asked for");
+#endif
+
 namespace {
 
 int failures = 0;
@@ -267,7 +272,7 @@ void run_cache_case(double scale) {
         } else {
           const uint32_t h = cache[--n];
           // relaxed: this thread owns h (it sits in its own cache), as a JS pop does.
-          std::atomic_ref<uint32_t>(state[h]).store(objpool::kStateTaken, std::memory_order_relaxed);
+          objpool::atomic_ref<uint32_t>(state[h]).store(objpool::kStateTaken, std::memory_order_relaxed);
           ++c.hits;
           claim(m, h, me, c);
           held.push_back(h);
@@ -278,8 +283,8 @@ void run_cache_case(double scale) {
         give_back(m, h, me, c);
         uint32_t expect = objpool::kStateTaken;
         // relaxed: as the core's unmark(); the give() below publishes with release.
-        if (!std::atomic_ref<uint32_t>(state[h]).compare_exchange_strong(expect, objpool::kStateFree,
-                                                                         std::memory_order_relaxed))
+        if (!objpool::atomic_ref<uint32_t>(state[h]).compare_exchange_strong(expect, objpool::kStateFree,
+                                                                             std::memory_order_relaxed))
           ++c.status_errors;
         if (n == kCache) {
           if (m.pool.give(cache, kCache / 2) != objpool::Status::ok) ++c.status_errors;

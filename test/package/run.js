@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 'use strict';
 // npm run test:package: the package as a user gets it. `npm pack` (whose
-// prepack builds the linux-x64 prebuild, test/package/prebuild.js), then the
+// prepack builds the seven prebuilds, test/package/prebuild.js), then the
 // tarball installed into fresh projects in a temporary folder with a PATH
 // that holds only node, npm and sh (no compiler, make or python), once with
 // install scripts off and once with them on. Checks: the listing holds what
@@ -17,7 +17,9 @@ const symbols = require('./symbols');
 
 const root = path.join(__dirname, '..', '..');
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'objpool-package-'));
+// The one this machine loads; the tarball must hold every target's.
 const prebuild = 'prebuilds/linux-x64/objpool.glibc.node';
+const prebuilds = require('./prebuild').TARGETS.map((t) => `prebuilds/${t.dir}/${t.file}`);
 let passed = 0;
 let failed = 0;
 function check(name, ok, detail = '') {
@@ -61,9 +63,12 @@ for (const f of [...info.files].sort((a, b) => a.path.localeCompare(b.path))) co
 // 2. The listing.
 const files = new Set(info.files.map((f) => f.path));
 const must = ['package.json', 'README.md', 'binding.gyp', 'CMakeLists.txt', 'native/addon.cc', 'native/objpool.hpp', 'native/glibc_compat.cc',
-  'dist/index.js', 'dist/index.d.ts', 'dist/native.js', prebuild];
+  'native/atomic_ref.hpp', 'dist/index.js', 'dist/index.d.ts', 'dist/native.js', 'dist/metrics.js', 'dist/metrics.d.ts', ...prebuilds];
 const missing = must.filter((f) => !files.has(f));
-check('the tarball holds the compiled API, its typings, the sources for a source build and the prebuild', missing.length === 0, missing.length ? `missing ${missing.join(', ')}` : '');
+check('the tarball holds the compiled API, its typings, the sources for a source build and the seven prebuilds', missing.length === 0, missing.length ? `missing ${missing.join(', ')}` : '');
+const binaries = info.files.filter((f) => f.path.startsWith('prebuilds/'));
+check('the tarball stays small: under 2 MiB packed', info.size < 2 * 1024 * 1024,
+  `${kib(info.size)} packed; prebuilds ${binaries.map((f) => `${f.path.replace(/^prebuilds\//, '')} ${kib(f.size)}`).join(', ')}`);
 const stray = [...files].filter((f) => /^(test|bench|build|build-asan|examples|node_modules|\.ci|\.git)\//.test(f) ||
   /\.(tgz|log|o|tmp)$/.test(f) || (f.endsWith('.node') && !f.startsWith('prebuilds/')) || /^tsconfig/.test(f));
 check('no tests, benchmarks, examples, build output or stray binaries', stray.length === 0, stray.join(', '));
