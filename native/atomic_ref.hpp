@@ -28,7 +28,8 @@ namespace objpool {
 // OBJPOOL_FORCE_ATOMIC_REF_SHIM (tests only): the stand-in even where the
 // library has std::atomic_ref, so that test:native can stress it under
 // ThreadSanitizer with g++.
-#if (defined(__cpp_lib_atomic_ref) && !defined(OBJPOOL_FORCE_ATOMIC_REF_SHIM)) || (defined(_MSC_VER) && !defined(__clang__))
+#if (defined(__cpp_lib_atomic_ref) && !defined(OBJPOOL_FORCE_ATOMIC_REF_SHIM)) || \
+    (defined(_MSC_VER) && !defined(__clang__))
 // The standard one (libstdc++, MSVC's STL, libc++ >= 19). MSVC has no
 // __atomic builtins, so it always takes this branch.
 template <class T>

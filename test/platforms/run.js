@@ -39,6 +39,7 @@ const EXCLUDED = {
     ['*shuts down on SIGINT*', 'signals: Windows has no SIGINT to send a child (kill() terminates it)'],
     ['*shuts down cleanly on SIGTERM*', 'signals: as above'],
     ['examples/metrics.js*', 'signals: as above (it stops on SIGINT)'],
+    ['npm start demo*', 'wine\'s loopback TCP lost bytes in the demo\'s plain mode, where no pool is involved (33,608,863 of 33,619,968 echoed in one run)'],
   ],
 };
 
@@ -109,8 +110,10 @@ function avaRun(cmd, env, addon, testing, log, id) {
   });
   fs.closeSync(out);
   const text = fs.readFileSync(log, 'utf8');
-  const count = (re) => Number(re.exec(text)?.[1] ?? 0);
-  return { status: r.status, passed: count(/(\d+) tests? passed/), failed: count(/(\d+) tests? failed/) + count(/(\d+) uncaught exceptions?/), text };
+  // ava prints no passed count when something failed: count the marks (✔/✘ here, √/× on Windows).
+  const marks = (re) => text.split('\n').filter((l) => re.test(l)).length;
+  const uncaught = Number(/(\d+) uncaught exceptions?/.exec(text)?.[1] ?? 0);
+  return { status: r.status, passed: marks(/^\s+(✔|√) /), failed: marks(/^\s+(✘|×) /) + uncaught, text };
 }
 
 // Is `file` older than the sources it is built from?
