@@ -26,7 +26,12 @@ function promClient(): PromClient {
 // The pools made or attached in this thread since this module was loaded,
 // held weakly: the default set a collector reports.
 const seen = new Set<WeakRef<ObjectPool>>();
-dc.subscribe(channels.created, (message) => { seen.add(new WeakRef((message as CreatedEvent).pool)); });
+let added = 0;
+dc.subscribe(channels.created, (message) => {
+  seen.add(new WeakRef((message as CreatedEvent).pool));
+  // Pruned on every scrape, and every 1024 pools in case nothing scrapes.
+  if (++added % 1024 === 0) livePools();
+});
 
 function livePools(): ObjectPool[] {
   const out: ObjectPool[] = [];

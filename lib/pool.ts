@@ -311,6 +311,8 @@ export class ObjectPool {
   readonly #leaks: LeakTracker | null = null;
   readonly #waiters: Waiter[] = [];
   #onWake: (() => void) | null = null;
+  /** #serveWaiters() is popping. */
+  #serving = false;
   #closeListeners: Set<(err: Error) => void> | null = null;
   // The close notice the binding holds weakly: kept alive here, with this view.
   #closeNotice: (() => void) | null = null;
@@ -409,8 +411,12 @@ export class ObjectPool {
   }
 
   // A pop found the pool empty (counted natively): tell the subscribers.
+  // The pops that serve waiters on a wake-up are not the user's: uncounted
+  // (Atomics.sub of the native count's own 1: the sum stays exact whatever
+  // other threads add meanwhile) and unpublished.
   #exhausted(): -1 {
-    if (events.exhausted.hasSubscribers) events.exhausted.publish({ pool: this, name: this.name });
+    if (this.#serving) Atomics.sub(this.#counters, C_EXHAUSTED, 1n);
+    else if (events.exhausted.hasSubscribers) events.exhausted.publish({ pool: this, name: this.name });
     return -1;
   }
 
@@ -739,10 +745,13 @@ export class ObjectPool {
     while (this.#waiters.length > 0) {
       let h: number;
       try {
+        this.#serving = true;
         h = this.pop();
       } catch (err) {
         for (const w of [...this.#waiters]) this.#giveUp(w, err);
         return;
+      } finally {
+        this.#serving = false;
       }
       if (h < 0) return;
       const w = this.#waiters[0]!;

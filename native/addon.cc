@@ -160,8 +160,10 @@ bool flush_and_release(Binding* b, bool rezero = false) {
 // share of the budget: this thread's at once, other threads' on their event
 // loops (one queued request each). `holders`: only the views whose cache
 // holds objects or budget (a reclaim, not a close). Registry lock held by
-// the caller. True if a view of this thread gave objects back.
-bool flush_others_locked(Binding* b, bool holders = false) {
+// the caller. True if a view of this thread gave objects back; `drain` (if
+// given) is set when they went into a closed pool: the caller asks the closer
+// to drain once the lock is released (request_drain takes it).
+bool flush_others_locked(Binding* b, bool holders = false, bool* drain = nullptr) {
   auto it = registry().find(b->key);
   if (it == registry().end()) return false;
   const bool closed = b->pool.is_closed();
@@ -174,7 +176,7 @@ bool flush_others_locked(Binding* b, bool holders = false) {
     // This thread's views: their caches now; a close notice on the next turn.
     if (m->env == b->env) {
       here |= m->cached() > 0;
-      flush_and_release(m);
+      if (flush_and_release(m) && drain != nullptr) *drain = true;
       if (!closed || m->on_close == nullptr) continue;
     }
     // acq_rel: at most one queued request; call_flush() clears the flag before it flushes.
@@ -184,12 +186,22 @@ bool flush_others_locked(Binding* b, bool holders = false) {
   return here;
 }
 
+void request_drain(napi_env env, const void* key);
+
 // A pop found the pool empty: the other views that cache objects give them
 // back (see flush_others_locked). True if views of this thread did so at
 // once: the pop may try again.
 bool reclaim(Binding* b) {
-  std::lock_guard<std::mutex> lock(registry_mutex());
-  return flush_others_locked(b, true);
+  // Nothing reserved (relaxed: a hint, as in flush_others_locked()): no cache
+  // holds an object, and an empty pop stays one lock-free call.
+  if (b->pool.cache_room() >= objpool::cache_budget_for(b->pool.capacity())) return false;
+  bool here, drain = false;
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    here = flush_others_locked(b, true, &drain);
+  }
+  if (drain) request_drain(b->env, b->key);
+  return here;
 }
 
 void request_drain(napi_env env, const void* key) {
@@ -863,8 +875,12 @@ Napi::Value WaitBegin(const Napi::CallbackInfo& info) {
   }
   // Objects idle in other views' caches are made visible to the waiter:
   // pushes now bypass the caches, and what they hold goes back to the slots.
-  std::lock_guard<std::mutex> lock(registry_mutex());
-  flush_others_locked(b);
+  bool drain = false;
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    flush_others_locked(b, false, &drain);
+  }
+  if (drain) request_drain(env, b->key);
   return Napi::Number::New(env, -1);
 }
 

@@ -628,6 +628,8 @@ class Pool {
       if (room.compare_exchange_weak(r, r - take, std::memory_order_relaxed, std::memory_order_relaxed)) return take;
     }
   }
+  // The room left (relaxed: a hint; see reserve_cache()).
+  uint32_t cache_room() const { return cache_room_word().load(std::memory_order_relaxed); }
   void release_cache(uint32_t n) {
     // relaxed: as in reserve_cache().
     if (n != 0) cache_room_word().fetch_add(n, std::memory_order_relaxed);

@@ -54,6 +54,27 @@ for (const cache of [0, 4]) {
   });
 }
 
+// The pops that serve waiters when an object comes back are the pool's own:
+// only the user's pops that find nothing count (and publish).
+for (const cache of [0, 4]) {
+  test(`exhausted: a wake-up that serves one of two waiters counts nothing (cache: ${cache})`, async (t) => {
+    const pool = new ObjectPool({ capacity: 1, objectSize: 8, slots: 1, cache });
+    const ex = listen(channels.exhausted, (p) => p === pool);
+    const h = pool.pop();
+    const a = pool.popAsync(); // its first try finds the pool empty: 1
+    const b = pool.popAsync(); // waits behind a: no first try
+    await new Promise((r) => setTimeout(r, 10));
+    pool.push(h);
+    const got = await a;
+    await new Promise((r) => setTimeout(r, 10));
+    ex.off();
+    t.is(pool.stats().exhausted, 1);
+    t.is(ex.got.length, 1);
+    pool.push(got);
+    pool.push(await b);
+  });
+}
+
 test('wait timeout', async (t) => {
   const pool = new ObjectPool({ capacity: 1, objectSize: 8, name: 'slow' });
   const h = pool.pop();
