@@ -4,7 +4,7 @@
 const test = require('ava');
 const { ObjectPool } = require('..');
 const { Waitlist } = require('../dist/waitlist');
-const { assertIntact } = require('./helpers');
+const { assertIntact, until } = require('./helpers');
 
 const settle = () => new Promise((r) => setImmediate(r));
 
@@ -47,10 +47,11 @@ test('readers are served in order as objects come back, and the wait ends with t
   const served = [];
   for (const name of ['r1', 'r2']) list.add(reader(pool, name, served));
   t.is(pool.stats().waiting, 1, 'one pool wait for every reader');
+  // A push reaches the pool wait through the wake-up thread: wait for it.
   pool.push(held[0]);
-  await settle();
+  await until(() => served.length === 1);
   pool.push(held[1]);
-  await settle();
+  await until(() => served.length === 2);
   t.deepEqual(served.map(([name]) => name), ['r1', 'r2']);
   t.is(pool.stats().waiting, 0);
   for (const [, h] of served) pool.push(h);
