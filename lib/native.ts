@@ -46,7 +46,7 @@ export interface NativeAddon {
   metaBytes(capacity: number, slots: number, checked: boolean): number;
   format(meta: Uint8Array, capacity: number, slots: number, objectSize: number, stride: number,
     align: number, checked: boolean, external: boolean, zero: boolean): void;
-  open(meta: Uint8Array, arena: Uint8Array | null, memory: Int32Array, cache: number, name?: string): NativeOps;
+  open(meta: Uint8Array, arena: Uint8Array | null, memory: Int32Array, cache: number, name?: string, objects?: readonly Uint8Array[]): NativeOps;
   /** The address of a view's first byte: compares views across threads. */
   address(view: ArrayBufferView): number;
   readonly maxCapacity: number;

@@ -251,6 +251,7 @@ const typedArrayProto = Object.getPrototypeOf(Uint8Array.prototype) as object;
 const callOf = Function.prototype.call;
 const fillOf = callOf.bind(Uint8Array.prototype.fill) as (o: Uint8Array, v: number, start?: number, end?: number) => Uint8Array;
 const byteLengthOf = callOf.bind(Object.getOwnPropertyDescriptor(typedArrayProto, 'byteLength')!.get!) as (o: Uint8Array) => number;
+const bufferOf = callOf.bind(Object.getOwnPropertyDescriptor(typedArrayProto, 'buffer')!.get!) as (o: Uint8Array) => ArrayBufferLike;
 
 // `where`: ` (pool "name")`, or '' for a pool without a name.
 function closedError(where = ''): Error {
@@ -313,6 +314,9 @@ export class ObjectPool {
   #onWake: (() => void) | null = null;
   /** #serveWaiters() is popping. */
   #serving = false;
+  #zeroTarget: JsZero | null = null;
+  /** The binding zeroes this pool's user objects (see the constructor). */
+  #nativeObjects = false;
   #closeListeners: Set<(err: Error) => void> | null = null;
   // The close notice the binding holds weakly: kept alive here, with this view.
   #closeNotice: (() => void) | null = null;
@@ -357,9 +361,15 @@ export class ObjectPool {
     // nowhere but these closures and the native binding.
     const mem = new Int32Array(new SharedArrayBuffer((4 + cacheCap) * 4));
     const arenaView = p.arena ? new Uint8Array(p.arena, 0, p.capacity * p.stride) : null;
-    const ops = native.open(new Uint8Array(p.meta), arenaView, mem, cacheCap, p.name ?? undefined);
-    // Where the core cannot reach the objects (memory that is not shared),
-    // JS zeroes what it pushes, pushMany included.
+    // A zero pool of user objects all in shared memory: the binding zeroes
+    // them too (it holds them; shared memory cannot be detached), so that a
+    // push runs no JS between its state change and its store.
+    this.#nativeObjects = p.zero && p.objects !== null && p.objects.every((o) => bufferOf(o) instanceof SharedArrayBuffer);
+    const ops = native.open(new Uint8Array(p.meta), arenaView, mem, cacheCap, p.name ?? undefined, this.#nativeObjects ? p.objects! : undefined);
+    // Native code zeroes a push in a shared arena or of shared objects.
+    const nativeZero = p.arena instanceof SharedArrayBuffer || this.#nativeObjects;
+    // Where the core cannot reach the objects (memory that is not shared, or
+    // user objects in a batch), JS zeroes what it pushes, pushMany included.
     const jsZero = p.zero && !(p.arena instanceof SharedArrayBuffer);
     this.#ops = ops;
     this.#mem = mem;
@@ -371,7 +381,8 @@ export class ObjectPool {
       pop: { value: makePop(ops, mem, this.#attention, state, cacheCap, () => this.#exhausted(), where), enumerable: false },
       // Without a cache, pushes into a shared arena are zeroed by the core itself.
       push: { value: makePush(ops, mem, this.#attention, state, cacheCap, p.capacity,
-        cacheCap === 0 && p.arena instanceof SharedArrayBuffer ? null : this.#zeroer(), p.arena instanceof SharedArrayBuffer, leaks, where), enumerable: false },
+        cacheCap === 0 && p.arena instanceof SharedArrayBuffer ? null : this.#zeroer(), nativeZero, leaks, where,
+        this.#jsZero()), enumerable: false },
       popMany: { value: ops.popMany, enumerable: false },
       pushMany: { value: leakAwarePushMany(jsZero ? zeroingPushMany(ops, state, this.#zeroer()!, p.capacity) : ops.pushMany, leaks), enumerable: false },
     });
@@ -434,12 +445,23 @@ export class ObjectPool {
   #zeroer(): ((h: number) => void) | null {
     const p = this.#parts;
     if (!p.zero) return null;
-    const size = p.objectSize, stride = p.stride;
-    if (p.objects) {
+    if (this.#nativeObjects) {
+      const mem = this.#mem, zeroReg = this.#ops.zeroReg;
+      return (h) => {
+        mem[1] = h;
+        zeroReg();
+      };
+    }
+    const js = this.#jsZero();
+    if (js?.objects) {
       // The user's objects may carry their own fill or byteLength: the
       // intrinsics, taken at load, run no user code.
-      const objects = p.objects;
+      const objects = js.objects;
       return (h) => { const o = objects[h]!; if (byteLengthOf(o) !== 0) fillOf(o, 0); };
+    }
+    if (js?.bytes) {
+      const bytes = js.bytes, stride = js.stride, size = js.size;
+      return (h) => { if (byteLengthOf(bytes) !== 0) fillOf(bytes, 0, h * stride, h * stride + size); };
     }
     if (p.arena instanceof SharedArrayBuffer) {
       // A native memset: JS fills of shared memory go element by element
@@ -450,11 +472,20 @@ export class ObjectPool {
         zeroReg();
       };
     }
-    // A user's ArrayBuffer, which may be resizable: a view that tracks its
-    // length, so that after it shrinks the objects still inside it are
-    // zeroed (fill clamps to the end; a detached buffer has no bytes).
-    const bytes = new Uint8Array(p.arena as ArrayBuffer);
-    return (h) => { if (byteLengthOf(bytes) !== 0) fillOf(bytes, 0, h * stride, h * stride + size); };
+    return null;
+  }
+
+  // What JS zeroes, for memory the core cannot reach (fromBuffers objects, a
+  // user's ArrayBuffer), or null. A user's ArrayBuffer may be resizable: the
+  // view tracks its length, so that after it shrinks the objects still inside
+  // it are zeroed (fill clamps to the end; a detached buffer has no bytes).
+  #jsZero(): JsZero | null {
+    const p = this.#parts;
+    if (!p.zero || p.arena instanceof SharedArrayBuffer || this.#nativeObjects) return null;
+    this.#zeroTarget ??= p.objects
+      ? { objects: p.objects, bytes: null, stride: p.stride, size: p.objectSize }
+      : { objects: null, bytes: new Uint8Array(p.arena as ArrayBuffer), stride: p.stride, size: p.objectSize };
+    return this.#zeroTarget;
   }
 
   static #format(p: Parts, align: number): void {
@@ -901,6 +932,14 @@ export class ObjectPool {
   }
 }
 
+/** @internal What JS zeroes: one user object per handle, or a range of a user's ArrayBuffer. */
+interface JsZero {
+  objects: Uint8Array[] | null;
+  bytes: Uint8Array | null;
+  stride: number;
+  size: number;
+}
+
 /** @internal A pending popAsync(). */
 interface Waiter {
   resolve: (h: number) => void;
@@ -992,7 +1031,8 @@ function makePop(ops: NativeOps, mem: Int32Array, attention: Int32Array, state: 
 }
 
 function makePush(ops: NativeOps, mem: Int32Array, attention: Int32Array, state: Int32Array | null, cacheCap: number,
-  capacity: number, zero: ((h: number) => void) | null, sharedArena: boolean, leaks: LeakTracker | null, where: string): (handle: number) => void {
+  capacity: number, zero: ((h: number) => void) | null, sharedArena: boolean, leaks: LeakTracker | null, where: string,
+  inline: JsZero | null): (handle: number) => void {
   const pushReg = ops.pushReg, pushFree = ops.pushFree, spill = ops.spill;
   const A = native.attentionWord;
   // Between a push's state change (Taken -> Free) and the moment its object
@@ -1060,22 +1100,35 @@ function makePush(ops: NativeOps, mem: Int32Array, attention: Int32Array, state:
     // the intrinsics (see #zeroer), so no user code runs in a push. The
     // registers and the cache count are read only after zeroing all the
     // same. A terminated thread's cleanup hook zeroes the cache it gives back.
+    //
+    // Between the state change and the object's store (in the cache, or
+    // linked by a native call) no function of ours may be entered:
+    // worker.terminate() acts at JS function entries and loop back-edges,
+    // and would leave the object Free but in no list, lost for good (it was,
+    // through a zeroing closure, in a third of the terminations measured).
+    // So JS zeroing is written out here, calling only the intrinsics.
     const zeroPushFree = ops.zeroPushFree, zeroReg = ops.zeroReg;
+    const zObjects = inline?.objects ?? null, zBytes = inline?.bytes ?? null, zStride = inline?.stride ?? 0, zSize = inline?.size ?? 0;
     push = (h) => {
       if (typeof h !== 'number' || (h >>> 0) !== h || h >= capacity) throw badHandle(h, capacity);
       if (state !== null && Atomics.compareExchange(state, h, TAKEN, FREE) !== TAKEN) throw doublePush(h, where);
       let n: number;
       try {
-        if (cacheCap === 0 || attention[A] !== 0) {
-          if (!sharedArena) zero(h);
-          mem[REG_PUSH] = h;
-          return sharedArena ? zeroPushFree() : pushFree();
-        }
         if (sharedArena) {
           mem[REG_PUSH] = h;
+          if (cacheCap === 0 || attention[A] !== 0) return zeroPushFree();
           zeroReg();
         } else {
-          zero(h);
+          if (zObjects !== null) {
+            const o = zObjects[h]!;
+            if (byteLengthOf(o) !== 0) fillOf(o, 0);
+          } else if (byteLengthOf(zBytes!) !== 0) {
+            fillOf(zBytes!, 0, h * zStride, h * zStride + zSize);
+          }
+          if (cacheCap === 0 || attention[A] !== 0) {
+            mem[REG_PUSH] = h;
+            return pushFree();
+          }
         }
         n = mem[COUNT]!;
         if (n >= mem[LIMIT]!) {

@@ -90,6 +90,18 @@ struct Binding {
   bool corrupt = false;       // a drain met an object twice (unchecked misuse)
   Waiter* waiter = nullptr;
   std::string where;  // " (pool \"name\")" for error messages, or empty for a pool without a name
+  // A zero pool of user objects (fromBuffers) that are all views of
+  // SharedArrayBuffers: each object's bytes, held by a strong reference (shared
+  // memory cannot be detached), so that a push zeroes it natively, with no JS
+  // between its state change and its store (see lib/pool.ts, makePush).
+  std::vector<uint8_t*> objects;
+  std::vector<napi_ref> object_refs;
+
+  // Zeroes an object this thread owns: in the arena, or one of `objects`.
+  void zero_object(uint32_t h) {
+    if (pool.zero_object(h)) return;
+    if (h < objects.size()) std::memset(objects[h], 0, pool.object_size());
+  }
 
   // The cache's count, clamped: the memory is ours, but nothing read from
   // memory is trusted to stay in bounds.
@@ -140,7 +152,7 @@ bool flush_cache(Binding* b, bool rezero = false) {
   const uint32_t n = b->cached();
   if (n == 0) return false;
   if (rezero && b->pool.zeroes())
-    for (uint32_t i = 0; i < n; ++i) b->pool.zero_object(b->cache()[i]);
+    for (uint32_t i = 0; i < n; ++i) b->zero_object(b->cache()[i]);
   // relaxed: the cache is this thread's; the count is read racily by stats().
   objpool::atomic_ref<int32_t>(b->mem[kCached]).store(0, std::memory_order_relaxed);
   return b->pool.give(b->cache(), n) == Status::drain_needed;
@@ -530,7 +542,7 @@ napi_value PushFree(napi_env env, napi_callback_info info) {
 // fills of shared memory go byte by byte.
 napi_value ZeroReg(napi_env env, napi_callback_info info) {
   Binding* b = binding_of(env, info, nullptr, nullptr);
-  b->pool.zero_object(static_cast<uint32_t>(b->mem[kRegPush]));
+  b->zero_object(static_cast<uint32_t>(b->mem[kRegPush]));
   return nullptr;
 }
 
@@ -539,7 +551,7 @@ napi_value ZeroReg(napi_env env, napi_callback_info info) {
 napi_value ZeroPushFree(napi_env env, napi_callback_info info) {
   Binding* b = binding_of(env, info, nullptr, nullptr);
   const uint32_t h = static_cast<uint32_t>(b->mem[kRegPush]);
-  b->pool.zero_object(h);
+  b->zero_object(h);
   const bool drain = flush_cache(b);  // as in PushFree
   const Status st = b->pool.give(&h, 1);
   return pushed(env, b, drain ? Status::drain_needed : st, h);
@@ -909,6 +921,7 @@ void finalize_function(napi_env env, void* data, void*) {
   }
   for (napi_ref& r : b->refs)
     if (r != nullptr) napi_delete_reference(env, r);
+  for (napi_ref r : b->object_refs) napi_delete_reference(env, r);
   if (b->on_close != nullptr) napi_delete_reference(env, b->on_close);
   delete b;
 }
@@ -1001,7 +1014,10 @@ Napi::Value Format(const Napi::CallbackInfo& info) {
 // the arena's length) and returns the pool's bound functions. `meta` and
 // `memory` (an Int32Array of 4 + cache words: see MemWord) must be views of
 // SharedArrayBuffers; an arena that is not shared is never touched. `name`
-// (a string, optional) is shown in the errors this view throws.
+// (a string, optional) is shown in the errors this view throws. `objects`
+// (optional, a zero pool without an arena only): the pool's objects, one
+// Uint8Array over a SharedArrayBuffer per handle, of at least objectSize
+// bytes each, which pushes then zero natively.
 Napi::Value Open(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
   void* meta;
@@ -1034,6 +1050,26 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
     return Napi::Value();
   }
   if (!arena_shared) pool = pool.without_arena();
+  std::vector<uint8_t*> objects;
+  std::vector<napi_value> views;  // the very values whose bytes `objects` holds (an element read twice could differ)
+  if (info.Length() > 5 && !info[5].IsUndefined()) {
+    const char* expected = "an Array of capacity Uint8Arrays over SharedArrayBuffers (a zero pool without an arena)";
+    if (!info[5].IsArray() || has_arena || !pool.zeroes() || info[5].As<Napi::Array>().Length() != pool.capacity())
+      return throw_type(env, "objects", expected, info[5]), Napi::Value();
+    Napi::Array list = info[5].As<Napi::Array>();
+    objects.resize(pool.capacity());
+    views.resize(pool.capacity());
+    for (uint32_t i = 0; i < pool.capacity(); ++i) {
+      Napi::Value v = list.Get(i);
+      views[i] = v;
+      void* data = nullptr;
+      size_t len = 0;
+      bool shared = false;
+      if (!get_bytes(env, v, "objects[i]", &data, &len, &shared)) return Napi::Value();
+      if (!shared || len < pool.object_size()) return throw_type(env, "objects", expected, info[5]), Napi::Value();
+      objects[i] = static_cast<uint8_t*>(data);
+    }
+  }
   auto* b = new Binding;
   b->pool = pool;
   b->env = env;
@@ -1045,6 +1081,17 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   for (size_t i = 0; i < 3; ++i) {
     if (i == 1 && !arena_shared) continue;
     napi_create_reference(env, info[i], 1, &b->refs[i]);
+  }
+  if (!objects.empty()) {
+    // Strong references to the views: they keep the memory alive while this
+    // view may zero it (a SharedArrayBuffer cannot be detached or shrink).
+    b->object_refs.reserve(views.size());
+    for (napi_value v : views) {
+      napi_ref r;
+      napi_create_reference(env, v, 1, &r);
+      b->object_refs.push_back(r);
+    }
+    b->objects = std::move(objects);
   }
   if (b->cache_cap > 0) make_flusher(env, b);
 

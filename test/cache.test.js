@@ -239,30 +239,56 @@ test('popAsync is served from objects idle in another thread\'s cache', async (t
   assertIntact(t, pool);
 });
 
-test('zero: true and worker.terminate() at any moment: no object is lost mid-push, and what comes back is zeroed', async (t) => {
-  let lost = 0, dirty = 0, heldByWorker = 0;
-  for (let trial = 0; trial < 40; trial++) {
-    const pool = new ObjectPool({ capacity: 64, objectSize: 64, slots: 1, zero: true, cache: 0 });
-    const w = new Worker(`
-      const { parentPort, workerData } = require('node:worker_threads');
-      const { ObjectPool } = require(${JSON.stringify(require.resolve('..'))});
-      const p = ObjectPool.attach(workerData, { cache: 8 });
-      parentPort.postMessage('go');
-      for (;;) { const h = p.pop(); if (h >= 0) { p.buffer(h).fill(7); p.push(h); } }`, { eval: true, workerData: pool.descriptor });
-    await new Promise((r) => w.once('message', r));
-    await new Promise((r) => setTimeout(r, trial % 5));
-    await w.terminate();
-    const got = [];
-    for (let h; (h = pool.pop()) !== -1; ) got.push(h);
-    // The worker may have held one object (popped, not yet pushed) when it stopped: that one is out, and Taken.
-    heldByWorker += 64 - got.length;
-    if (got.length < 63) lost += 63 - got.length;
-    for (const h of got) if (!pool.buffer(h).every((b) => b === 0)) dirty++;
-  }
-  t.is(lost, 0, 'at most the one object the worker held is missing');
-  t.is(dirty, 0, 'every object that came back is zeroed');
-  t.log(`40 terminations: ${heldByWorker} objects were out in the worker when it stopped`);
-});
+// worker.terminate() acts at JS function entries and loop back-edges: a push
+// must enter none between its state change and its store, or the object is
+// Free but in no list, lost for good. (A zeroing closure for user objects
+// was such an entry: a third of the terminations lost an object.)
+const terminateKinds = {
+  'shared arena': () => new ObjectPool({ capacity: 64, objectSize: 64, slots: 1, zero: true, cache: 0 }),
+  'fromBuffers over a SharedArrayBuffer': () => {
+    const mem = new SharedArrayBuffer(64 * 64);
+    return ObjectPool.fromBuffers(Array.from({ length: 64 }, (_, i) => new Uint8Array(mem, i * 64, 64)), { slots: 1, zero: true, cache: 0 });
+  },
+};
+for (const [kind, make] of Object.entries(terminateKinds)) {
+  test(`zero: true and worker.terminate() at any moment: no object is lost mid-push, and what comes back is zeroed (${kind})`, async (t) => {
+    let lost = 0, dirty = 0, heldByWorker = 0, mostMissing = 0;
+    for (let trial = 0; trial < 40; trial++) {
+      const pool = make();
+      const w = new Worker(`
+        const { parentPort, workerData } = require('node:worker_threads');
+        const { ObjectPool } = require(${JSON.stringify(require.resolve('..'))});
+        const p = ObjectPool.attach(workerData, { cache: 8 });
+        parentPort.postMessage('go');
+        for (;;) { const h = p.pop(); if (h >= 0) { p.buffer(h).fill(7); p.push(h); } }`, { eval: true, workerData: pool.descriptor });
+      await new Promise((r) => w.once('message', r));
+      await new Promise((r) => setTimeout(r, trial % 5));
+      await w.terminate();
+      const got = [];
+      for (let h; (h = pool.pop()) !== -1; ) got.push(h);
+      for (const h of got) if (!pool.buffer(h).every((b) => b === 0)) dirty++;
+      // An object missing from the pool is either still Taken (the worker
+      // held it when it stopped: a push of it succeeds) or lost (Free in no
+      // list: a push of it is refused).
+      mostMissing = Math.max(mostMissing, 64 - got.length);
+      const seen = new Set(got);
+      for (let h = 0; h < 64; h++) {
+        if (seen.has(h)) continue;
+        try {
+          pool.push(h);
+          heldByWorker++;
+        } catch (err) {
+          if (err.code !== 'ERR_OBJPOOL_DOUBLE_PUSH') throw err;
+          lost++;
+        }
+      }
+    }
+    t.true(mostMissing <= 1, `at most the one object the worker held is missing (${mostMissing})`);
+    t.is(lost, 0, 'no object Free but in no list');
+    t.is(dirty, 0, 'every object that came back is zeroed');
+    t.log(`40 terminations: ${heldByWorker} objects were out in the worker when it stopped`);
+  });
+}
 
 test('the raw addon: refill() and spill() of a view without a cache write nothing', (t) => {
   const addon = require(require('..').addonPath);
