@@ -368,9 +368,9 @@ export class ObjectPool {
     const ops = native.open(new Uint8Array(p.meta), arenaView, mem, cacheCap, p.name ?? undefined, this.#nativeObjects ? p.objects! : undefined);
     // Native code zeroes a push in a shared arena or of shared objects.
     const nativeZero = p.arena instanceof SharedArrayBuffer || this.#nativeObjects;
-    // Where the core cannot reach the objects (memory that is not shared, or
-    // user objects in a batch), JS zeroes what it pushes, pushMany included.
-    const jsZero = p.zero && !(p.arena instanceof SharedArrayBuffer);
+    // Where native code cannot reach the objects (memory that is not
+    // shared), JS zeroes what it pushes, pushMany included.
+    const jsZero = p.zero && !nativeZero;
     this.#ops = ops;
     this.#mem = mem;
     this.#attention = new Int32Array(p.meta, 0, native.attentionWord + 1);

@@ -682,7 +682,9 @@ napi_value PushMany(napi_env env, napi_callback_info info) {
   if (tmp == nullptr) return nullptr;
   // A private copy: the caller's array may be shared memory another thread changes.
   std::copy(in, in + n, tmp);
-  const Status st = b->pool.push_many(tmp, n);  // checks every handle's range first, all or nothing
+  // Checks every handle's range first, all or nothing; user objects held here are zeroed in the same call.
+  const Status st = b->objects.empty() ? b->pool.push_many(tmp, n)
+                                       : b->pool.push_many(tmp, n, [b](uint32_t h) { b->zero_object(h); });
   if (st == Status::out_of_range) return out_of_range(tmp);
   return pushed(env, b, flush_if_needed(b, st), 0);
 }

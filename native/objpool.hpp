@@ -459,6 +459,14 @@ class Pool {
   // Returns `n` objects with one CAS. All or nothing: on out_of_range or
   // double_push (also for a handle given twice) nothing is returned.
   Status push_many(const uint32_t* handles, size_t n) {
+    return push_many(handles, n, [](uint32_t) {});
+  }
+
+  // push_many() that also calls `zero(h)` for each object once this thread
+  // owns it and before anyone else can take it: for memory the core does not
+  // hold (a binding's user objects).
+  template <class Zero>
+  Status push_many(const uint32_t* handles, size_t n, Zero&& zero) {
     if (n == 0) return Status::ok;
     for (size_t i = 0; i < n; ++i)
       if (handles[i] >= capacity_) return Status::out_of_range;
@@ -471,7 +479,10 @@ class Pool {
         }
       }
     }
-    for (size_t i = 0; i < n; ++i) clear(handles[i]);
+    for (size_t i = 0; i < n; ++i) {
+      clear(handles[i]);
+      zero(handles[i]);
+    }
     return give(handles, n);
   }
 

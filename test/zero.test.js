@@ -66,3 +66,23 @@ for (const cache of [0, 4]) {
     assertIntact(t, pool);
   });
 }
+
+// User objects all in shared memory: the binding zeroes them, in the call
+// that stores the push (no JS runs between the state change and the store).
+for (const cache of [0, 4]) {
+  test(`zero: true, fromBuffers over shared memory: push and pushMany zero natively (cache: ${cache})`, (t) => {
+    const mem = new SharedArrayBuffer(8 * 32);
+    const objects = Array.from({ length: 8 }, (_, i) => new Uint8Array(mem, i * 32, 32));
+    let calls = 0;
+    for (const o of objects) o.fill = function () { calls++; return this; };
+    const pool = ObjectPool.fromBuffers(objects, { slots: 1, zero: true, cache });
+    const out = new Uint32Array(8);
+    t.is(pool.popMany(out), 8);
+    new Uint8Array(mem).fill(0xee);
+    pool.pushMany(out.subarray(0, 4));
+    for (const h of out.subarray(4)) pool.push(h);
+    t.is(calls, 0, 'no object\'s own fill was called');
+    t.true(new Uint8Array(mem).every((b) => b === 0), 'every byte zeroed');
+    assertIntact(t, pool);
+  });
+}
