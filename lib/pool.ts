@@ -307,7 +307,6 @@ export class ObjectPool {
   readonly #counters: BigInt64Array;
   /** ` (pool "name")` for messages, or ''. */
   readonly #where: string;
-  readonly #mem: Int32Array;
   readonly #views: (Buffer | undefined)[] = [];
   readonly #leaks: LeakTracker | null = null;
   readonly #waiters: Waiter[] = [];
@@ -372,7 +371,6 @@ export class ObjectPool {
     // shared), JS zeroes what it pushes, pushMany included.
     const jsZero = p.zero && !nativeZero;
     this.#ops = ops;
-    this.#mem = mem;
     this.#attention = new Int32Array(p.meta, 0, native.attentionWord + 1);
     const state = p.checked ? new Int32Array(p.meta, native.headsOffset + p.slots * native.lineBytes + p.capacity * 4, p.capacity) : null;
     const leaks = leakOpts ? new LeakTracker({ ...leakOpts, onLeak: (r) => this.#leaked(r, leakOpts.onLeak) }, (h) => Atomics.load(state!, h) === TAKEN) : null;
@@ -381,7 +379,7 @@ export class ObjectPool {
       pop: { value: makePop(ops, mem, this.#attention, state, cacheCap, () => this.#exhausted(), where), enumerable: false },
       // Without a cache, pushes into a shared arena are zeroed by the core itself.
       push: { value: makePush(ops, mem, this.#attention, state, cacheCap, p.capacity,
-        cacheCap === 0 && p.arena instanceof SharedArrayBuffer ? null : this.#zeroer(), nativeZero, leaks, where,
+        p.zero && !(cacheCap === 0 && p.arena instanceof SharedArrayBuffer), nativeZero, leaks, where,
         this.#jsZero()), enumerable: false },
       popMany: { value: ops.popMany, enumerable: false },
       pushMany: { value: leakAwarePushMany(jsZero ? zeroingPushMany(ops, state, this.#zeroer()!, p.capacity) : ops.pushMany, leaks), enumerable: false },
@@ -442,37 +440,15 @@ export class ObjectPool {
   // How a push from JS zeroes an object, or null when it need not: the core
   // zeroes what it pushes itself when it can reach the arena (shared memory),
   // so JS zeroes only what goes into its cache or what the core cannot reach.
+  // zeroingPushMany's zeroing, for memory only JS can reach (see #jsZero).
+  // The user's objects may carry their own fill or byteLength: the
+  // intrinsics, taken at load, run no user code.
   #zeroer(): ((h: number) => void) | null {
-    const p = this.#parts;
-    if (!p.zero) return null;
-    if (this.#nativeObjects) {
-      const mem = this.#mem, zeroReg = this.#ops.zeroReg;
-      return (h) => {
-        mem[1] = h;
-        zeroReg();
-      };
-    }
     const js = this.#jsZero();
-    if (js?.objects) {
-      // The user's objects may carry their own fill or byteLength: the
-      // intrinsics, taken at load, run no user code.
-      const objects = js.objects;
-      return (h) => { const o = objects[h]!; if (byteLengthOf(o) !== 0) fillOf(o, 0); };
-    }
-    if (js?.bytes) {
-      const bytes = js.bytes, stride = js.stride, size = js.size;
-      return (h) => { if (byteLengthOf(bytes) !== 0) fillOf(bytes, 0, h * stride, h * stride + size); };
-    }
-    if (p.arena instanceof SharedArrayBuffer) {
-      // A native memset: JS fills of shared memory go element by element
-      // (measured: about 2 us for 4 KiB against 0.1 us for an ArrayBuffer).
-      const mem = this.#mem, zeroReg = this.#ops.zeroReg;
-      return (h) => {
-        mem[1] = h;
-        zeroReg();
-      };
-    }
-    return null;
+    if (js === null) return null;
+    const { objects, bytes, stride, size } = js;
+    if (objects !== null) return (h) => { const o = objects[h]!; if (byteLengthOf(o) !== 0) fillOf(o, 0); };
+    return (h) => { if (byteLengthOf(bytes!) !== 0) fillOf(bytes!, 0, h * stride, h * stride + size); };
   }
 
   // What JS zeroes, for memory the core cannot reach (fromBuffers objects, a
@@ -1031,7 +1007,7 @@ function makePop(ops: NativeOps, mem: Int32Array, attention: Int32Array, state: 
 }
 
 function makePush(ops: NativeOps, mem: Int32Array, attention: Int32Array, state: Int32Array | null, cacheCap: number,
-  capacity: number, zero: ((h: number) => void) | null, sharedArena: boolean, leaks: LeakTracker | null, where: string,
+  capacity: number, zeroing: boolean, sharedArena: boolean, leaks: LeakTracker | null, where: string,
   inline: JsZero | null): (handle: number) => void {
   const pushReg = ops.pushReg, pushFree = ops.pushFree, spill = ops.spill;
   const A = native.attentionWord;
@@ -1044,14 +1020,14 @@ function makePush(ops: NativeOps, mem: Int32Array, attention: Int32Array, state:
   // itself: a call there could overflow the stack again. (A plain store is
   // enough: the object is in no list, so nobody else can change its state.)
   let push: (h: number) => void;
-  if (cacheCap === 0 && zero === null) {
+  if (cacheCap === 0 && !zeroing) {
     // Native code checks and pushes, all in one call.
     push = (h) => {
       if (typeof h !== 'number' || (h >>> 0) !== h || h >= capacity) throw badHandle(h, capacity);
       mem[REG_PUSH] = h;
       pushReg();
     };
-  } else if (zero === null && state !== null) {
+  } else if (!zeroing && state !== null) {
     push = (h) => {
       if (typeof h !== 'number' || (h >>> 0) !== h || h >= capacity) throw badHandle(h, capacity);
       if (Atomics.compareExchange(state, h, TAKEN, FREE) !== TAKEN) throw doublePush(h, where);
@@ -1076,7 +1052,7 @@ function makePush(ops: NativeOps, mem: Int32Array, attention: Int32Array, state:
       mem[BASE + n] = h;
       mem[COUNT] = n + 1;
     };
-  } else if (zero === null) {
+  } else if (!zeroing) {
     // Unchecked: no state to restore.
     push = (h) => {
       if (typeof h !== 'number' || (h >>> 0) !== h || h >= capacity) throw badHandle(h, capacity);
