@@ -252,6 +252,19 @@ const callOf = Function.prototype.call;
 const fillOf = callOf.bind(Uint8Array.prototype.fill) as (o: Uint8Array, v: number, start?: number, end?: number) => Uint8Array;
 const byteLengthOf = callOf.bind(Object.getOwnPropertyDescriptor(typedArrayProto, 'byteLength')!.get!) as (o: Uint8Array) => number;
 const bufferOf = callOf.bind(Object.getOwnPropertyDescriptor(typedArrayProto, 'buffer')!.get!) as (o: Uint8Array) => ArrayBufferLike;
+const sharedByteLengthOf = callOf.bind(Object.getOwnPropertyDescriptor(SharedArrayBuffer.prototype, 'byteLength')!.get!) as (b: unknown) => number;
+
+// Whether a view's memory is a SharedArrayBuffer, by the intrinsic's brand
+// check (instanceof can be fooled from JS: a replaced prototype or
+// Symbol.hasInstance), so that it agrees with what the binding sees.
+function inSharedMemory(o: Uint8Array): boolean {
+  try {
+    sharedByteLengthOf(bufferOf(o));
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 // `where`: ` (pool "name")`, or '' for a pool without a name.
 function closedError(where = ''): Error {
@@ -363,7 +376,7 @@ export class ObjectPool {
     // A zero pool of user objects all in shared memory: the binding zeroes
     // them too (it holds them; shared memory cannot be detached), so that a
     // push runs no JS between its state change and its store.
-    this.#nativeObjects = p.zero && p.objects !== null && p.objects.every((o) => bufferOf(o) instanceof SharedArrayBuffer);
+    this.#nativeObjects = p.zero && p.objects !== null && p.objects.every(inSharedMemory);
     const ops = native.open(new Uint8Array(p.meta), arenaView, mem, cacheCap, p.name ?? undefined, this.#nativeObjects ? p.objects! : undefined);
     // Native code zeroes a push in a shared arena or of shared objects.
     const nativeZero = p.arena instanceof SharedArrayBuffer || this.#nativeObjects;

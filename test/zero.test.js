@@ -86,3 +86,20 @@ for (const cache of [0, 4]) {
     assertIntact(t, pool);
   });
 }
+
+// Whether user objects are in shared memory is decided by the intrinsic brand
+// check, as the binding sees it: JS that fools instanceof builds a pool all
+// the same (zeroed in JS), instead of a refusal from the binding.
+test('zero: true, fromBuffers: memory that only claims to be shared is zeroed in JS, as before', (t) => {
+  const objects = [0, 1].map(() => {
+    const ab = new ArrayBuffer(16);
+    Object.setPrototypeOf(ab, SharedArrayBuffer.prototype);
+    return new Uint8Array(ab);
+  });
+  const pool = ObjectPool.fromBuffers(objects, { slots: 1, zero: true, cache: 0 });
+  const h = pool.pop();
+  Uint8Array.prototype.fill.call(objects[h], 5);
+  pool.push(h);
+  t.true(Uint8Array.prototype.every.call(objects[h], (b) => b === 0));
+  assertIntact(t, pool);
+});
