@@ -3,6 +3,8 @@
  * shareable across worker threads. See README.md.
  */
 export { ObjectPool } from './pool';
+export { HandleChannel } from './channel';
+export type { ChannelDescriptor, ChannelOptions } from './channel';
 export type { PoolOptions, ViewOptions, PoolDescriptor, PoolStats, ReleaseInfo, ReleaseCallback, WaitOptions, Lease } from './pool';
 export type { LeakOptions, LeakReport } from './leaks';
 export { codes } from './errors';

@@ -40,6 +40,19 @@ export interface NativeOps {
   /** Registers a waiter (or returns an object that came back meanwhile); `onWake` runs on pushes. */
   waitBegin(onWake: () => void): number;
   waitEnd(): void;
+  /** Validates a channel's memory and registers it with the pool; the external names it below. */
+  openChannel(memory: Int32Array): object;
+  /** Sends a prefix of the handles (all checked first); how many. */
+  chanSendMany(channel: object, handles: Uint32Array, count?: number): number;
+  /** Takes up to count handles into `out`; how many. */
+  chanReceiveMany(channel: object, out: Uint32Array, count?: number): number;
+  /** After a JS send found the channel's attention word set: wakes receivers, or gives objects back to a closed pool. */
+  chanSettle(channel: object): void;
+  /** No more sends; wakes waiting receivers. */
+  chanClose(channel: object): void;
+  /** This view waits for the channel: `onWake` (the view's wake-up callback) runs on sends. */
+  chanWaitBegin(channel: object, onWake: () => void): void;
+  chanWaitEnd(channel: object): void;
 }
 
 export interface NativeAddon {
@@ -61,6 +74,17 @@ export interface NativeAddon {
   readonly headsOffset: number;
   readonly lineBytes: number;
   readonly layoutVersion: number;
+  /** Bytes of a channel of `capacity` handles (rounded up to a power of two). */
+  channelBytes(capacity: number): number;
+  /** Writes a new channel of `capacity` (a power of two) handles into `memory`. */
+  channelFormat(memory: Uint8Array, capacity: number): void;
+  readonly chanVersion: number;
+  readonly chanMaxCapacity: number;
+  /** Word indices in a channel's memory (native/objpool.hpp, chan_layout). */
+  readonly chanAttentionWord: number;
+  readonly chanEnqueueWord: number;
+  readonly chanDequeueWord: number;
+  readonly chanCellsWord: number;
 }
 
 interface Loaded {

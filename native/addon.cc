@@ -69,6 +69,21 @@ struct Waiter {
   napi_threadsafe_function wake = nullptr;  // made without a JS function: it holds nothing alive
   napi_ref on_wake = nullptr;               // the JS callback: strong while there are waiters, weak otherwise
   uint32_t registered = 0;                  // waiters this view added to the pool's count (JS thread only)
+  uint32_t watching = 0;                    // channels of this view with waiting receivers (JS thread only)
+};
+
+struct Binding;
+
+// A handle channel opened through a view (HandleChannel in lib/channel.ts):
+// owned by a JS external, whose finalizer frees it. `ref` holds the
+// channel's memory (a SharedArrayBuffer view) until then, so the memory
+// outlives this record; while the record is in the registry (under its
+// lock), a closer in any thread may use it.
+struct ChanRec {
+  objpool::Channel ch;
+  Binding* owner = nullptr;
+  napi_ref ref = nullptr;
+  bool waiting = false;  // counted in the owner's Waiter::watching and in the channel's waiters
 };
 
 // One attached view of a pool, shared by the functions created for it.
@@ -96,6 +111,7 @@ struct Binding {
   // between its state change and its store (see lib/pool.ts, makePush).
   std::vector<uint8_t*> objects;
   std::vector<napi_ref> object_refs;
+  std::vector<ChanRec*> channels;  // open through this view (registered under the pool's key)
 
   // Zeroes an object this thread owns: in the arena, or one of `objects`.
   void zero_object(uint32_t h) {
@@ -134,6 +150,7 @@ struct Binding {
 struct Members {
   Binding* closer = nullptr;
   std::vector<Binding*> all;
+  std::vector<ChanRec*> channels;  // every channel open in this process: a close takes back what they hold
 };
 std::mutex& registry_mutex() {
   static auto* m = new std::mutex;
@@ -328,6 +345,12 @@ void stop_waiter(Binding* b) {
     b->pool.wait_end();
     --w->registered;
   }
+  for (ChanRec* r : b->channels) {
+    if (!r->waiting) continue;
+    r->ch.remove_waiter();
+    r->waiting = false;
+  }
+  w->watching = 0;
   napi_release_threadsafe_function(w->wake, napi_tsfn_abort);
   if (w->on_wake != nullptr) napi_delete_reference(b->env, w->on_wake);
   delete w;
@@ -350,6 +373,8 @@ void teardown(Binding* b) {
       auto& all = it->second.all;
       all.erase(std::remove(all.begin(), all.end(), b), all.end());
       if (it->second.closer == b) it->second.closer = nullptr;
+      auto& chans = it->second.channels;
+      chans.erase(std::remove_if(chans.begin(), chans.end(), [b](ChanRec* r) { return r->owner == b; }), chans.end());
       if (all.empty() && it->second.closer == nullptr) registry().erase(it);
     }
   }
@@ -717,6 +742,11 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
     flush_cache(b);  // the caller drains next
     std::lock_guard<std::mutex> lock(registry_mutex());
     flush_others_locked(b);
+    // Every channel of the pool in this process: closed, and what it holds
+    // goes back into the pool, which the caller drains next.
+    auto it = registry().find(b->key);
+    if (it != registry().end())
+      for (ChanRec* r : it->second.channels) r->ch.close_for_pool(b->pool, [b](uint32_t h) { b->zero_object(h); });
   }
   return Napi::Boolean::New(info.Env(), won);
 }
@@ -825,6 +855,54 @@ Napi::Value OnClose(const Napi::CallbackInfo& info) {
   return Napi::Value();
 }
 
+// The view's wake-up helper (a thread blocked on the pool's wake word that
+// calls `on_wake` back on this thread), started on first use; nullptr and a
+// thrown error if it cannot be made.
+Waiter* ensure_waiter(napi_env env, Binding* b, napi_value on_wake) {
+  if (b->waiter != nullptr) return b->waiter;
+  // Read before anyone registers: a push after the caller's retry changes it.
+  const uint32_t seq = b->pool.wake_seq();
+  Waiter* w = new Waiter;
+  napi_value name;
+  napi_create_string_utf8(env, "objpool.wake", NAPI_AUTO_LENGTH, &name);
+  // The callback is held by a reference that is weak while nobody waits,
+  // so a view that once waited can still be collected.
+  if (napi_create_reference(env, on_wake, 0, &w->on_wake) != napi_ok ||
+      napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, nullptr, nullptr, w, call_wake, &w->wake) !=
+          napi_ok) {
+    if (w->on_wake != nullptr) napi_delete_reference(env, w->on_wake);
+    delete w;
+    napi_throw_error(env, "ERR_OBJPOOL_NO_MEMORY", "Cannot create the wake-up channel");
+    return nullptr;
+  }
+  // Referenced only while this view has waiters (hold()).
+  napi_unref_threadsafe_function(env, w->wake);
+  try {
+    w->thread = std::thread(wait_loop, b->pool, w, seq);
+  } catch (const std::system_error&) {
+    napi_release_threadsafe_function(w->wake, napi_tsfn_abort);
+    napi_delete_reference(env, w->on_wake);
+    delete w;
+    napi_throw_error(env, "ERR_OBJPOOL_NO_MEMORY", "Cannot start the wake-up thread");
+    return nullptr;
+  }
+  return b->waiter = w;
+}
+
+// A pending wait keeps the thread alive, as pending I/O does, and its view:
+// hold() when a view gets its first waiter (pool or channel), unhold() when
+// its last one leaves.
+void hold(napi_env env, Waiter* w) {
+  if (w->registered + w->watching != 1) return;
+  napi_ref_threadsafe_function(env, w->wake);
+  napi_reference_ref(env, w->on_wake, nullptr);
+}
+void unhold(napi_env env, Waiter* w) {
+  if (w->registered + w->watching != 0) return;
+  napi_unref_threadsafe_function(env, w->wake);
+  napi_reference_unref(env, w->on_wake, nullptr);
+}
+
 // waitBegin(onWake): registers one waiter for this view, then tries once more
 // to pop: the handle if an object came back meanwhile (nothing registered),
 // else -1, and from now on `onWake` runs on this thread whenever a push (from
@@ -839,54 +917,23 @@ Napi::Value WaitBegin(const Napi::CallbackInfo& info) {
     return Napi::Value();
   }
   if (b->torn_down) return throw_pool(env, b, Status::closed), Napi::Value();
-  // Read before registering: a push after the retry below changes it.
-  const uint32_t seq = b->pool.wake_seq();
-  Waiter* w = b->waiter;
-  if (w == nullptr) {
-    w = new Waiter;
-    napi_value name;
-    napi_create_string_utf8(env, "objpool.wake", NAPI_AUTO_LENGTH, &name);
-    // The callback is held by a reference that is weak while nobody waits,
-    // so a view that once waited can still be collected.
-    if (napi_create_reference(env, info[0], 0, &w->on_wake) != napi_ok ||
-        napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, nullptr, nullptr, w, call_wake, &w->wake) !=
-            napi_ok) {
-      if (w->on_wake != nullptr) napi_delete_reference(env, w->on_wake);
-      delete w;
-      napi_throw_error(env, "ERR_OBJPOOL_NO_MEMORY", "Cannot create the wake-up channel");
-      return Napi::Value();
-    }
-    // Referenced only while this view has waiters (below).
-    napi_unref_threadsafe_function(env, w->wake);
-    try {
-      w->thread = std::thread(wait_loop, b->pool, w, seq);
-    } catch (const std::system_error&) {
-      napi_release_threadsafe_function(w->wake, napi_tsfn_abort);
-      napi_delete_reference(env, w->on_wake);
-      delete w;
-      napi_throw_error(env, "ERR_OBJPOOL_NO_MEMORY", "Cannot start the wake-up thread");
-      return Napi::Value();
-    }
-    b->waiter = w;
-  }
+  Waiter* w = ensure_waiter(env, b, info[0]);
+  if (w == nullptr) return Napi::Value();
   // Counted for the helper before the pool counts the waiter: a push that
   // sees the waiter in the pool's count then bumps the wake word (release),
   // and the helper reads this after that word (acquire), so it never takes a
   // wake-up for this waiter as nobody's. relaxed: ordered by that chain.
-  w->waiting.store(w->registered + 1, std::memory_order_relaxed);
+  w->waiting.store(w->registered + w->watching + 1, std::memory_order_relaxed);
   uint32_t h;
   const Status st = b->pool.wait_begin(h);
   if (st != Status::empty) {
     // relaxed: as above.
-    w->waiting.store(w->registered, std::memory_order_relaxed);
+    w->waiting.store(w->registered + w->watching, std::memory_order_relaxed);
     if (st == Status::closed) return throw_pool(env, b, st), Napi::Value();
     return Napi::Number::New(env, h);
   }
-  // A pending wait keeps the thread alive, as pending I/O does, and its view.
-  if (w->registered++ == 0) {
-    napi_ref_threadsafe_function(env, w->wake);
-    napi_reference_ref(env, w->on_wake, nullptr);
-  }
+  ++w->registered;
+  hold(env, w);
   // Objects idle in other views' caches are made visible to the waiter:
   // pushes now bypass the caches, and what they hold goes back to the slots.
   bool drain = false;
@@ -904,11 +951,9 @@ Napi::Value WaitEnd(const Napi::CallbackInfo& info) {
   Waiter* w = b->waiter;
   if (w != nullptr && w->registered > 0) {
     // relaxed: as in WaitBegin.
-    w->waiting.store(w->registered - 1, std::memory_order_relaxed);
-    if (--w->registered == 0) {
-      napi_unref_threadsafe_function(info.Env(), w->wake);
-      napi_reference_unref(info.Env(), w->on_wake, nullptr);
-    }
+    w->waiting.store(w->registered + w->watching - 1, std::memory_order_relaxed);
+    --w->registered;
+    unhold(info.Env(), w);
     b->pool.wait_end();
   }
   return Napi::Value();
@@ -927,6 +972,7 @@ void finalize_function(napi_env env, void* data, void*) {
   if (b->on_close != nullptr) napi_delete_reference(env, b->on_close);
   delete b;
 }
+
 
 void add_c_function(Napi::Object target, Binding* b, const char* name, napi_callback cb) {
   napi_env env = target.Env();
@@ -965,6 +1011,234 @@ bool get_view(napi_env env, napi_value v, napi_typedarray_type want, const char*
 
 bool get_bytes(napi_env env, napi_value v, const char* name, void** data, size_t* len, bool* shared = nullptr) {
   return get_view(env, v, napi_uint8_array, name, "an instance of Uint8Array", data, len, shared);
+}
+
+// ---- handle channels --------------------------------------------------------
+//
+// Single sends and receives run in JS (lib/channel.ts) over the channel's
+// memory; these are the batch calls and the slow paths. A channel is named
+// by the external that openChannel() returned, which only the HandleChannel
+// holds.
+
+ChanRec* chan_of(napi_env env, Binding* b, napi_value v) {
+  napi_valuetype t = napi_undefined;
+  void* data = nullptr;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_get_value_external(env, v, &data) != napi_ok) {
+    throw_type(env, "channel", "a channel of this pool", v);
+    return nullptr;
+  }
+  auto* r = static_cast<ChanRec*>(data);
+  // An external of another view or addon is refused before anything is
+  // read through it: only records this view made are in its list.
+  if (std::find(b->channels.begin(), b->channels.end(), r) == b->channels.end()) {
+    throw_type(env, "channel", "a channel of this pool", v);
+    return nullptr;
+  }
+  return r;
+}
+
+// A channel's status as a thrown error (or a drain request); nullptr.
+napi_value chan_status(napi_env env, Binding* b, Status st, uint32_t h) {
+  switch (st) {
+    case Status::ok:
+    case Status::full:
+      return nullptr;
+    case Status::drain_needed:
+      request_drain(env, b->key);
+      return nullptr;
+    case Status::closed:
+      napi_throw_error(env, "ERR_OBJPOOL_CLOSED", ("The channel" + b->where + " is closed").c_str());
+      return nullptr;
+    case Status::out_of_range:
+      return throw_range(env, "handles", b->pool.capacity(), h);
+    default:
+      return throw_pool(env, b, Status::double_push);
+  }
+}
+
+void finalize_channel(napi_env env, void* data, void* hint) {
+  auto* r = static_cast<ChanRec*>(data);
+  Binding* b = r->owner;
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    auto it = registry().find(b->key);
+    if (it != registry().end()) {
+      auto& chans = it->second.channels;
+      chans.erase(std::remove(chans.begin(), chans.end(), r), chans.end());
+    }
+  }
+  // Collected while receivers waited cannot happen (a waiting HandleChannel
+  // is held by its pending promises); a torn-down view already undid it.
+  if (r->waiting && !b->torn_down) {
+    r->ch.remove_waiter();
+    if (b->waiter != nullptr) --b->waiter->watching;
+  }
+  b->channels.erase(std::remove(b->channels.begin(), b->channels.end(), r), b->channels.end());
+  if (r->ref != nullptr) napi_delete_reference(env, r->ref);
+  delete r;
+  finalize_function(env, b, hint);
+}
+
+// openChannel(memory: Int32Array over a SharedArrayBuffer): validates the
+// channel's header against the memory's real length and returns the
+// external that names it in the calls below. A channel opened on a closed
+// pool is closed at once (and emptied into the pool).
+Napi::Value OpenChannel(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  auto* b = static_cast<Binding*>(info.Data());
+  void* mem;
+  size_t len;
+  bool shared = false;
+  const char* expected = "an Int32Array over a SharedArrayBuffer";
+  if (!get_view(env, info[0], napi_int32_array, "memory", expected, &mem, &len, &shared)) return Napi::Value();
+  if (!shared) return throw_type(env, "memory", expected, info[0]), Napi::Value();
+  objpool::Channel ch;
+  if (b->torn_down || objpool::Channel::attach(mem, len * 4, ch) != Status::ok) {
+    napi_throw_error(env, "ERR_OBJPOOL_BAD_DESCRIPTOR",
+                     "Invalid channel descriptor: wrong magic, layout version or capacity, or truncated memory");
+    return Napi::Value();
+  }
+  auto* r = new ChanRec;
+  r->ch = ch;
+  r->owner = b;
+  napi_value ext;
+  if (napi_create_reference(env, info[0], 1, &r->ref) != napi_ok ||
+      napi_create_external(env, r, finalize_channel, nullptr, &ext) != napi_ok) {
+    if (r->ref != nullptr) napi_delete_reference(env, r->ref);
+    delete r;
+    napi_throw_error(env, "ERR_OBJPOOL_NO_MEMORY", "Cannot open the channel");
+    return Napi::Value();
+  }
+  ++b->functions;  // the external's finalizer keeps `b` alive until it runs
+  b->channels.push_back(r);
+  bool closed;
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    registry()[b->key].channels.push_back(r);
+    // After registering: a close from now on finds this channel; one before
+    // is seen here.
+    closed = b->pool.is_closed();
+  }
+  if (closed && r->ch.close_for_pool(b->pool, [b](uint32_t h) { b->zero_object(h); }) > 0) request_drain(env, b->key);
+  return Napi::Value(env, ext);
+}
+
+// chanSendMany(channel, handles, count?): sends a prefix of the handles (all
+// checked first: range and ownership, all or nothing); how many.
+napi_value ChanSendMany(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3] = {nullptr, nullptr, nullptr};
+  Binding* b = binding_of(env, info, &argc, argv);
+  ChanRec* r = chan_of(env, b, argv[0]);
+  if (r == nullptr) return nullptr;
+  uint32_t* in;
+  size_t n;
+  if (argc < 2 || !get_u32_array(env, argv[1], argc > 2 ? argv[2] : nullptr, "handles", &in, &n)) return nullptr;
+  // More than the pool holds cannot all be out: one is given twice.
+  if (n > b->pool.capacity()) {
+    for (size_t i = 0; i < n; ++i)
+      if (in[i] >= b->pool.capacity()) return throw_range(env, "handles", b->pool.capacity(), in[i]);
+    return throw_pool(env, b, Status::double_push);
+  }
+  uint32_t* tmp = scratch(env, n);
+  if (tmp == nullptr) return nullptr;
+  std::copy(in, in + n, tmp);  // a private copy: the caller's array may be shared memory
+  Status st;
+  const size_t sent = r->ch.send_many(b->pool, tmp, n, &st);
+  uint32_t bad = 0;
+  if (st == Status::out_of_range)
+    for (size_t i = 0; i < n; ++i)
+      if (tmp[i] >= b->pool.capacity()) bad = tmp[i];
+  if (st != Status::ok && st != Status::full && st != Status::drain_needed) return chan_status(env, b, st, bad);
+  chan_status(env, b, st, 0);
+  napi_value out;
+  napi_create_uint32(env, uint32_t(sent), &out);
+  return out;
+}
+
+// chanReceiveMany(channel, out, count?): takes up to count handles; how many.
+napi_value ChanReceiveMany(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3] = {nullptr, nullptr, nullptr};
+  Binding* b = binding_of(env, info, &argc, argv);
+  ChanRec* r = chan_of(env, b, argv[0]);
+  if (r == nullptr) return nullptr;
+  uint32_t* out;
+  size_t n;
+  if (argc < 2 || !get_u32_array(env, argv[1], argc > 2 ? argv[2] : nullptr, "out", &out, &n)) return nullptr;
+  n = std::min<size_t>(n, r->ch.capacity());  // no more can be in it
+  uint32_t* tmp = scratch(env, n);
+  if (tmp == nullptr) return nullptr;
+  const size_t got = r->ch.receive_many(b->pool, tmp, n);
+  std::copy(tmp, tmp + got, out);
+  napi_value v;
+  napi_create_uint32(env, uint32_t(got), &v);
+  return v;
+}
+
+// chanSettle(channel): a send from JS found the channel's attention word set:
+// wakes the waiting receivers, and when the pool closed meanwhile gives what
+// the channel holds back to it.
+napi_value ChanSettle(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1] = {nullptr};
+  Binding* b = binding_of(env, info, &argc, argv);
+  ChanRec* r = chan_of(env, b, argv[0]);
+  if (r == nullptr) return nullptr;
+  return chan_status(env, b, r->ch.after_send(b->pool, [b](uint32_t h) { b->zero_object(h); }), 0);
+}
+
+// chanClose(channel): no more sends; waiting receivers are woken.
+napi_value ChanClose(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1] = {nullptr};
+  Binding* b = binding_of(env, info, &argc, argv);
+  ChanRec* r = chan_of(env, b, argv[0]);
+  if (r != nullptr) r->ch.close(b->pool);
+  return nullptr;
+}
+
+// chanWaitBegin(channel, onWake): this view waits for the channel: the
+// channel counts a waiter (senders then wake the pool's wake word) and the
+// view's helper calls `onWake` (the same as waitBegin's) on each wake-up.
+// The caller looks at the channel again afterwards (the waiter pairing in
+// objpool.hpp). Keeps the thread alive until chanWaitEnd().
+napi_value ChanWaitBegin(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2] = {nullptr, nullptr};
+  Binding* b = binding_of(env, info, &argc, argv);
+  ChanRec* r = chan_of(env, b, argv[0]);
+  if (r == nullptr || r->waiting) return nullptr;
+  napi_valuetype t = napi_undefined;
+  napi_typeof(env, argv[1], &t);
+  if (t != napi_function) return throw_type(env, "onWake", "of type function", argv[1]);
+  if (b->torn_down) return chan_status(env, b, Status::closed, 0);
+  Waiter* w = ensure_waiter(env, b, argv[1]);
+  if (w == nullptr) return nullptr;
+  // Counted for the helper first (see WaitBegin). relaxed: ordered by that chain.
+  w->waiting.store(w->registered + w->watching + 1, std::memory_order_relaxed);
+  ++w->watching;
+  r->waiting = true;
+  hold(env, w);
+  r->ch.add_waiter();
+  return nullptr;
+}
+
+// chanWaitEnd(channel): the view no longer waits for the channel.
+napi_value ChanWaitEnd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1] = {nullptr};
+  Binding* b = binding_of(env, info, &argc, argv);
+  ChanRec* r = chan_of(env, b, argv[0]);
+  if (r == nullptr || !r->waiting || b->waiter == nullptr) return nullptr;
+  Waiter* w = b->waiter;
+  r->waiting = false;
+  r->ch.remove_waiter();
+  --w->watching;
+  // relaxed: as in WaitBegin.
+  w->waiting.store(w->registered + w->watching, std::memory_order_relaxed);
+  unhold(env, w);
+  return nullptr;
 }
 
 // ---- module functions -----------------------------------------------------
@@ -1007,6 +1281,34 @@ Napi::Value Format(const Napi::CallbackInfo& info) {
   c.zero = info[8].ToBoolean();
   if (objpool::Pool::format(meta, len, c) != Status::ok) {
     napi_throw_range_error(env, "ERR_INVALID_ARG_VALUE", "The pool shape is invalid");
+    return Napi::Value();
+  }
+  return Napi::Value();
+}
+
+
+// channelBytes(capacity): the bytes a channel of `capacity` handles needs,
+// its capacity rounded up to a power of two (lib/channel.ts does the same).
+Napi::Value ChannelBytes(const Napi::CallbackInfo& info) {
+  uint32_t capacity;
+  if (!get_u32_args(info.Env(), info, 0, {{"capacity", &capacity}})) return Napi::Value();
+  if (capacity < 1 || capacity > objpool::kChanMaxCapacity) {
+    throw_range(info.Env(), "capacity", objpool::kChanMaxCapacity + 1.0, capacity);
+    return Napi::Value();
+  }
+  return Napi::Number::New(info.Env(), double(objpool::channel_bytes_for(objpool::channel_capacity_for(capacity))));
+}
+
+// channelFormat(memory: Uint8Array, capacity): writes a new channel.
+Napi::Value ChannelFormat(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  void* mem;
+  size_t len;
+  if (!get_bytes(env, info[0], "memory", &mem, &len)) return Napi::Value();
+  uint32_t capacity;
+  if (!get_u32_args(env, info, 1, {{"capacity", &capacity}})) return Napi::Value();
+  if (objpool::Channel::format(mem, len, capacity) != Status::ok) {
+    napi_throw_range_error(env, "ERR_INVALID_ARG_VALUE", "The channel shape is invalid");
     return Napi::Value();
   }
   return Napi::Value();
@@ -1115,11 +1417,18 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
                                                        {"flush", Flush},
                                                        {"zeroReg", ZeroReg},
                                                        {"pushManyFree", PushManyFree},
-                                                       {"zeroPushFree", ZeroPushFree}};
+                                                       {"zeroPushFree", ZeroPushFree},
+                                                       {"chanSendMany", ChanSendMany},
+                                                       {"chanReceiveMany", ChanReceiveMany},
+                                                       {"chanSettle", ChanSettle},
+                                                       {"chanClose", ChanClose},
+                                                       {"chanWaitBegin", ChanWaitBegin},
+                                                       {"chanWaitEnd", ChanWaitEnd}};
   for (const auto& [name, cb] : hot) add_c_function(ops, b, name, cb);
   const std::pair<const char*, Napi::Function::Callback> rest[] = {
       {"close", Close},     {"drain", Drain},         {"corrupt", Corrupt}, {"stats", Stats},    {"watch", Watch},
-      {"unwatch", Unwatch}, {"waitBegin", WaitBegin}, {"waitEnd", WaitEnd}, {"onClose", OnClose}};
+      {"unwatch", Unwatch}, {"waitBegin", WaitBegin}, {"waitEnd", WaitEnd}, {"onClose", OnClose},
+      {"openChannel", OpenChannel}};
   for (const auto& [name, cb] : rest) add_function(ops, b, name, cb);
   return ops;
 }
@@ -1152,6 +1461,14 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("countersOffset", Napi::Number::New(env, double(objpool::layout::counters)));
   exports.Set("lineBytes", Napi::Number::New(env, double(objpool::kLine)));
   exports.Set("layoutVersion", Napi::Number::New(env, objpool::kLayoutVersion));
+  exports.Set("channelBytes", Napi::Function::New(env, ChannelBytes, "channelBytes"));
+  exports.Set("channelFormat", Napi::Function::New(env, ChannelFormat, "channelFormat"));
+  exports.Set("chanVersion", Napi::Number::New(env, objpool::kChanVersion));
+  exports.Set("chanMaxCapacity", Napi::Number::New(env, objpool::kChanMaxCapacity));
+  exports.Set("chanAttentionWord", Napi::Number::New(env, double(objpool::chan_layout::attention)));
+  exports.Set("chanEnqueueWord", Napi::Number::New(env, double(objpool::chan_layout::enqueue)));
+  exports.Set("chanDequeueWord", Napi::Number::New(env, double(objpool::chan_layout::dequeue)));
+  exports.Set("chanCellsWord", Napi::Number::New(env, double(objpool::chan_layout::cells)));
   return exports;
 }
 

@@ -147,6 +147,7 @@ inline constexpr uint32_t kWaiterUnit = 2;
 inline constexpr uint32_t kStateFree = 0;
 inline constexpr uint32_t kStateTaken = 1;
 inline constexpr uint32_t kStateReleased = 2;
+inline constexpr uint32_t kStateInFlight = 3;  // in a handle channel (see Channel)
 
 // Byte offsets in the metadata. Header words are host-endian.
 namespace layout {
@@ -189,6 +190,7 @@ enum class Status : int {
   double_push,   // push: the object is not out (checked mode)
   drain_needed,  // push: done, but the pool is closed: the closer must drain again
   bad_layout,    // attach/format: the metadata or a size is invalid
+  full,          // channel send: no room; nothing was sent
 };
 
 struct Config {
@@ -653,6 +655,34 @@ class Pool {
     return counter(c).load(std::memory_order_relaxed);
   }
 
+  // Ownership of objects in handle channels (checked mode; without state
+  // words these always succeed and do nothing). An object goes Taken ->
+  // InFlight when its owner sends it, InFlight -> Taken when a receiver takes
+  // it out, and InFlight -> Free when a closed pool takes it back.
+  // relaxed (all three): the exchange only has to be atomic (one of two
+  // racing senders or receivers wins); the channel's release store of the
+  // cell and the receiver's acquire load of it order the hand-off.
+  bool mark_in_flight(uint32_t h) { return transition(h, kStateTaken, kStateInFlight); }
+  // Undoes mark_in_flight() for an object that was not sent after all: the
+  // caller still owns it, and nobody else can reach it.
+  void unmark_in_flight(uint32_t h) {
+    // relaxed: as above; the object is in no channel and no list.
+    if (state_ != nullptr && h < capacity_) state(h).store(kStateTaken, std::memory_order_relaxed);
+  }
+  bool take_in_flight(uint32_t h) { return transition(h, kStateInFlight, kStateTaken); }
+  // A closed pool takes an object back from a channel: InFlight -> Free,
+  // `zero(h)`, then linked like a push. ok or drain_needed; double_push (and
+  // nothing changes) when the object is not in flight, which only forged
+  // channel memory can make happen.
+  template <class Zero>
+  Status return_in_flight(uint32_t h, Zero&& zero) {
+    if (h >= capacity_) return Status::out_of_range;
+    if (!transition(h, kStateInFlight, kStateFree)) return Status::double_push;
+    clear(h);
+    zero(h);
+    return push_list(this_slot(), h, h);
+  }
+
   // State word of an object (checked mode), for tests and diagnostics.
   uint32_t state_of(uint32_t handle) const {
     if (state_ == nullptr || handle >= capacity_) return kStateFree;
@@ -713,6 +743,15 @@ class Pool {
     // h by its owner is ordered after this by that ownership hand-off, and
     // a racing bogus push sees either Free (and fails) or this value.
     if (state_ != nullptr) state(h).store(st, std::memory_order_relaxed);
+  }
+
+  // from -> to, once; true without state words. False if the object is
+  // not in `from` (or out of range).
+  bool transition(uint32_t h, uint32_t from, uint32_t to) {
+    if (state_ == nullptr) return true;
+    if (h >= capacity_) return false;
+    // relaxed: see mark_in_flight().
+    return state(h).compare_exchange_strong(from, to, std::memory_order_relaxed);
   }
 
   // Taken -> Free, once. False if the object is not out.
@@ -792,6 +831,318 @@ class Pool {
   uint32_t stride_ = 0;
   bool zero_ = false;
 };
+
+// ---- handle channels --------------------------------------------------------
+//
+// A bounded multi-producer/multi-consumer queue of handles in shared memory:
+// Dmitry Vyukov's bounded MPMC queue (1024cores.net, "Bounded MPMC queue"),
+// with three additions:
+//   - batches: a producer (consumer) claims k consecutive cells with one CAS
+//     of the enqueue (dequeue) position, after checking that each of them is
+//     free (full) for its position; cells checked so stay so, since only the
+//     claimer of a position can change its cell;
+//   - holes: a claimed cell always gets published, with kHole when the send
+//     turned out invalid (an ownership check lost a race after the claim);
+//     consumers skip holes, and any value >= the pool's capacity, which only
+//     forged memory can hold;
+//   - an attention word (closed flags and a waiter count), read by every send
+//     after it publishes: a send wakes receivers only when some wait, and
+//     gives its objects back itself when the pool was closed meanwhile.
+//
+// Words (u32, host-endian), at these indices of the channel's memory:
+//   0 magic, 1 version, 2 capacity (a power of two), 4 attention;
+//   32 the enqueue position (own line), 64 the dequeue position (own line);
+//   96.. the cells: {seq, value} per cell. Cell i starts with seq = i.
+// Positions run over all of u32 and wrap; differences are read as int32.
+//
+// The memory is shared with JS (lib/channel.ts runs single sends and
+// receives in JS over the same words), which may write anything into it:
+// every index is masked with the capacity copied at attach(), and every
+// handle read from a cell is checked against the pool before use. Forged
+// content can stall or empty a channel, never make this code touch other
+// memory, and in checked mode never hand out an object that is not in
+// flight (take_in_flight() must succeed).
+//
+// Ordering: the cell's seq is the Vyukov hand-off (release store by the
+// writer of the cell, acquire load by the next one). Two pairings more, each
+// a Dekker pattern through the single total order of seq_cst operations:
+//   - a send publishes, then (seq_cst fence) loads the attention word; a
+//     waiter adds itself to that word (seq_cst RMW), then (seq_cst fence)
+//     looks at the cells again: either the send sees the waiter and wakes it,
+//     or the waiter sees the object;
+//   - close_for_pool() sets the closed flags (seq_cst RMW), then (fence)
+//     takes everything out; a send that published after that take reads the
+//     flags after its own publish and takes the rest out itself.
+// The JS side uses Atomics (sequentially consistent) for the same accesses.
+namespace chan_layout {
+inline constexpr size_t magic = 0;
+inline constexpr size_t version = 1;
+inline constexpr size_t capacity = 2;
+inline constexpr size_t attention = 4;
+inline constexpr size_t enqueue = 32;  // 128 bytes in: its own line
+inline constexpr size_t dequeue = 64;
+inline constexpr size_t cells = 96;
+}  // namespace chan_layout
+
+inline constexpr uint32_t kChanMagic = 0x4e48434fu;  // "OCHN" in little-endian bytes
+inline constexpr uint32_t kChanVersion = 1;
+inline constexpr uint32_t kChanMaxCapacity = 1u << 20;
+inline constexpr uint32_t kChanClosed = 1;      // attention: no more sends
+inline constexpr uint32_t kChanPoolClosed = 2;  // attention: the pool closed; objects sent go back to it
+inline constexpr uint32_t kChanWaiterUnit = 4;  // attention: receivers waiting, counted in fours
+inline constexpr uint32_t kHole = 0xffffffffu;
+
+// Bytes of memory a channel of `capacity` cells (a power of two) needs.
+inline constexpr uint64_t channel_bytes_for(uint32_t capacity) {
+  return (chan_layout::cells + 2 * uint64_t(capacity)) * 4;
+}
+// The capacity a channel asked for `want` handles gets: the next power of two.
+inline uint32_t channel_capacity_for(uint32_t want) {
+  uint32_t c = 1;
+  while (c < want && c < kChanMaxCapacity) c <<= 1;
+  return c;
+}
+
+class Channel {
+ public:
+  Channel() = default;
+
+  // Writes a new channel into `mem` (4-aligned, channel_bytes_for(capacity)
+  // bytes). Nobody else may use it until the memory is handed over.
+  static Status format(void* mem, size_t len, uint32_t capacity) {
+    if (capacity < 1 || capacity > kChanMaxCapacity || (capacity & (capacity - 1)) != 0) return Status::bad_layout;
+    if ((reinterpret_cast<uintptr_t>(mem) & 3u) != 0 || len < channel_bytes_for(capacity)) return Status::bad_layout;
+    auto* w = static_cast<uint32_t*>(mem);
+    std::memset(w, 0, size_t(channel_bytes_for(capacity)));
+    w[chan_layout::magic] = kChanMagic;
+    w[chan_layout::version] = kChanVersion;
+    w[chan_layout::capacity] = capacity;
+    for (uint32_t i = 0; i < capacity; ++i) w[chan_layout::cells + 2 * size_t(i)] = i;
+    return Status::ok;
+  }
+
+  // Validates the header against the memory's real length; on success binds
+  // `out`. The capacity is copied: later writes to the header change nothing.
+  static Status attach(void* mem, size_t len, Channel& out) {
+    if (mem == nullptr || (reinterpret_cast<uintptr_t>(mem) & 3u) != 0 || len < chan_layout::cells * 4)
+      return Status::bad_layout;
+    const auto* b = static_cast<const uint8_t*>(mem);
+    if (detail::load_u32(b + chan_layout::magic * 4) != kChanMagic) return Status::bad_layout;
+    if (detail::load_u32(b + chan_layout::version * 4) != kChanVersion) return Status::bad_layout;
+    const uint32_t c = detail::load_u32(b + chan_layout::capacity * 4);
+    if (c < 1 || c > kChanMaxCapacity || (c & (c - 1)) != 0 || len < channel_bytes_for(c)) return Status::bad_layout;
+    out.words_ = static_cast<uint32_t*>(mem);
+    out.mask_ = c - 1;
+    return Status::ok;
+  }
+
+  uint32_t capacity() const { return mask_ + 1; }
+  const void* memory() const { return words_; }
+
+  // relaxed (the three below): hints and counts; the decisions that matter
+  // re-read the word in the orders described above.
+  bool closed() const { return (attention().load(std::memory_order_relaxed) & kChanClosed) != 0; }
+  uint32_t waiters() const { return attention().load(std::memory_order_relaxed) / kChanWaiterUnit; }
+  // Handles in the channel now (claimed cells included); approximate while others work.
+  uint32_t size() const {
+    const uint32_t d = word(chan_layout::dequeue).load(std::memory_order_relaxed);
+    const uint32_t e = word(chan_layout::enqueue).load(std::memory_order_relaxed);
+    const int32_t n = int32_t(e - d);
+    return n < 0 ? 0 : (uint32_t(n) > capacity() ? capacity() : uint32_t(n));
+  }
+  // Closed, and every claimed cell taken: nothing more can come out.
+  bool drained() const {
+    // seq_cst: after a waiter's RMW of the attention word (see the pairings).
+    if ((attention().load(std::memory_order_seq_cst) & kChanClosed) == 0) return false;
+    const uint32_t d = word(chan_layout::dequeue).load(std::memory_order_seq_cst);
+    return word(chan_layout::enqueue).load(std::memory_order_seq_cst) == d;
+  }
+
+  // Sends one object: ok (or drain_needed: the pool was closed meanwhile and
+  // got it back); full, closed, out_of_range or double_push change nothing.
+  Status send(Pool& pool, uint32_t h) {
+    Status st;
+    send_many(pool, &h, 1, &st);
+    return st;
+  }
+
+  // Sends a prefix of `hs`: how many; `status` as for send() (full when none
+  // fit). All n handles are checked first (range, ownership), all or nothing.
+  size_t send_many(Pool& pool, const uint32_t* hs, size_t n, Status* status) {
+    Status st = Status::ok;
+    size_t sent = 0;
+    if (n > 0) sent = send_checked(pool, hs, n, st);
+    if (status) *status = st;
+    return sent;
+  }
+
+  // Takes one object: ok with its handle; empty; closed once closed and
+  // drained. The receiving thread owns what it gets.
+  Status receive(Pool& pool, uint32_t& out) {
+    out = kNone;
+    return receive_many(pool, &out, 1) == 1 ? Status::ok : (drained() ? Status::closed : Status::empty);
+  }
+
+  // Takes up to `max` objects into `out`; how many.
+  size_t receive_many(Pool& pool, uint32_t* out, size_t max) {
+    size_t got = 0;
+    while (got < max) {
+      uint32_t p;
+      const size_t k = claim(chan_layout::dequeue, 1, max - got, p);
+      if (k == 0) break;
+      for (size_t i = 0; i < k; ++i) {
+        const uint32_t h = take(p + uint32_t(i));
+        if (h < pool.capacity() && pool.take_in_flight(h)) out[got++] = h;
+      }
+    }
+    return got;
+  }
+
+  // No more sends; what is in the channel can still be received. Wakes
+  // waiting receivers (they see it closed once it is drained).
+  void close(Pool& pool) {
+    // seq_cst: a waiter that registers after this sees the flag.
+    const uint32_t before = attention().fetch_or(kChanClosed, std::memory_order_seq_cst);
+    if (before >= kChanWaiterUnit) pool.wake_waiters();
+  }
+
+  // The pool closed: no more sends, and everything in the channel goes back
+  // to the pool (for the closer to release). `zero(h)` as in
+  // Pool::return_in_flight. Returns how many went back.
+  template <class Zero>
+  size_t close_for_pool(Pool& pool, Zero&& zero) {
+    // seq_cst, then the fence in give_back(): the close pairing above.
+    attention().fetch_or(kChanClosed | kChanPoolClosed, std::memory_order_seq_cst);
+    return give_back(pool, zero);
+  }
+
+  // After a send: the other half of both pairings. drain_needed when the
+  // pool closed and objects went back to it.
+  template <class Zero>
+  Status after_send(Pool& pool, Zero&& zero) {
+    // seq_cst fence: orders this thread's publishing stores before the load.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // relaxed: ordered by the fence above.
+    const uint32_t a = attention().load(std::memory_order_relaxed);
+    Status st = Status::ok;
+    if ((a & kChanPoolClosed) != 0 && give_back(pool, zero) > 0) st = Status::drain_needed;
+    if (a >= kChanWaiterUnit) pool.wake_waiters();
+    return st;
+  }
+  Status after_send(Pool& pool) {
+    return after_send(pool, [](uint32_t) {});
+  }
+
+  // Adds (or removes) a waiting receiver. A waiter adds itself, then looks
+  // at the cells again before it sleeps; its wake-up comes through the
+  // pool's wake word (Pool::wait_for_push).
+  void add_waiter() {
+    // seq_cst, then a fence: the waiter pairing above.
+    attention().fetch_add(kChanWaiterUnit, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+  }
+  void remove_waiter() {
+    // relaxed: a count; a send that still sees this waiter wakes nobody who cares.
+    attention().fetch_sub(kChanWaiterUnit, std::memory_order_relaxed);
+  }
+
+ private:
+  atomic_ref<uint32_t> word(size_t i) const { return atomic_ref<uint32_t>(words_[i]); }
+  atomic_ref<uint32_t> attention() const { return word(chan_layout::attention); }
+  atomic_ref<uint32_t> seq(uint32_t pos) const { return word(chan_layout::cells + 2 * size_t(pos & mask_)); }
+  atomic_ref<uint32_t> value(uint32_t pos) const { return word(chan_layout::cells + 2 * size_t(pos & mask_) + 1); }
+
+  // Claims up to `want` consecutive cells at the enqueue (lag 0) or dequeue
+  // (lag 1) position: each must hold seq == position + lag. Returns how many
+  // (0: the channel is full, or empty) and the first position in `at`.
+  size_t claim(size_t which, uint32_t lag, size_t want, uint32_t& at) {
+    auto pos = word(which);
+    // relaxed: a guess; the CAS validates it (Vyukov's queue).
+    uint32_t p = pos.load(std::memory_order_relaxed);
+    for (;;) {
+      // acquire: sees what the cell's previous owner did before it released
+      // the cell (a producer's value; a consumer's read of the old value).
+      const int32_t d = int32_t(seq(p).load(std::memory_order_acquire) - (p + lag));
+      if (d < 0) return 0;  // full (producer) or empty (consumer)
+      if (d > 0) {
+        // relaxed: another thread moved on; a new guess.
+        p = pos.load(std::memory_order_relaxed);
+        continue;
+      }
+      size_t k = 1;
+      // acquire: as above, for each further cell of the batch.
+      while (k < want && k <= mask_ &&
+             int32_t(seq(p + uint32_t(k)).load(std::memory_order_acquire) - (p + uint32_t(k) + lag)) == 0)
+        ++k;
+      // relaxed, success and failure: the position only allots cells; the
+      // seq words carry the data (Vyukov's queue).
+      if (pos.compare_exchange_weak(p, p + uint32_t(k), std::memory_order_relaxed, std::memory_order_relaxed)) {
+        at = p;
+        return k;
+      }
+    }
+  }
+
+  // Publishes a claimed cell with `h` (or kHole).
+  void put(uint32_t p, uint32_t h) {
+    // relaxed: published by the release store of seq below.
+    value(p).store(h, std::memory_order_relaxed);
+    // release: the consumer's acquire load of seq sees the value.
+    seq(p).store(p + 1, std::memory_order_release);
+  }
+
+  // Empties a claimed full cell: its value, and the cell freed for the
+  // producer one lap later.
+  uint32_t take(uint32_t p) {
+    // relaxed: ordered after claim()'s acquire load of this cell's seq.
+    const uint32_t h = value(p).load(std::memory_order_relaxed);
+    // release: the producer of the next lap writes the value only after this read.
+    seq(p).store(p + mask_ + 1, std::memory_order_release);
+    return h;
+  }
+
+  size_t send_checked(Pool& pool, const uint32_t* hs, size_t n, Status& st) {
+    for (size_t i = 0; i < n; ++i)
+      if (hs[i] >= pool.capacity()) return st = Status::out_of_range, 0;
+    // relaxed: a hint; a send racing with close() is ordered either way.
+    if (closed()) return st = Status::closed, 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (!pool.mark_in_flight(hs[i])) {
+        for (size_t j = 0; j < i; ++j) pool.unmark_in_flight(hs[j]);
+        return st = Status::double_push, 0;
+      }
+    }
+    uint32_t p = 0;
+    const size_t k = claim(chan_layout::enqueue, 0, n, p);
+    for (size_t i = k; i < n; ++i) pool.unmark_in_flight(hs[i]);
+    if (k == 0) return st = Status::full, 0;
+    for (size_t i = 0; i < k; ++i) put(p + uint32_t(i), hs[i]);
+    st = after_send(pool);
+    return k;
+  }
+
+  // Takes everything that is in the channel back into the (closed) pool.
+  template <class Zero>
+  size_t give_back(Pool& pool, Zero& zero) {
+    // seq_cst fence: the close pairing (see the file comment above).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    size_t n = 0;
+    uint32_t p;
+    for (size_t k; (k = claim(chan_layout::dequeue, 1, capacity(), p)) > 0;) {
+      for (size_t i = 0; i < k; ++i) {
+        const uint32_t h = take(p + uint32_t(i));
+        if (h >= pool.capacity()) continue;  // a hole (or forged)
+        const Status st = pool.return_in_flight(h, zero);
+        if (st == Status::ok || st == Status::drain_needed) ++n;
+      }
+    }
+    return n;
+  }
+
+  uint32_t* words_ = nullptr;
+  uint32_t mask_ = 0;
+};
+
 
 }  // namespace objpool
 

@@ -1,0 +1,444 @@
+import { native, type NativeOps } from './native';
+import { checkInteger, checkNumber, codes, invalidType, outOfRange, poolError } from './errors';
+import type { ObjectPool, WaitOptions } from './pool';
+
+/**
+ * Everything another thread needs to use the same channel: pass it through
+ * `workerData` or `postMessage` (it is structured-cloneable) and call
+ * `HandleChannel.attach()` there with that thread's instance of the pool.
+ */
+export interface ChannelDescriptor {
+  readonly kind: 'objpool-channel';
+  readonly version: 1;
+  /** The channel's memory: its header, positions and cells. */
+  readonly memory: SharedArrayBuffer;
+  /** The metadata of the pool the channel belongs to. */
+  readonly meta: SharedArrayBuffer;
+  readonly capacity: number;
+}
+
+/** Options of `pool.channel()`. */
+export interface ChannelOptions {
+  /** Handles the channel holds at most, 1 .. 2**20 (default 1024); rounded up to a power of two. */
+  capacity?: number;
+}
+
+/**
+ * @internal What a channel needs from its pool instance (this thread's view):
+ * see ObjectPool[channelHost].
+ */
+export interface ChannelHost {
+  readonly pool: ObjectPool;
+  readonly ops: NativeOps;
+  /** The state words (checked mode), else null. */
+  readonly state: Int32Array | null;
+  readonly capacity: number;
+  readonly meta: SharedArrayBuffer;
+  /** ` (pool "name")` for messages, or ''. */
+  readonly where: string;
+  /** The leak tracker's untrack, when this view tracks leaks. */
+  readonly untrack: ((h: number) => void) | null;
+  /** The view's wake-up callback: serves pool and channel waiters. */
+  readonly onWake: () => void;
+  /** Channels of this view with waiting receivers: served on every wake-up. */
+  readonly waiting: Set<HandleChannel>;
+}
+
+/** @internal */
+export const channelHost = Symbol('objpool.channelHost');
+/** @internal Serves this channel's waiters (called on the view's wake-ups). */
+export const serve = Symbol('objpool.channel.serve');
+const token = Symbol('objpool.channel.internal');
+
+// Words of the channel's memory (native/objpool.hpp, chan_layout), as
+// indices of an Int32Array over it.
+const A = native.chanAttentionWord, ENQ = native.chanEnqueueWord, DEQ = native.chanDequeueWord, CELLS = native.chanCellsWord;
+const CLOSED = 1;
+const HOLE = -1; // kHole as an int32
+const TAKEN = 1, IN_FLIGHT = 3;
+const DEFAULT_CAPACITY = 1024;
+
+const sharedByteLengthOf = Function.prototype.call.bind(Object.getOwnPropertyDescriptor(SharedArrayBuffer.prototype, 'byteLength')!.get!) as (b: unknown) => number;
+
+function isShared(b: unknown): b is SharedArrayBuffer {
+  try {
+    sharedByteLengthOf(b);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function badDescriptor(why: string): Error {
+  return poolError(codes.BAD_DESCRIPTOR, `Invalid channel descriptor: ${why}`);
+}
+
+/** @internal A pending receiveAsync(). */
+interface Waiter {
+  resolve: (h: number) => void;
+  reject: (e: unknown) => void;
+  timer: NodeJS.Timeout | undefined;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+/**
+ * A bounded lock-free queue of a pool's handles in shared memory, for
+ * handing objects from thread to thread: made by `pool.channel()`, used in
+ * any thread through `HandleChannel.attach(descriptor, pool)`. Any number of
+ * senders and receivers; handles from one sender arrive in the order sent.
+ *
+ * Ownership (checked pools): a handle is in exactly one place at a time: the
+ * pool (or a cache), a thread's hands, or one channel. `send` takes it from
+ * the sender's hands (it must be out of the pool, and in no channel);
+ * `receive` puts it in the receiver's. Pushing or sending a handle that sits
+ * in a channel, or sending one that is in the pool, throws
+ * ERR_OBJPOOL_DOUBLE_PUSH and changes nothing. Objects in a channel count
+ * as in use in `stats()`.
+ */
+export class HandleChannel {
+  /** Handles the channel holds at most: a power of two, at least what was asked for. */
+  readonly capacity: number;
+  /**
+   * Sends one handle: true, or false when the channel is full (the handle
+   * stays the caller's). Throws ERR_OBJPOOL_CLOSED once the channel is
+   * closed, ERR_OBJPOOL_DOUBLE_PUSH when the handle is not the caller's to
+   * send (checked pools). Wakes a waiting receiver in any thread; when
+   * nobody waits, stays in JS.
+   */
+  declare readonly send: (handle: number) => boolean;
+  /** Takes one handle: the receiving thread owns it; -1 when the channel is empty. */
+  declare readonly receive: () => number;
+
+  readonly #host: ChannelHost;
+  readonly #memory: SharedArrayBuffer;
+  readonly #words: Int32Array;
+  // The native record of this channel (an external): only this object holds it.
+  readonly #ext: object;
+  readonly #waiters: Waiter[] = [];
+  /** This instance is counted as a waiter in the channel (chanWaitBegin). */
+  #registered = false;
+
+  /** @internal */
+  constructor(key: typeof token, host: ChannelHost, memory: SharedArrayBuffer, capacity: number) {
+    if (key !== token) throw new TypeError('HandleChannel cannot be constructed directly: use pool.channel() or HandleChannel.attach()');
+    this.#host = host;
+    this.#memory = memory;
+    this.capacity = capacity;
+    const words = (this.#words = new Int32Array(memory, 0, CELLS + 2 * capacity));
+    this.#ext = host.ops.openChannel(words);
+    Object.defineProperties(this, {
+      send: { value: makeSend(words, capacity - 1, host, this.#ext), enumerable: false },
+      receive: { value: makeReceive(words, capacity - 1, host.state, host.capacity), enumerable: false },
+    });
+  }
+
+  /** @internal pool.channel(): a new channel of the pool behind `host`. */
+  static create(host: ChannelHost, options: ChannelOptions = {}): HandleChannel {
+    if (options === null || typeof options !== 'object') throw invalidType('options', 'of type object', options);
+    const want = options.capacity === undefined ? DEFAULT_CAPACITY : checkInteger('options.capacity', options.capacity, 1, native.chanMaxCapacity);
+    if (host.pool.closed) throw poolError(codes.CLOSED, `The pool${host.where} is closed`);
+    let capacity = 1;
+    while (capacity < want) capacity *= 2;
+    let memory: SharedArrayBuffer;
+    try {
+      memory = new SharedArrayBuffer(native.channelBytes(capacity));
+    } catch (err) {
+      if (err instanceof RangeError) throw poolError(codes.NO_MEMORY, `Cannot allocate a channel of ${capacity} handles: ${err.message}`);
+      throw err;
+    }
+    native.channelFormat(new Uint8Array(memory), capacity);
+    return new HandleChannel(token, host, memory, capacity);
+  }
+
+  /**
+   * Uses, in this thread, the channel another thread described, with this
+   * thread's instance of its pool. Everything is validated before native
+   * code forms a pointer: a forged or truncated descriptor, or one of
+   * another pool's channel, throws ERR_OBJPOOL_BAD_DESCRIPTOR.
+   */
+  static attach(descriptor: ChannelDescriptor, pool: ObjectPool): HandleChannel {
+    if (descriptor === null || typeof descriptor !== 'object') throw invalidType('descriptor', 'of type object', descriptor);
+    const host = (pool as unknown as { [channelHost]?: () => ChannelHost } | null)?.[channelHost];
+    if (typeof host !== 'function') throw invalidType('pool', 'an instance of ObjectPool', pool);
+    const h = host.call(pool);
+    const d = descriptor as Partial<Record<keyof ChannelDescriptor, unknown>>;
+    if (d.kind !== 'objpool-channel' || d.version !== native.chanVersion) throw badDescriptor(`not an objpool channel descriptor of version ${native.chanVersion}`);
+    const memory = d.memory, meta = d.meta;
+    if (!isShared(memory)) throw badDescriptor('memory must be a SharedArrayBuffer');
+    if (!isShared(meta) || sharedByteLengthOf(meta) === 0 ||
+      native.address(new Uint8Array(meta, 0, 1)) !== native.address(new Uint8Array(h.meta, 0, 1))) {
+      throw badDescriptor('it belongs to another pool (meta is not this pool\'s metadata)');
+    }
+    const bytes = sharedByteLengthOf(memory);
+    if (bytes < (CELLS + 2) * 4) throw badDescriptor('memory is truncated');
+    // The header is the authority; openChannel() validates it again against
+    // the memory's real length before native code reads anything else. A
+    // plain read: channelFormat() wrote it before the descriptor left its
+    // thread (postMessage orders that), and it never changes.
+    const capacity = new Uint32Array(memory, 0, 4)[2]!;
+    if (capacity < 1 || capacity > native.chanMaxCapacity || (capacity & (capacity - 1)) !== 0 || d.capacity !== capacity) {
+      throw badDescriptor('its capacity does not match the channel\'s memory');
+    }
+    if (bytes < native.channelBytes(capacity)) throw badDescriptor('memory is truncated');
+    return new HandleChannel(token, h, memory, capacity);
+  }
+
+  /** Structured-cloneable description of this channel for `HandleChannel.attach()` in another thread. */
+  get descriptor(): ChannelDescriptor {
+    return Object.freeze({ kind: 'objpool-channel', version: 1, memory: this.#memory, meta: this.#host.meta, capacity: this.capacity });
+  }
+
+  /** Handles in the channel now (approximate while other threads work). */
+  get size(): number {
+    // Atomics loads: both positions move in every thread.
+    const n = (Atomics.load(this.#words, ENQ) - Atomics.load(this.#words, DEQ)) | 0;
+    return n < 0 ? 0 : Math.min(n, this.capacity);
+  }
+
+  /** True once close() was called (in any thread) or the pool was closed. */
+  get closed(): boolean {
+    return (Atomics.load(this.#words, A) & CLOSED) !== 0;
+  }
+
+  /**
+   * Sends the first `count` (default all) handles, in order, as far as there
+   * is room: returns how many were sent (a prefix). Every handle is checked
+   * first (range and ownership): on an error nothing is sent.
+   */
+  sendMany(handles: Uint32Array, count?: number): number {
+    const n = this.#host.ops.chanSendMany(this.#ext, handles, count);
+    const untrack = this.#host.untrack;
+    if (untrack !== null) for (let i = 0; i < n; i++) untrack(handles[i]!);
+    return n;
+  }
+
+  /** Takes up to `count` (default `out.length`) handles into `out`; returns how many. */
+  receiveMany(out: Uint32Array, count?: number): number {
+    return this.#host.ops.chanReceiveMany(this.#ext, out, count);
+  }
+
+  /**
+   * Takes one handle, waiting while the channel is empty: resolves as soon
+   * as any thread (JS or native) sends, in the order of the calls in this
+   * thread. Rejects with `signal.reason` on abort, ERR_OBJPOOL_TIMEOUT after
+   * `timeout` ms, and ERR_OBJPOOL_CLOSED once the channel is closed and
+   * empty. A handle is only taken for a call that is still waiting: one
+   * that arrives as its waiter gives up goes to the next waiter or stays in
+   * the channel. Like pending I/O, a pending call keeps the thread alive;
+   * it uses no CPU while it waits.
+   */
+  receiveAsync(options: WaitOptions = {}): Promise<number> {
+    if (options === null || typeof options !== 'object') throw invalidType('options', 'of type object', options);
+    const signal = options.signal;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidType('options.signal', 'an instance of AbortSignal', signal);
+    const timeout = options.timeout === undefined ? undefined : checkNumber('options.timeout', options.timeout, 0, 2 ** 31 - 1);
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (this.#waiters.length === 0) {
+      const h = this.receive();
+      if (h >= 0) return Promise.resolve(h);
+      if (this.#drained()) return Promise.reject(this.#closedError());
+    }
+    const w: Waiter = { resolve: () => {}, reject: () => {}, timer: undefined, signal, onAbort: undefined };
+    const promise = new Promise<number>((resolve, reject) => { w.resolve = resolve; w.reject = reject; });
+    this.#waiters.push(w);
+    if (!this.#registered) {
+      try {
+        this.#host.ops.chanWaitBegin(this.#ext, this.#host.onWake);
+      } catch (err) {
+        this.#giveUp(w, err);
+        return promise;
+      }
+      this.#registered = true;
+      this.#host.waiting.add(this);
+    }
+    // Registered first, then looked at again: a send that missed the
+    // registration published before this look (objpool.hpp, the waiter pairing).
+    this[serve]();
+    if (!this.#waiters.includes(w)) return promise;
+    if (timeout !== undefined) {
+      w.timer = setTimeout(() => {
+        this.#giveUp(w, poolError(codes.TIMEOUT, `No handle arrived in the channel${this.#host.where} within ${timeout} ms`));
+      }, timeout);
+    }
+    if (signal) {
+      w.onAbort = () => this.#giveUp(w, signal.reason);
+      signal.addEventListener('abort', w.onAbort, { once: true });
+    }
+    return promise;
+  }
+
+  /**
+   * No more sends, in any thread: `send` throws ERR_OBJPOOL_CLOSED from now
+   * on. What is in the channel can still be received; then `receive`
+   * returns -1, `receiveAsync` rejects with ERR_OBJPOOL_CLOSED and
+   * `for await` ends. The pool's close() closes its channels too, and takes
+   * back (and releases) what they hold.
+   */
+  close(): void {
+    this.#host.ops.chanClose(this.#ext);
+    this[serve]();
+  }
+
+  /** Receives until the channel is closed and empty. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<number, void, undefined> {
+    for (;;) {
+      let h: number;
+      try {
+        h = await this.receiveAsync();
+      } catch (err) {
+        if ((err as { code?: string }).code === codes.CLOSED && this.#drained()) return;
+        throw err;
+      }
+      yield h;
+    }
+  }
+
+  /** @internal Serves the waiters in order while handles come; rejects them once the channel is closed and empty. */
+  [serve](): void {
+    const waiters = this.#waiters;
+    while (waiters.length > 0) {
+      let h: number;
+      try {
+        h = this.receive();
+      } catch (err) {
+        for (const w of [...waiters]) this.#giveUp(w, err);
+        break;
+      }
+      if (h < 0) {
+        if (this.#drained()) for (const w of [...waiters]) this.#giveUp(w, this.#closedError());
+        break;
+      }
+      const w = waiters[0]!;
+      this.#settle(w);
+      w.resolve(h);
+    }
+    if (waiters.length === 0) this.#unregister();
+  }
+
+  // Closed, and every handle sent has been received (or taken back by the pool's close).
+  #drained(): boolean {
+    const c = this.#words;
+    return (Atomics.load(c, A) & CLOSED) !== 0 && Atomics.load(c, ENQ) === Atomics.load(c, DEQ);
+  }
+
+  #closedError(): Error {
+    return poolError(codes.CLOSED, `The channel${this.#host.where} is closed`);
+  }
+
+  #unregister(): void {
+    if (!this.#registered) return;
+    this.#registered = false;
+    this.#host.waiting.delete(this);
+    this.#host.ops.chanWaitEnd(this.#ext);
+  }
+
+  #settle(w: Waiter): void {
+    const i = this.#waiters.indexOf(w);
+    if (i >= 0) this.#waiters.splice(i, 1);
+    if (w.timer !== undefined) clearTimeout(w.timer);
+    if (w.onAbort) w.signal!.removeEventListener('abort', w.onAbort);
+    if (this.#waiters.length === 0) this.#unregister();
+  }
+
+  #giveUp(w: Waiter, reason: unknown): void {
+    this.#settle(w);
+    w.reject(reason);
+  }
+}
+
+// ---- the hot path ---------------------------------------------------------
+//
+// Vyukov's bounded MPMC queue over the channel's words, as in
+// native/objpool.hpp (Channel), which the batch calls and C++ threads use on
+// the same memory. Every access to a position, a seq word and the attention
+// word is an Atomics operation (sequentially consistent: the Dekker pairings
+// in objpool.hpp need no more). The value words are plain: a value is
+// written before the Atomics.store of its cell's seq and read after the
+// Atomics.load that saw it (and its claim), which orders both.
+//
+// worker.terminate() stops a thread at a JS function entry or a loop
+// back-edge. Between claiming a cell (the compare-exchange of a position)
+// and publishing it (the store of its seq) there is neither: only Atomics
+// and typed-array accesses, no call of a JS function and no loop; a
+// terminated thread never leaves a claimed cell unpublished, which would
+// stall the channel. The batch calls are native and cannot be cut.
+
+function makeSend(c: Int32Array, mask: number, host: ChannelHost, ext: object): (handle: number) => boolean {
+  const { state, capacity, ops, where, untrack } = host;
+  const settle = ops.chanSettle;
+  return (h) => {
+    if (typeof h !== 'number' || (h >>> 0) !== h || h >= capacity) throw badHandle(h, capacity);
+    if ((Atomics.load(c, A) & CLOSED) !== 0) throw poolError(codes.CLOSED, `The channel${where} is closed`);
+    // Checked before claiming a cell: a refused send leaves the channel alone.
+    if (state !== null && Atomics.load(state, h) !== TAKEN) throw notSendable(h, state, where);
+    let pos = Atomics.load(c, ENQ);
+    let i: number;
+    for (;;) {
+      i = CELLS + ((pos & mask) << 1);
+      const d = (Atomics.load(c, i) - pos) | 0;
+      if (d === 0) {
+        const seen = Atomics.compareExchange(c, ENQ, pos, (pos + 1) | 0);
+        if (seen === pos) break;
+        pos = seen;
+      } else if (d < 0) {
+        return false; // full
+      } else {
+        pos = Atomics.load(c, ENQ);
+      }
+    }
+    // The cell is ours: publish it, straight-line (see above).
+    if (state !== null && Atomics.compareExchange(state, h, TAKEN, IN_FLIGHT) !== TAKEN) {
+      // Another thread sent or pushed it since the check: a hole, which receivers skip.
+      c[i + 1] = HOLE;
+      Atomics.store(c, i, (pos + 1) | 0);
+      throw notSendable(h, state, where);
+    }
+    c[i + 1] = h; // plain: published by the Atomics.store of the seq word
+    Atomics.store(c, i, (pos + 1) | 0);
+    // Receivers wait, or the pool closed meanwhile: native code wakes them,
+    // or gives the channel's objects back to the pool.
+    if (Atomics.load(c, A) > CLOSED) settle(ext);
+    if (untrack !== null) untrack(h);
+    return true;
+  };
+}
+
+function makeReceive(c: Int32Array, mask: number, state: Int32Array | null, capacity: number): () => number {
+  return () => {
+    let pos = Atomics.load(c, DEQ);
+    for (;;) {
+      const i = CELLS + ((pos & mask) << 1);
+      const d = (Atomics.load(c, i) - ((pos + 1) | 0)) | 0;
+      if (d === 0) {
+        const seen = Atomics.compareExchange(c, DEQ, pos, (pos + 1) | 0);
+        if (seen === pos) {
+          // The cell is ours: empty it, straight-line (see above).
+          const h = c[i + 1]!; // plain: ordered after the Atomics.load that saw the seq
+          Atomics.store(c, i, (pos + mask + 1) | 0);
+          // A hole, or a value only forged memory holds (out of range, or an
+          // object not in flight): skipped.
+          if ((h >>> 0) < capacity && (state === null || Atomics.compareExchange(state, h, IN_FLIGHT, TAKEN) === IN_FLIGHT)) return h;
+          pos = (pos + 1) | 0;
+        } else {
+          pos = seen;
+        }
+      } else if (d < 0) {
+        return -1; // empty
+      } else {
+        pos = Atomics.load(c, DEQ);
+      }
+    }
+  };
+}
+
+function badHandle(handle: unknown, capacity: number): Error {
+  if (typeof handle !== 'number') return invalidType('handle', 'of type number', handle);
+  return outOfRange('handle', `an integer >= 0 and < ${capacity}`, handle);
+}
+
+function notSendable(h: number, state: Int32Array, where: string): Error {
+  const s = Atomics.load(state, h);
+  const why = s === IN_FLIGHT ? 'it is in a channel' : s === TAKEN ? 'it was sent or pushed by another thread meanwhile' : 'it is in the pool (never popped, or pushed back)';
+  return poolError(codes.DOUBLE_PUSH, `Object ${h} cannot be sent${where}: ${why}`);
+}
