@@ -30,6 +30,8 @@ export interface ChannelOptions {
 export interface ChannelHost {
   readonly pool: ObjectPool;
   readonly ops: NativeOps;
+  /** The view's own memory (native/addon.cc, MemWord): a channel call in progress is written there. */
+  readonly mem: Int32Array;
   /** The state words (checked mode), else null. */
   readonly state: Int32Array | null;
   readonly capacity: number;
@@ -126,10 +128,11 @@ export class HandleChannel {
     this.#memory = memory;
     this.capacity = capacity;
     const words = (this.#words = new Int32Array(memory, 0, CELLS + 2 * capacity));
-    this.#ext = host.ops.openChannel(words);
+    const [ext, id] = host.ops.openChannel(words);
+    this.#ext = ext;
     Object.defineProperties(this, {
-      send: { value: makeSend(words, capacity - 1, host, this.#ext), enumerable: false },
-      receive: { value: makeReceive(words, capacity - 1, host.state, host.capacity), enumerable: false },
+      send: { value: makeSend(words, capacity - 1, host, ext, id), enumerable: false },
+      receive: { value: makeReceive(words, capacity - 1, host, id), enumerable: false },
     });
   }
 
@@ -357,15 +360,22 @@ export class HandleChannel {
 // written before the Atomics.store of its cell's seq and read after the
 // Atomics.load that saw it (and its claim), which orders both.
 //
-// worker.terminate() stops a thread at a JS function entry or a loop
-// back-edge. Between claiming a cell (the compare-exchange of a position)
-// and publishing it (the store of its seq) there is neither: only Atomics
-// and typed-array accesses, no call of a JS function and no loop; a
-// terminated thread never leaves a claimed cell unpublished, which would
-// stall the channel. The batch calls are native and cannot be cut.
+// worker.terminate() stops a thread at a JS function entry, a loop
+// back-edge, or an Atomics call (measured: a send stopped at the
+// Atomics.store that publishes its cell in 12 of 150 terminations). A cell
+// claimed and never published would stall the channel for good, and an
+// object taken and never handed over would be lost. So between claiming a
+// cell and finishing with it, a call says what it is doing in the view's
+// own memory (`mem`: this thread's alone, plain stores, no call between the
+// claim and them); the binding's teardown of a stopped thread finishes the
+// call from there (native/addon.cc, repair_channels). The batch calls are
+// native and cannot be cut.
 
-function makeSend(c: Int32Array, mask: number, host: ChannelHost, ext: object): (handle: number) => boolean {
-  const { state, capacity, ops, where, untrack } = host;
+const S_CHAN = native.memSendWord, S_POS = S_CHAN + 1, S_HANDLE = S_CHAN + 2;
+const R_CHAN = native.memRecvWord, R_POS = R_CHAN + 1, R_HANDLE = R_CHAN + 2;
+
+function makeSend(c: Int32Array, mask: number, host: ChannelHost, ext: object, id: number): (handle: number) => boolean {
+  const { state, capacity, ops, where, untrack, mem } = host;
   const settle = ops.chanSettle;
   return (h) => {
     if (typeof h !== 'number' || (h >>> 0) !== h || h >= capacity) throw badHandle(h, capacity);
@@ -384,18 +394,27 @@ function makeSend(c: Int32Array, mask: number, host: ChannelHost, ext: object): 
       } else if (d < 0) {
         return false; // full
       } else {
-        pos = Atomics.load(c, ENQ);
+        // Another sender moved on. The position not moving means forged
+        // memory (a seq ahead of every position): full, not a spin forever.
+        const now = Atomics.load(c, ENQ);
+        if (now === pos) return false;
+        pos = now;
       }
     }
-    // The cell is ours: publish it, straight-line (see above).
+    // The cell is ours (plain stores: this thread's own words; see above).
+    mem[S_POS] = pos;
+    mem[S_HANDLE] = h;
+    mem[S_CHAN] = id;
     if (state !== null && Atomics.compareExchange(state, h, TAKEN, IN_FLIGHT) !== TAKEN) {
       // Another thread sent or pushed it since the check: a hole, which receivers skip.
       c[i + 1] = HOLE;
       Atomics.store(c, i, (pos + 1) | 0);
+      mem[S_CHAN] = 0;
       throw notSendable(h, state, where);
     }
     c[i + 1] = h; // plain: published by the Atomics.store of the seq word
     Atomics.store(c, i, (pos + 1) | 0);
+    mem[S_CHAN] = 0;
     // Receivers wait, or the pool closed meanwhile: native code wakes them,
     // or gives the channel's objects back to the pool.
     if (Atomics.load(c, A) > CLOSED) settle(ext);
@@ -404,7 +423,8 @@ function makeSend(c: Int32Array, mask: number, host: ChannelHost, ext: object): 
   };
 }
 
-function makeReceive(c: Int32Array, mask: number, state: Int32Array | null, capacity: number): () => number {
+function makeReceive(c: Int32Array, mask: number, host: ChannelHost, id: number): () => number {
+  const { state, capacity, mem } = host;
   return () => {
     let pos = Atomics.load(c, DEQ);
     for (;;) {
@@ -413,12 +433,19 @@ function makeReceive(c: Int32Array, mask: number, state: Int32Array | null, capa
       if (d === 0) {
         const seen = Atomics.compareExchange(c, DEQ, pos, (pos + 1) | 0);
         if (seen === pos) {
-          // The cell is ours: empty it, straight-line (see above).
+          // The cell is ours (plain stores to `mem`: see above).
+          mem[R_POS] = pos;
+          mem[R_CHAN] = id;
           const h = c[i + 1]!; // plain: ordered after the Atomics.load that saw the seq
+          mem[R_HANDLE] = h;
           Atomics.store(c, i, (pos + mask + 1) | 0);
           // A hole, or a value only forged memory holds (out of range, or an
           // object not in flight): skipped.
-          if ((h >>> 0) < capacity && (state === null || Atomics.compareExchange(state, h, IN_FLIGHT, TAKEN) === IN_FLIGHT)) return h;
+          if ((h >>> 0) < capacity && (state === null || Atomics.compareExchange(state, h, IN_FLIGHT, TAKEN) === IN_FLIGHT)) {
+            mem[R_CHAN] = 0;
+            return h;
+          }
+          mem[R_CHAN] = 0;
           pos = (pos + 1) | 0;
         } else {
           pos = seen;
@@ -426,7 +453,10 @@ function makeReceive(c: Int32Array, mask: number, state: Int32Array | null, capa
       } else if (d < 0) {
         return -1; // empty
       } else {
-        pos = Atomics.load(c, DEQ);
+        // As in send: the position not moving means forged memory.
+        const now = Atomics.load(c, DEQ);
+        if (now === pos) return -1;
+        pos = now;
       }
     }
   };

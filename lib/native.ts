@@ -41,7 +41,7 @@ export interface NativeOps {
   waitBegin(onWake: () => void): number;
   waitEnd(): void;
   /** Validates a channel's memory and registers it with the pool; the external names it below. */
-  openChannel(memory: Int32Array): object;
+  openChannel(memory: Int32Array): [channel: object, id: number];
   /** Sends a prefix of the handles (all checked first); how many. */
   chanSendMany(channel: object, handles: Uint32Array, count?: number): number;
   /** Takes up to count handles into `out`; how many. */
@@ -85,6 +85,10 @@ export interface NativeAddon {
   readonly chanEnqueueWord: number;
   readonly chanDequeueWord: number;
   readonly chanCellsWord: number;
+  /** Word indices in a view's own memory (native/addon.cc, MemWord): a send and a receive in progress, the cache. */
+  readonly memSendWord: number;
+  readonly memRecvWord: number;
+  readonly memCacheBase: number;
 }
 
 interface Loaded {

@@ -337,6 +337,7 @@ export class ObjectPool {
   #byAddress: Map<number, number> | null = null;
   #closing: Promise<void> | null = null;
   #channelHost: ChannelHost | null = null;
+  #mem!: Int32Array;
   /** Channels of this view with waiting receivers (see HandleChannel.receiveAsync). */
   readonly #channelWaiting = new Set<HandleChannel>();
 
@@ -372,10 +373,11 @@ export class ObjectPool {
     const cacheCap = Math.min(v.cache ?? autoCache(p.capacity, p.slots), p.capacity);
     this.cache = cacheCap;
     // This view's own words (see native/addon.cc, MemWord): [0] popped
-    // handle, [1] handle to push, [2] cached count, [4..] cached handles. A
+    // handle, [1] handle to push, [2] cached count, [3] its limit, [4..9] a
+    // channel call in progress, [BASE..] cached handles. A
     // SharedArrayBuffer, so it can never be detached, and reachable from
     // nowhere but these closures and the native binding.
-    const mem = new Int32Array(new SharedArrayBuffer((4 + cacheCap) * 4));
+    const mem = (this.#mem = new Int32Array(new SharedArrayBuffer((BASE + cacheCap) * 4)));
     const arenaView = p.arena ? new Uint8Array(p.arena, 0, p.capacity * p.stride) : null;
     // A zero pool of user objects all in shared memory: the binding zeroes
     // them too (it holds them; shared memory cannot be detached), so that a
@@ -767,7 +769,7 @@ export class ObjectPool {
     const p = this.#parts;
     const leaks = this.#leaks;
     return this.#channelHost = {
-      pool: this, ops: this.#ops, state: p.checked ? new Int32Array(p.meta, native.headsOffset + p.slots * native.lineBytes + p.capacity * 4, p.capacity) : null,
+      pool: this, ops: this.#ops, mem: this.#mem, state: p.checked ? new Int32Array(p.meta, native.headsOffset + p.slots * native.lineBytes + p.capacity * 4, p.capacity) : null,
       capacity: p.capacity, meta: p.meta, where: this.#where,
       untrack: leaks === null ? null : (h) => { if (leaks.size !== 0) leaks.untrack(h); },
       onWake: this.#wakeCallback(), waiting: this.#channelWaiting,
@@ -1013,7 +1015,7 @@ interface Waiter {
 //     word is re-read on every call (each call writes `mem`, so the load is
 //     not hoisted out of a loop).
 
-const REG_POPPED = 0, REG_PUSH = 1, COUNT = 2, LIMIT = 3, BASE = 4;
+const REG_POPPED = 0, REG_PUSH = 1, COUNT = 2, LIMIT = 3, BASE = native.memCacheBase;
 
 // `empty()`: called when a pop finds nothing (publishes the exhausted event
 // if anyone subscribes); returns -1.

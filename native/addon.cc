@@ -55,7 +55,17 @@ enum MemWord : size_t {
   kRegPush = 1,    // push(): the handle to push
   kCached = 2,     // how many handles the cache holds
   kLimit = 3,      // how many it may hold now: its share of the pool's cache budget (<= the cache's room)
-  kCacheBase = 4,  // the cached handles, oldest first
+  // A channel call of this thread's JS between claiming a cell and finishing
+  // with it (lib/channel.ts): the channel's id (0: none), the position and
+  // the handle. worker.terminate() can stop JS there (at an Atomics call);
+  // teardown() then finishes the call (see repair_channels()).
+  kSendChan = 4,
+  kSendPos = 5,
+  kSendHandle = 6,
+  kRecvChan = 7,
+  kRecvPos = 8,
+  kRecvHandle = 9,
+  kCacheBase = 12,  // the cached handles, oldest first
 };
 
 // Waiting: a thread blocked on the pool's wake word, calling the owning JS
@@ -84,6 +94,7 @@ struct ChanRec {
   Binding* owner = nullptr;
   napi_ref ref = nullptr;
   bool waiting = false;  // counted in the owner's Waiter::watching and in the channel's waiters
+  int32_t id = 0;        // names the channel in the view's memory (kSendChan, kRecvChan); > 0
 };
 
 // One attached view of a pool, shared by the functions created for it.
@@ -112,6 +123,7 @@ struct Binding {
   std::vector<uint8_t*> objects;
   std::vector<napi_ref> object_refs;
   std::vector<ChanRec*> channels;  // open through this view (registered under the pool's key)
+  int32_t next_channel_id = 1;
 
   // Zeroes an object this thread owns: in the arena, or one of `objects`.
   void zero_object(uint32_t h) {
@@ -361,11 +373,41 @@ void stop_waiter(Binding* b) {
 // the last finalizer, or when its thread's environment is torn down (a
 // worker that exits or is terminated runs no more JS, so its cached objects
 // are pushed back here).
+// A thread that stops (worker.terminate() stops JS at a function entry or
+// an Atomics call) may leave a channel call half done: a cell claimed and
+// not published (the channel would stall), or one taken and the object not
+// yet in the thread's hands. The view's memory says which (kSendChan,
+// kRecvChan): a send is published (the object, if it went in flight, else
+// a hole); a received object goes back to the pool. Then each channel gets
+// what a send owes it: waiting receivers woken, and its objects back into a
+// closed pool. True if objects went into a closed pool.
+bool repair_channels(Binding* b) {
+  auto zero = [b](uint32_t h) { b->zero_object(h); };
+  bool drain = false;
+  for (ChanRec* r : b->channels) {
+    // relaxed loads and stores: this thread's own words (its JS has stopped).
+    auto word = [b](MemWord w) { return objpool::atomic_ref<int32_t>(b->mem[w]); };
+    if (word(kSendChan).load(std::memory_order_relaxed) == r->id) {
+      r->ch.finish_send(b->pool, uint32_t(word(kSendPos).load(std::memory_order_relaxed)),
+                        uint32_t(word(kSendHandle).load(std::memory_order_relaxed)));
+      word(kSendChan).store(0, std::memory_order_relaxed);
+    }
+    if (word(kRecvChan).load(std::memory_order_relaxed) == r->id) {
+      drain |= r->ch.finish_receive(b->pool, uint32_t(word(kRecvPos).load(std::memory_order_relaxed)),
+                                    uint32_t(word(kRecvHandle).load(std::memory_order_relaxed)), zero);
+      word(kRecvChan).store(0, std::memory_order_relaxed);
+    }
+    drain |= r->ch.after_send(b->pool, zero) == Status::drain_needed;
+  }
+  return drain;
+}
+
 void teardown(Binding* b) {
   if (b->torn_down) return;
   b->torn_down = true;
   stop_waiter(b);
-  const bool drain = flush_and_release(b, true);
+  const bool repaired = repair_channels(b);
+  const bool drain = flush_and_release(b, true) || repaired;
   {
     std::lock_guard<std::mutex> lock(registry_mutex());
     auto it = registry().find(b->key);
@@ -973,7 +1015,6 @@ void finalize_function(napi_env env, void* data, void*) {
   delete b;
 }
 
-
 void add_c_function(Napi::Object target, Binding* b, const char* name, napi_callback cb) {
   napi_env env = target.Env();
   napi_value fn;
@@ -1080,8 +1121,8 @@ void finalize_channel(napi_env env, void* data, void* hint) {
 }
 
 // openChannel(memory: Int32Array over a SharedArrayBuffer): validates the
-// channel's header against the memory's real length and returns the
-// external that names it in the calls below. A channel opened on a closed
+// channel's header against the memory's real length and returns [the
+// external that names it in the calls below, its id in the view's memory]. A channel opened on a closed
 // pool is closed at once (and emptied into the pool).
 Napi::Value OpenChannel(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
@@ -1110,6 +1151,7 @@ Napi::Value OpenChannel(const Napi::CallbackInfo& info) {
     return Napi::Value();
   }
   ++b->functions;  // the external's finalizer keeps `b` alive until it runs
+  r->id = b->next_channel_id++;
   b->channels.push_back(r);
   bool closed;
   {
@@ -1120,7 +1162,10 @@ Napi::Value OpenChannel(const Napi::CallbackInfo& info) {
     closed = b->pool.is_closed();
   }
   if (closed && r->ch.close_for_pool(b->pool, [b](uint32_t h) { b->zero_object(h); }) > 0) request_drain(env, b->key);
-  return Napi::Value(env, ext);
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(uint32_t(0), Napi::Value(env, ext));
+  out.Set(uint32_t(1), Napi::Number::New(env, r->id));
+  return out;
 }
 
 // chanSendMany(channel, handles, count?): sends a prefix of the handles (all
@@ -1286,7 +1331,6 @@ Napi::Value Format(const Napi::CallbackInfo& info) {
   return Napi::Value();
 }
 
-
 // channelBytes(capacity): the bytes a channel of `capacity` handles needs,
 // its capacity rounded up to a power of two (lib/channel.ts does the same).
 Napi::Value ChannelBytes(const Napi::CallbackInfo& info) {
@@ -1426,9 +1470,11 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
                                                        {"chanWaitEnd", ChanWaitEnd}};
   for (const auto& [name, cb] : hot) add_c_function(ops, b, name, cb);
   const std::pair<const char*, Napi::Function::Callback> rest[] = {
-      {"close", Close},     {"drain", Drain},         {"corrupt", Corrupt}, {"stats", Stats},    {"watch", Watch},
-      {"unwatch", Unwatch}, {"waitBegin", WaitBegin}, {"waitEnd", WaitEnd}, {"onClose", OnClose},
-      {"openChannel", OpenChannel}};
+      {"close", Close},         {"drain", Drain},
+      {"corrupt", Corrupt},     {"stats", Stats},
+      {"watch", Watch},         {"unwatch", Unwatch},
+      {"waitBegin", WaitBegin}, {"waitEnd", WaitEnd},
+      {"onClose", OnClose},     {"openChannel", OpenChannel}};
   for (const auto& [name, cb] : rest) add_function(ops, b, name, cb);
   return ops;
 }
@@ -1469,6 +1515,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("chanEnqueueWord", Napi::Number::New(env, double(objpool::chan_layout::enqueue)));
   exports.Set("chanDequeueWord", Napi::Number::New(env, double(objpool::chan_layout::dequeue)));
   exports.Set("chanCellsWord", Napi::Number::New(env, double(objpool::chan_layout::cells)));
+  exports.Set("memSendWord", Napi::Number::New(env, double(kSendChan)));
+  exports.Set("memRecvWord", Napi::Number::New(env, double(kRecvChan)));
+  exports.Set("memCacheBase", Napi::Number::New(env, double(kCacheBase)));
   return exports;
 }
 

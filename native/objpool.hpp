@@ -45,6 +45,7 @@
 #ifndef OBJPOOL_HPP
 #define OBJPOOL_HPP
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -985,11 +986,13 @@ class Channel {
 
   // Takes up to `max` objects into `out`; how many.
   size_t receive_many(Pool& pool, uint32_t* out, size_t max) {
-    size_t got = 0;
-    while (got < max) {
+    size_t got = 0, claimed = 0;
+    // At most a lap of cells (holes included), as in give_back().
+    while (got < max && claimed < capacity()) {
       uint32_t p;
-      const size_t k = claim(chan_layout::dequeue, 1, max - got, p);
+      const size_t k = claim(chan_layout::dequeue, 1, std::min(max - got, size_t(capacity()) - claimed), p);
       if (k == 0) break;
+      claimed += k;
       for (size_t i = 0; i < k; ++i) {
         const uint32_t h = take(p + uint32_t(i));
         if (h < pool.capacity() && pool.take_in_flight(h)) out[got++] = h;
@@ -1033,6 +1036,35 @@ class Channel {
     return after_send(pool, [](uint32_t) {});
   }
 
+  // For a thread that stopped between claiming a cell and finishing with it
+  // (the binding's teardown; see lib/channel.ts). finish_send(): the cell at
+  // `pos` claimed to send `h` is published if it still is not: with `h` if
+  // it went in flight (always, without state words), else with a hole (the
+  // object stays the sender's). finish_receive(): the cell at `pos` claimed
+  // by a receive is emptied if it still is not, and the object it held, or
+  // `h` when the cell was emptied but `h` not taken (still in flight), goes
+  // back to the pool. True if that pool is closed (drain_needed).
+  void finish_send(Pool& pool, uint32_t pos, uint32_t h) {
+    // acquire: as in claim(). Only the claimer can publish this cell: seq
+    // == pos means claimed and never published (a cell's seq never returns
+    // to a value it left, short of 2^32 positions).
+    if (seq(pos).load(std::memory_order_acquire) != pos) return;
+    const bool sent = !pool.checked() || (h < pool.capacity() && pool.state_of(h) == kStateInFlight);
+    put(pos, sent ? h : kHole);
+  }
+  template <class Zero>
+  bool finish_receive(Pool& pool, uint32_t pos, uint32_t h, Zero&& zero) {
+    // acquire: as in claim(); seq == pos + 1: still full, and only its
+    // claimer (this stopped thread) can empty it.
+    if (seq(pos).load(std::memory_order_acquire) == pos + 1) {
+      h = take(pos);
+    } else if (!pool.checked() || h >= pool.capacity() || pool.state_of(h) != kStateInFlight) {
+      return false;  // taken (the thread owned it when it stopped), or nothing to do
+    }
+    if (h >= pool.capacity()) return false;  // a hole
+    return pool.return_in_flight(h, zero) == Status::drain_needed;
+  }
+
   // Adds (or removes) a waiting receiver. A waiter adds itself, then looks
   // at the cells again before it sleeps; its wake-up comes through the
   // pool's wake word (Pool::wait_for_push).
@@ -1065,8 +1097,12 @@ class Channel {
       const int32_t d = int32_t(seq(p).load(std::memory_order_acquire) - (p + lag));
       if (d < 0) return 0;  // full (producer) or empty (consumer)
       if (d > 0) {
-        // relaxed: another thread moved on; a new guess.
-        p = pos.load(std::memory_order_relaxed);
+        // relaxed: another thread moved on; a new guess. A position that
+        // did not move means forged memory (a seq ahead of every position):
+        // full or empty, rather than a spin forever.
+        const uint32_t now = pos.load(std::memory_order_relaxed);
+        if (now == p) return 0;
+        p = now;
         continue;
       }
       size_t k = 1;
@@ -1126,9 +1162,12 @@ class Channel {
   size_t give_back(Pool& pool, Zero& zero) {
     // seq_cst fence: the close pairing (see the file comment above).
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    size_t n = 0;
+    size_t n = 0, taken = 0;
     uint32_t p;
-    for (size_t k; (k = claim(chan_layout::dequeue, 1, capacity(), p)) > 0;) {
+    // At most one lap: that is all a channel can hold; more is forged
+    // memory refilled by a hostile thread as fast as it is emptied.
+    for (size_t k; taken < capacity() && (k = claim(chan_layout::dequeue, 1, capacity() - taken, p)) > 0;) {
+      taken += k;
       for (size_t i = 0; i < k; ++i) {
         const uint32_t h = take(p + uint32_t(i));
         if (h >= pool.capacity()) continue;  // a hole (or forged)
@@ -1142,7 +1181,6 @@ class Channel {
   uint32_t* words_ = nullptr;
   uint32_t mask_ = 0;
 };
-
 
 }  // namespace objpool
 

@@ -294,11 +294,12 @@ test('the raw addon: refill() and spill() of a view without a cache write nothin
   const addon = require(require('..').addonPath);
   const meta = new SharedArrayBuffer(addon.metaBytes(4, 1, true));
   addon.format(new Uint8Array(meta), 4, 1, 8, 8, 8, true, false, false);
-  const big = new Int32Array(new SharedArrayBuffer(5 * 4));
-  big[4] = 0x7eadbeef;
-  const ops = addon.open(new Uint8Array(meta), new Uint8Array(new SharedArrayBuffer(32)), new Int32Array(big.buffer, 0, 4), 0);
+  const words = addon.memCacheBase; // a view's memory without a cache
+  const big = new Int32Array(new SharedArrayBuffer((words + 1) * 4));
+  big[words] = 0x7eadbeef;
+  const ops = addon.open(new Uint8Array(meta), new Uint8Array(new SharedArrayBuffer(32)), new Int32Array(big.buffer, 0, words), 0);
   ops.refill();
   ops.spill();
-  t.is(big[4], 0x7eadbeef, 'the word past the view\'s memory is untouched');
+  t.is(big[words], 0x7eadbeef, 'the word past the view\'s memory is untouched');
   t.deepEqual(ops.stats().perSlot, [4], 'no object taken');
 });

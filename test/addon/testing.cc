@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -209,6 +210,83 @@ Napi::Value HoldThenReturnJs(const Napi::CallbackInfo& info) {
   return p;
 }
 
+// sendFromThread(meta, arena, channel: Int32Array, gate: Int32Array, count)
+// -> Promise<number>: a native thread pops `count` objects, sets gate[0] = 1,
+// waits until JS sets gate[1] = 1, then sends them through the channel
+// (objpool::Channel over the same memory as the HandleChannel), retrying
+// while it is full; resolves with how many it sent, or rejects with the
+// first status that was neither ok nor full.
+class SendFromThread : public Napi::AsyncWorker {
+ public:
+  SendFromThread(Napi::Env env, objpool::Pool pool, objpool::Channel ch, Napi::Object keep, int32_t* gate,
+                 uint32_t count)
+      : Napi::AsyncWorker(env),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        pool_(pool),
+        ch_(ch),
+        gate_(gate),
+        count_(count) {
+    keep_ = Napi::Persistent(keep);
+  }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override {
+    std::vector<uint32_t> held;
+    for (uint32_t i = 0; i < count_; ++i) {
+      uint32_t h;
+      if (pool_.pop(h) == objpool::Status::ok) held.push_back(h);
+    }
+    // seq_cst: JS reads and writes the gate with Atomics (seq_cst).
+    objpool::atomic_ref<int32_t>(gate_[0]).store(1, std::memory_order_seq_cst);
+    while (objpool::atomic_ref<int32_t>(gate_[1]).load(std::memory_order_seq_cst) == 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    for (uint32_t h : held) {
+      objpool::Status st;
+      while ((st = ch_.send(pool_, h)) == objpool::Status::full) std::this_thread::yield();
+      if (st != objpool::Status::ok && st != objpool::Status::drain_needed) {
+        bad_ = int(st);
+        return;
+      }
+      ++sent_;
+    }
+  }
+  void OnOK() override {
+    if (bad_ != 0)
+      deferred_.Reject(Napi::Error::New(Env(), "send status " + std::to_string(bad_)).Value());
+    else
+      deferred_.Resolve(Napi::Number::New(Env(), sent_));
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference keep_;
+  objpool::Pool pool_;
+  objpool::Channel ch_;
+  int32_t* gate_;
+  uint32_t count_;
+  uint32_t sent_ = 0;
+  int bad_ = 0;
+};
+
+Napi::Value SendFromThreadJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Int32Array chan = info[2].As<Napi::Int32Array>();
+  Napi::Int32Array gate = info[3].As<Napi::Int32Array>();
+  if (gate.ElementLength() < 2)
+    NAPI_THROW(Napi::Error::New(env, "sendFromThread: the gate needs 2 words"), Napi::Value());
+  objpool::Pool pool;
+  Napi::Object keep;
+  if (!attach_views(info, pool, keep)) return Napi::Value();
+  objpool::Channel ch;
+  if (objpool::Channel::attach(chan.Data(), chan.ByteLength(), ch) != objpool::Status::ok)
+    NAPI_THROW(Napi::Error::New(env, "invalid channel"), Napi::Value());
+  keep.Set("gate", gate);
+  keep.Set("channel", chan);
+  auto* w = new SendFromThread(env, pool, ch, keep, gate.Data(), info[4].As<Napi::Number>().Uint32Value());
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
+
 napi_value NoopC(napi_env, napi_callback_info) { return nullptr; }
 
 // The pieces a bound pop/push pays for beyond the crossing, one at a time,
@@ -239,6 +317,7 @@ Napi::Value NoopWrapped(const Napi::CallbackInfo&) { return Napi::Value(); }
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("runThreads", Napi::Function::New(env, RunThreads, "runThreads"));
   exports.Set("holdThenReturn", Napi::Function::New(env, HoldThenReturnJs, "holdThenReturn"));
+  exports.Set("sendFromThread", Napi::Function::New(env, SendFromThreadJs, "sendFromThread"));
   napi_value noop;
   napi_create_function(env, "noop", NAPI_AUTO_LENGTH, NoopC, nullptr, &noop);
   exports.Set("noop", Napi::Value(env, noop));
