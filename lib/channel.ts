@@ -19,7 +19,7 @@ export interface ChannelDescriptor {
 
 /** Options of `pool.channel()`. */
 export interface ChannelOptions {
-  /** Handles the channel holds at most, 1 .. 2**20 (default 1024); rounded up to a power of two. */
+  /** Handles the channel holds at most, 1 .. 2**20 (default 1024); rounded up to a power of two (at least 2). */
   capacity?: number;
 }
 
@@ -99,7 +99,7 @@ interface Waiter {
  * as in use in `stats()`.
  */
 export class HandleChannel {
-  /** Handles the channel holds at most: a power of two, at least what was asked for. */
+  /** Handles the channel holds at most: a power of two (at least 2), at least what was asked for. */
   readonly capacity: number;
   /**
    * Sends one handle: true, or false when the channel is full (the handle
@@ -141,7 +141,9 @@ export class HandleChannel {
     if (options === null || typeof options !== 'object') throw invalidType('options', 'of type object', options);
     const want = options.capacity === undefined ? DEFAULT_CAPACITY : checkInteger('options.capacity', options.capacity, 1, native.chanMaxCapacity);
     if (host.pool.closed) throw poolError(codes.CLOSED, `The pool${host.where} is closed`);
-    let capacity = 1;
+    // A power of two, and at least 2: with one cell, Vyukov's queue cannot
+    // tell a cell full for one position from one free for the next.
+    let capacity = 2;
     while (capacity < want) capacity *= 2;
     let memory: SharedArrayBuffer;
     try {
@@ -180,7 +182,7 @@ export class HandleChannel {
     // plain read: channelFormat() wrote it before the descriptor left its
     // thread (postMessage orders that), and it never changes.
     const capacity = new Uint32Array(memory, 0, 4)[2]!;
-    if (capacity < 1 || capacity > native.chanMaxCapacity || (capacity & (capacity - 1)) !== 0 || d.capacity !== capacity) {
+    if (capacity < 2 || capacity > native.chanMaxCapacity || (capacity & (capacity - 1)) !== 0 || d.capacity !== capacity) {
       throw badDescriptor('its capacity does not match the channel\'s memory');
     }
     if (bytes < native.channelBytes(capacity)) throw badDescriptor('memory is truncated');

@@ -851,7 +851,7 @@ class Pool {
 //     gives its objects back itself when the pool was closed meanwhile.
 //
 // Words (u32, host-endian), at these indices of the channel's memory:
-//   0 magic, 1 version, 2 capacity (a power of two), 4 attention;
+//   0 magic, 1 version, 2 capacity (a power of two, >= 2), 4 attention;
 //   32 the enqueue position (own line), 64 the dequeue position (own line);
 //   96.. the cells: {seq, value} per cell. Cell i starts with seq = i.
 // Positions run over all of u32 and wrap; differences are read as int32.
@@ -897,9 +897,11 @@ inline constexpr uint32_t kHole = 0xffffffffu;
 inline constexpr uint64_t channel_bytes_for(uint32_t capacity) {
   return (chan_layout::cells + 2 * uint64_t(capacity)) * 4;
 }
-// The capacity a channel asked for `want` handles gets: the next power of two.
+// The capacity a channel asked for `want` handles gets: the next power of
+// two, and at least 2 (with one cell, a cell full for position p reads as
+// free for p + 1: Vyukov's queue needs two).
 inline uint32_t channel_capacity_for(uint32_t want) {
-  uint32_t c = 1;
+  uint32_t c = 2;
   while (c < want && c < kChanMaxCapacity) c <<= 1;
   return c;
 }
@@ -911,7 +913,7 @@ class Channel {
   // Writes a new channel into `mem` (4-aligned, channel_bytes_for(capacity)
   // bytes). Nobody else may use it until the memory is handed over.
   static Status format(void* mem, size_t len, uint32_t capacity) {
-    if (capacity < 1 || capacity > kChanMaxCapacity || (capacity & (capacity - 1)) != 0) return Status::bad_layout;
+    if (capacity < 2 || capacity > kChanMaxCapacity || (capacity & (capacity - 1)) != 0) return Status::bad_layout;
     if ((reinterpret_cast<uintptr_t>(mem) & 3u) != 0 || len < channel_bytes_for(capacity)) return Status::bad_layout;
     auto* w = static_cast<uint32_t*>(mem);
     std::memset(w, 0, size_t(channel_bytes_for(capacity)));
@@ -931,7 +933,7 @@ class Channel {
     if (detail::load_u32(b + chan_layout::magic * 4) != kChanMagic) return Status::bad_layout;
     if (detail::load_u32(b + chan_layout::version * 4) != kChanVersion) return Status::bad_layout;
     const uint32_t c = detail::load_u32(b + chan_layout::capacity * 4);
-    if (c < 1 || c > kChanMaxCapacity || (c & (c - 1)) != 0 || len < channel_bytes_for(c)) return Status::bad_layout;
+    if (c < 2 || c > kChanMaxCapacity || (c & (c - 1)) != 0 || len < channel_bytes_for(c)) return Status::bad_layout;
     out.words_ = static_cast<uint32_t*>(mem);
     out.mask_ = c - 1;
     return Status::ok;

@@ -26,11 +26,12 @@ function opsOf(pool) {
   return pool[sym]().ops;
 }
 
-test('capacity is rounded up to a power of two; the descriptor is frozen and structured-cloneable', (t) => {
+test('capacity is rounded up to a power of two, at least 2; the descriptor is frozen and structured-cloneable', (t) => {
   const pool = new ObjectPool({ capacity: 16, objectSize: 8 });
   t.is(pool.channel().capacity, 1024);
   t.is(pool.channel({ capacity: 5 }).capacity, 8);
-  t.is(pool.channel({ capacity: 1 }).capacity, 1);
+  t.is(pool.channel({ capacity: 1 }).capacity, 2, 'at least 2: Vyukov\'s queue needs two cells');
+  t.is(pool.channel({ capacity: 2 }).capacity, 2);
   t.is(pool.channel({ capacity: 2 ** 20 }).capacity, 2 ** 20);
   const ch = pool.channel({ capacity: 4 });
   const d = ch.descriptor;
@@ -388,7 +389,7 @@ test('receiveAsync keeps a worker alive while it waits, and lets it exit once se
 
 test.serial('an idle receiveAsync uses no CPU and no timer', async (t) => {
   const pool = new ObjectPool({ capacity: 1, objectSize: 8 });
-  const ch = pool.channel({ capacity: 1 });
+  const ch = pool.channel({ capacity: 2 });
   const before = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
   const waiting = ch.receiveAsync();
   const cpu0 = process.cpuUsage();

@@ -5,6 +5,13 @@
 // (which handles are out, whether the pool is closed, what close released).
 // Handles popped in one thread are pushed in another; stats are checked in
 // every thread; any thread may close the pool, and a few calls follow.
+// A handle channel of the pool, attached in every thread, is modelled as a
+// FIFO queue: sends (one by one and in batches; of handles out, and refused
+// ones of handles in the pool or in the channel), receives, pushes of
+// handles in the channel (refused), the channel's close, the pool's close
+// (which takes back what the channel holds), and the termination of an idle
+// worker (a fresh one takes its place). Objects in the channel count as in
+// use, exactly, in every thread.
 //
 // The workers are synchronous for the main thread (see
 // test/fixtures/fuzz-worker.js: a SharedArrayBuffer mailbox per worker,
@@ -112,8 +119,8 @@ class Remote {
     this.logSeen = len;
   }
 
-  attach(descriptor, cache) {
-    this.port.postMessage({ descriptor, cache });
+  attach(descriptor, cache, channel) {
+    this.port.postMessage({ descriptor, cache, channel });
     this.onRelease = null;
     this.logSeen = 0;
     this.mb[W.LOG_LEN] = 0;
@@ -129,6 +136,7 @@ class Remote {
     return {
       capacity: mb[W.S_CAPACITY], available: mb[W.S_AVAILABLE], inUse: mb[W.S_IN_USE], cached: mb[W.S_CACHED],
       waiting: mb[W.S_WAITING], closed: mb[W.S_CLOSED] === 1, perSlotSum: mb[W.S_PER_SLOT], poolClosed: mb[W.S_POOL_CLOSED] === 1,
+      chanSize: mb[W.S_CHAN_SIZE], chanClosed: mb[W.S_CHAN_CLOSED] === 1,
     };
   }
 
@@ -145,9 +153,17 @@ class Remote {
 }
 
 // Each thread's view of the pool, behind one interface: main calls the pool, workers call through the mailbox.
-function mainThread(pool) {
+function mainThread(pool, channel) {
   return {
     name: 'main',
+    send: (h) => channel.send(h),
+    sendMany: (list) => channel.sendMany(Uint32Array.from(list)),
+    receive: () => channel.receive(),
+    receiveMany(length) {
+      const out = new Uint32Array(length);
+      return [...out.subarray(0, channel.receiveMany(out))];
+    },
+    closeChannel: () => channel.close(),
     pop: () => pool.pop(),
     push: (h) => pool.push(h),
     popMany(length, count) {
@@ -168,7 +184,7 @@ function mainThread(pool) {
     },
     stats() {
       const s = pool.stats();
-      return { ...s, perSlotSum: s.perSlot.reduce((a, b) => a + b, 0), poolClosed: pool.closed };
+      return { ...s, perSlotSum: s.perSlot.reduce((a, b) => a + b, 0), poolClosed: pool.closed, chanSize: channel.size, chanClosed: channel.closed };
     },
     peek: (h) => pool.buffer(h)[0],
     popAll() {
@@ -182,6 +198,11 @@ function mainThread(pool) {
 function workerThread(w) {
   return {
     name: w.name,
+    send: (h) => w.call(OP.SEND, [h]) === 1,
+    sendMany: (list) => w.call(OP.SEND_MANY, [list.length], list),
+    receive: () => w.call(OP.RECEIVE),
+    receiveMany: (length) => w.handles(w.call(OP.RECEIVE_MANY, [length])),
+    closeChannel: () => { w.call(OP.CHAN_CLOSE); },
     pop: () => w.call(OP.POP),
     push: (h) => { w.call(OP.PUSH, [h]); },
     popMany: (length, count) => w.handles(w.call(OP.POP_MANY, [length, count ?? -1])),
@@ -210,7 +231,8 @@ function setup(workers, cfg) {
     const mem = new SharedArrayBuffer(capacity * 8);
     pool = ObjectPool.fromBuffers(Array.from({ length: capacity }, (_, i) => new Uint8Array(mem, i * 8, 8)), { slots, checked, zero, ...cacheOf(cfg.caches[0]) });
   }
-  const caches = [pool.cache, ...workers.map((w, i) => w.attach(pool.descriptor, cfg.caches[i + 1]))];
+  const channel = pool.channel({ capacity: cfg.chanCapacity });
+  const caches = [pool.cache, ...workers.map((w, i) => w.attach(pool.descriptor, cfg.caches[i + 1], channel.descriptor))];
   const model = {
     capacity: pool.capacity,
     objectSize: pool.objectSize,
@@ -231,8 +253,13 @@ function setup(workers, cfg) {
     // on its next pool call).
     holding: [false, false, false],
     afterClose: cfg.afterClose, // calls after the close (then the sequence ends)
+    chan: [],                  // the handles in the channel, oldest first (in no thread's hands: in use)
+    chanCapacity: channel.capacity,
+    chanClosed: false,
+    terminateFrom: cfg.terminateFrom, // a worker may be terminated (once) from this step on
+    terminated: false,
   };
-  const real = { pool, workers, threads: [mainThread(pool), ...workers.map(workerThread)], closeDone: null, closeState: 0, releaseErrors: [] };
+  const real = { pool, channel, cfg, workers, threads: [mainThread(pool, channel), ...workers.map(workerThread)], closeDone: null, closeState: 0, releaseErrors: [] };
   return { model, real };
 }
 
@@ -249,10 +276,14 @@ function expectCode(fn, code, what = '') {
 const nth = (set, k) => [...set][k % set.size];
 const name = (t) => THREADS[t];
 
-/** After a refused call: nothing was taken or returned. */
+/** Objects out of the pool: in some thread's hands, or in the channel. */
+const inUse = (m) => m.out.size + m.chan.length;
+
+/** After a refused call: nothing was taken or returned, and the channel holds what it held. */
 function intact(m, r, why) {
   const s = r.pool.stats();
-  if (!m.closed && s.available !== m.capacity - m.out.size) throw new Error(`${why}: pool not intact, ${s.available} available, model ${m.capacity - m.out.size}`);
+  if (!m.closed && s.available !== m.capacity - inUse(m)) throw new Error(`${why}: pool not intact, ${s.available} available, model ${m.capacity - inUse(m)}`);
+  if (r.channel.size !== m.chan.length) throw new Error(`${why}: channel holds ${r.channel.size}, model ${m.chan.length}`);
 }
 
 function took(m, r, h, what, blank) {
@@ -270,7 +301,7 @@ function othersCache(m, t) {
 
 /** An empty pop: allowed only when every object not out may sit in another thread's cache. */
 function emptyAllowed(m, r, t, what) {
-  const free = m.capacity - m.out.size;
+  const free = m.capacity - inUse(m);
   if (free === 0) return;
   const s = r.pool.stats();
   if (free > othersCache(m, t) || s.available !== s.cached) {
@@ -306,8 +337,10 @@ function checkStats(m, r, t, what) {
   const where = `${what}@${name(t)}`;
   const caches = m.caches.reduce((a, b) => a + b, 0);
   if (s.capacity !== m.capacity) throw new Error(`${where}: stats.capacity ${s.capacity}`);
-  if (s.inUse !== m.out.size) throw new Error(`${where}: stats.inUse ${s.inUse}, model ${m.out.size}`);
-  if (!m.closed && s.available !== m.capacity - m.out.size) throw new Error(`${where}: stats.available ${s.available}, model ${m.capacity - m.out.size}`);
+  if (s.inUse !== inUse(m)) throw new Error(`${where}: stats.inUse ${s.inUse}, model ${inUse(m)} (${m.chan.length} in the channel)`);
+  if (!m.closed && s.available !== m.capacity - inUse(m)) throw new Error(`${where}: stats.available ${s.available}, model ${m.capacity - inUse(m)}`);
+  if (s.chanSize !== m.chan.length) throw new Error(`${where}: channel.size ${s.chanSize}, model ${m.chan.length}`);
+  if (s.chanClosed !== (m.chanClosed || m.closed)) throw new Error(`${where}: channel.closed ${s.chanClosed}, model ${m.chanClosed || m.closed}`);
   // After close, what is in the pool was pushed back since, or sits in a cache the closer has not seen flushed yet.
   if (m.closed && s.available > m.pushedAfterClose + othersCache(m, m.closer)) {
     throw new Error(`${where}: stats.available ${s.available} after close, only ${m.pushedAfterClose} pushed since and ${othersCache(m, m.closer)} in other caches at most`);
@@ -388,7 +421,7 @@ class PopMany {
     const got = th.popMany(this.length, count);
     // This thread's cache counts as available; other threads' caches may hide objects.
     const want = count ?? this.length;
-    const free = m.capacity - m.out.size;
+    const free = m.capacity - inUse(m);
     const most = Math.min(want, free);
     const least = Math.min(want, Math.max(0, free - othersCache(m, this.t)));
     if (!(got.length >= least && got.length <= most)) throw new Error(`popMany@${th.name} gave ${got.length}, model says ${least === most ? most : `${least}..${most}`}`);
@@ -489,7 +522,9 @@ class Close {
     m.closer = this.t;
     m.closedAt = m.step;
     m.holding = m.caches.map((c, i) => i !== this.t && c > 0);
+    // What is in the pool, and what the channel held: the pool's close takes it back and releases it at once.
     const inPool = m.capacity - m.out.size;
+    m.chan = [];
     let now;
     if (this.t === 0) {
       now = 0;
@@ -519,6 +554,153 @@ class Close {
   toString() { return `close@${name(this.t)}`; }
 }
 
+// ---- channel commands: one channel of the pool, attached in every thread ----
+
+const sendable = (m) => !m.closed && !m.chanClosed;
+
+// send() of a handle that is out (held by any thread): true and in the
+// channel while there is room, false (nothing changes) when full; CLOSED
+// once the channel or the pool is closed.
+class Send {
+  constructor(k, t) { this.k = k; this.t = t; }
+  check(m) { return live(m) && m.out.size > 0; }
+  run(m, r) {
+    m.step++;
+    const th = r.threads[this.t];
+    const h = nth(m.out, this.k);
+    if (!sendable(m)) {
+      expectCode(() => th.send(h), 'ERR_OBJPOOL_CLOSED', `send(${h})@${th.name} on a closed channel: `);
+      return intact(m, r, 'send on a closed channel');
+    }
+    const ok = th.send(h);
+    if (ok !== m.chan.length < m.chanCapacity) throw new Error(`send(${h})@${th.name} returned ${ok} with ${m.chan.length} of ${m.chanCapacity} in the channel`);
+    if (!ok) return intact(m, r, 'send to a full channel');
+    m.out.delete(h);
+    m.chan.push(h);
+  }
+  toString() { return `send(out#${this.k})@${name(this.t)}`; }
+}
+
+// send() of a handle that is not the sender's to send (in the pool, in a
+// cache, or in the channel): checked pools refuse it and change nothing.
+class SendNotOut {
+  constructor(h, t) { this.h = h; this.t = t; }
+  check(m) { return live(m) && m.checked && sendable(m) && !m.out.has(this.h % m.capacity); }
+  run(m, r) {
+    m.step++;
+    const h = this.h % m.capacity;
+    expectCode(() => r.threads[this.t].send(h), 'ERR_OBJPOOL_DOUBLE_PUSH', `send(${h})@${name(this.t)} not out: `);
+    intact(m, r, 'send of a handle not out');
+  }
+  toString() { return `sendNotOut(${this.h})@${name(this.t)}`; }
+}
+
+// push() of a handle that sits in the channel: refused (checked pools).
+class PushInChannel {
+  constructor(k, t) { this.k = k; this.t = t; }
+  check(m) { return live(m) && m.checked && m.chan.length > 0; }
+  run(m, r) {
+    m.step++;
+    const h = m.chan[this.k % m.chan.length];
+    expectCode(() => r.threads[this.t].push(h), 'ERR_OBJPOOL_DOUBLE_PUSH', `push(${h})@${name(this.t)} in the channel: `);
+    intact(m, r, 'push of a handle in the channel');
+  }
+  toString() { return `pushInChannel(#${this.k})@${name(this.t)}`; }
+}
+
+// sendMany() of some handles that are out: the prefix that fits.
+class SendMany {
+  constructor(mask, t) { this.mask = mask; this.t = t; }
+  check(m) { return live(m); }
+  run(m, r) {
+    m.step++;
+    const th = r.threads[this.t];
+    const hs = [...m.out].filter((_, i) => (this.mask >>> (i % 31)) & 1);
+    if (!sendable(m) && hs.length > 0) {
+      expectCode(() => th.sendMany(hs), 'ERR_OBJPOOL_CLOSED', `sendMany@${th.name} on a closed channel: `);
+      return intact(m, r, 'sendMany on a closed channel');
+    }
+    const n = th.sendMany(hs);
+    const want = Math.min(hs.length, m.chanCapacity - m.chan.length);
+    if (n !== want) throw new Error(`sendMany@${th.name} of ${hs.length} sent ${n}, model ${want}`);
+    for (const h of hs.slice(0, n)) {
+      m.out.delete(h);
+      m.chan.push(h);
+    }
+  }
+  toString() { return `sendMany(mask ${this.mask})@${name(this.t)}`; }
+}
+
+// receive(): the oldest handle, now the receiver's; -1 when empty (always,
+// after the pool's close, which took everything back).
+class Receive {
+  constructor(t) { this.t = t; }
+  check(m) { return live(m); }
+  run(m, r) {
+    m.step++;
+    const th = r.threads[this.t];
+    const h = th.receive();
+    const want = m.chan.length > 0 ? m.chan[0] : -1;
+    if (h !== want) throw new Error(`receive@${th.name} got ${h}, model ${want} (channel ${m.chan})`);
+    if (h === -1) return;
+    if (m.out.has(h)) throw new Error(`receive@${th.name}: handle ${h} is out already`);
+    m.chan.shift();
+    m.out.add(h);
+  }
+  toString() { return `receive@${name(this.t)}`; }
+}
+
+class ReceiveMany {
+  constructor(length, t) { this.length = length; this.t = t; }
+  check(m) { return live(m); }
+  run(m, r) {
+    m.step++;
+    const th = r.threads[this.t];
+    const got = th.receiveMany(this.length);
+    const want = m.chan.slice(0, this.length);
+    if (got.join() !== want.join()) throw new Error(`receiveMany(${this.length})@${th.name} got [${got}], model [${want}]`);
+    for (const h of got) {
+      m.chan.shift();
+      m.out.add(h);
+    }
+  }
+  toString() { return `receiveMany(${this.length})@${name(this.t)}`; }
+}
+
+class CloseChannel {
+  constructor(t) { this.t = t; }
+  check(m) { return live(m) && !m.chanClosed && m.step >= m.closeFrom; }
+  run(m, r) {
+    m.step++;
+    r.threads[this.t].closeChannel();
+    m.chanClosed = true;
+  }
+  toString() { return `closeChannel@${name(this.t)}`; }
+}
+
+// worker.terminate() of an idle worker (once a sequence, while the pool is
+// open): its teardown gives its cache back and leaves the channel working;
+// a fresh worker takes its place. (Terminations in the middle of a send or
+// a receive: channel.test.js.)
+class Terminate {
+  constructor(t) { this.t = t; }
+  check(m) { return !m.closed && !m.terminated && m.step >= m.terminateFrom; }
+  async run(m, r) {
+    m.step++;
+    m.terminated = true;
+    const i = this.t - 1;
+    await r.workers[i].worker.terminate();
+    const fresh = new Remote(i);
+    await fresh.ready();
+    r.workers[i] = fresh; // the shared array: later sequences use it too
+    r.threads[this.t] = workerThread(fresh);
+    m.caches[this.t] = fresh.attach(r.pool.descriptor, r.cfg.caches[this.t], r.channel.descriptor);
+    m.holding[this.t] = false;
+    checkStats(m, r, 0, `after terminate@${name(this.t)}`);
+  }
+  toString() { return `terminate@${name(this.t)}`; }
+}
+
 // ---- generation ----------------------------------------------------------------
 
 const thread = fc.nat({ max: 2 });
@@ -536,6 +718,16 @@ const commands = [
   thread.map((t) => new Stats(t)),
   fc.nat({ max: 1 }).map((i) => new Turn(i + 1)),
   thread.map((t) => new Close(t)),
+  fc.tuple(fc.nat({ max: 63 }), thread).map(([k, t]) => new Send(k, t)),
+  fc.tuple(fc.nat({ max: 63 }), thread).map(([k, t]) => new Send(k, t)),
+  fc.tuple(fc.nat({ max: 63 }), thread).map(([h, t]) => new SendNotOut(h, t)),
+  fc.tuple(fc.nat({ max: 63 }), thread).map(([k, t]) => new PushInChannel(k, t)),
+  fc.tuple(fc.nat(), thread).map(([mask, t]) => new SendMany(mask, t)),
+  thread.map((t) => new Receive(t)),
+  thread.map((t) => new Receive(t)),
+  fc.tuple(fc.nat({ max: 12 }), thread).map(([n, t]) => new ReceiveMany(n, t)),
+  thread.map((t) => new CloseChannel(t)),
+  fc.nat({ max: 1 }).map((i) => new Terminate(i + 1)),
 ];
 
 // A thread's cache option: automatic (null), none, or a size.
@@ -555,6 +747,9 @@ function config(kind) {
     // a failure after a close shrinks to the few calls it needs.)
     closeFrom: fc.oneof(fc.integer({ min: 0, max: Math.floor(STEPS / 2) }), fc.constant(STEPS + 1)),
     afterClose: fc.nat({ max: 12 }),
+    chanCapacity: fc.integer({ min: 1, max: 8 }),
+    // A worker terminated once from some step on (a third of the sequences), or never.
+    terminateFrom: fc.oneof({ arbitrary: fc.integer({ min: 0, max: 40 }), weight: 1 }, { arbitrary: fc.constant(Infinity), weight: 2 }),
     // Which threads push back what is out at the end, and the order the final pops go in.
     finalSeed: fc.nat({ max: 0xffff }),
   });
@@ -592,8 +787,21 @@ async function settleClose(m, r) {
 /** Runs one sequence, returns every object from random threads, then checks each comes back exactly once. */
 async function sequence(workers, cfg, cmds) {
   const { model: m, real: r } = setup(workers, cfg);
-  fc.modelRun(() => ({ model: m, real: r }), cmds);
+  await fc.asyncModelRun(() => ({ model: m, real: r }), cmds);
+  // Which calls ran (the commands that passed their check print themselves).
+  for (const c of String(cmds).replace(/\s*\/\*replayPath=.*\*\//, '').split(/,(?![^(]*\))/)) {
+    const k = c.replace(/[(@].*$/, '');
+    if (k) tally.set(k, (tally.get(k) ?? 0) + 1);
+  }
   let x = cfg.finalSeed;
+  // What the channel still holds is received, in order, by random threads.
+  while (m.chan.length > 0) {
+    x = (Math.imul(x, 1103515245) + 12345) & 0x7fffffff;
+    const h = r.threads[x % 3].receive();
+    if (h !== m.chan[0]) throw new Error(`final receive got ${h}, model ${m.chan[0]}`);
+    m.chan.shift();
+    m.out.add(h);
+  }
   for (const h of [...m.out]) {
     x = (Math.imul(x, 1103515245) + 12345) & 0x7fffffff;
     const t = x % 3;
@@ -617,6 +825,8 @@ async function sequence(workers, cfg, cmds) {
 }
 
 let workers = [];
+// Calls run, by kind, over every sequence of a test (logged: a kind that never runs tests nothing).
+const tally = new Map();
 
 test.before(async () => {
   workers = [new Remote(0), new Remote(1)];
@@ -633,7 +843,8 @@ test.after.always(async () => {
 test.serial('harness: late and spurious notifies of the mailbox run no request twice', async (t) => {
   const pool = new ObjectPool({ capacity: 8, objectSize: 16, slots: 1, cache: 0 });
   const [w0, w1] = workers;
-  for (const w of workers) w.attach(pool.descriptor, 0);
+  const channel = pool.channel({ capacity: 2 });
+  for (const w of workers) w.attach(pool.descriptor, 0, channel.descriptor);
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   const h = workerThread(w0).pop();
   t.true(h >= 0);
@@ -655,7 +866,9 @@ for (const kind of ['own', 'fromBuffer', 'fromBuffers']) {
     const property = fc.asyncProperty(config(kind), fc.commands(commands, { maxCommands: STEPS, size: 'max', replayPath: REPLAY?.replayPath }),
       (cfg, cmds) => sequence(workers, cfg, cmds));
     const params = REPLAY ? { seed: REPLAY.seed, path: REPLAY.path, endOnFailure: true } : { numRuns: RUNS };
+    tally.clear();
     const result = await fc.check(property, params);
+    t.log(`calls run: ${[...tally].map(([k, n]) => `${k} ${n}`).join(', ')}`);
     if (!result.failed) return t.pass();
     const [cfg, cmds] = result.counterexample ?? [];
     const calls = String(cmds);
