@@ -9,7 +9,7 @@ import type { ObjectPool, WaitOptions } from './pool';
  */
 export interface ChannelDescriptor {
   readonly kind: 'objpool-channel';
-  readonly version: 1;
+  readonly version: 2;
   /** The channel's memory: its header, positions and cells. */
   readonly memory: SharedArrayBuffer;
   /** The metadata of the pool the channel belongs to. */
@@ -40,16 +40,10 @@ export interface ChannelHost {
   readonly where: string;
   /** The leak tracker's untrack, when this view tracks leaks. */
   readonly untrack: ((h: number) => void) | null;
-  /** The view's wake-up callback: serves pool and channel waiters. */
-  readonly onWake: () => void;
-  /** Channels of this view with waiting receivers: served on every wake-up. */
-  readonly waiting: Set<HandleChannel>;
 }
 
 /** @internal */
 export const channelHost = Symbol('objpool.channelHost');
-/** @internal Serves this channel's waiters (called on the view's wake-ups). */
-export const serve = Symbol('objpool.channel.serve');
 const token = Symbol('objpool.channel.internal');
 
 // Words of the channel's memory (native/objpool.hpp, chan_layout), as
@@ -120,6 +114,9 @@ export class HandleChannel {
   readonly #waiters: Waiter[] = [];
   /** This instance is counted as a waiter in the channel (chanWaitBegin). */
   #registered = false;
+  // Called back on this thread by the channel's wake-up helper (held by the
+  // binding: strongly while this instance waits, which keeps it alive).
+  #onWake: (() => void) | null = null;
 
   /** @internal */
   constructor(key: typeof token, host: ChannelHost, memory: SharedArrayBuffer, capacity: number) {
@@ -191,7 +188,7 @@ export class HandleChannel {
 
   /** Structured-cloneable description of this channel for `HandleChannel.attach()` in another thread. */
   get descriptor(): ChannelDescriptor {
-    return Object.freeze({ kind: 'objpool-channel', version: 1, memory: this.#memory, meta: this.#host.meta, capacity: this.capacity });
+    return Object.freeze({ kind: 'objpool-channel', version: 2, memory: this.#memory, meta: this.#host.meta, capacity: this.capacity });
   }
 
   /** Handles in the channel now (approximate while other threads work). */
@@ -249,17 +246,16 @@ export class HandleChannel {
     this.#waiters.push(w);
     if (!this.#registered) {
       try {
-        this.#host.ops.chanWaitBegin(this.#ext, this.#host.onWake);
+        this.#host.ops.chanWaitBegin(this.#ext, this.#onWake ??= () => this.#serve());
       } catch (err) {
         this.#giveUp(w, err);
         return promise;
       }
       this.#registered = true;
-      this.#host.waiting.add(this);
     }
     // Registered first, then looked at again: a send that missed the
     // registration published before this look (objpool.hpp, the waiter pairing).
-    this[serve]();
+    this.#serve();
     if (!this.#waiters.includes(w)) return promise;
     if (timeout !== undefined) {
       w.timer = setTimeout(() => {
@@ -282,7 +278,7 @@ export class HandleChannel {
    */
   close(): void {
     this.#host.ops.chanClose(this.#ext);
-    this[serve]();
+    this.#serve();
   }
 
   /** Receives until the channel is closed and empty. */
@@ -299,8 +295,9 @@ export class HandleChannel {
     }
   }
 
-  /** @internal Serves the waiters in order while handles come; rejects them once the channel is closed and empty. */
-  [serve](): void {
+  // Serves the waiters in order while handles come; rejects them once the
+  // channel is closed and empty.
+  #serve(): void {
     const waiters = this.#waiters;
     while (waiters.length > 0) {
       let h: number;
@@ -334,7 +331,6 @@ export class HandleChannel {
   #unregister(): void {
     if (!this.#registered) return;
     this.#registered = false;
-    this.#host.waiting.delete(this);
     this.#host.ops.chanWaitEnd(this.#ext);
   }
 
@@ -407,6 +403,16 @@ function makeSend(c: Int32Array, mask: number, host: ChannelHost, ext: object, i
     mem[S_POS] = pos;
     mem[S_HANDLE] = h;
     mem[S_CHAN] = id;
+    if ((Atomics.load(c, A) & CLOSED) !== 0) {
+      // Closed since the check above: a receiver may have seen the channel
+      // closed and drained, and nothing may arrive after that (objpool.hpp,
+      // send_checked). A hole; the handle stays the caller's.
+      c[i + 1] = HOLE;
+      Atomics.store(c, i, (pos + 1) | 0);
+      mem[S_CHAN] = 0;
+      if (Atomics.load(c, A) > CLOSED) settle(ext);
+      throw poolError(codes.CLOSED, `The channel${where} is closed`);
+    }
     if (state !== null && Atomics.compareExchange(state, h, TAKEN, IN_FLIGHT) !== TAKEN) {
       // Another thread sent or pushed it since the check: a hole, which receivers skip.
       c[i + 1] = HOLE;
@@ -417,8 +423,9 @@ function makeSend(c: Int32Array, mask: number, host: ChannelHost, ext: object, i
     c[i + 1] = h; // plain: published by the Atomics.store of the seq word
     Atomics.store(c, i, (pos + 1) | 0);
     mem[S_CHAN] = 0;
-    // Receivers wait, or the pool closed meanwhile: native code wakes them,
-    // or gives the channel's objects back to the pool.
+    // Receivers wait, or the pool closed meanwhile: native code wakes them
+    // (through the channel's wake word: only this channel's waiters), or
+    // gives the channel's objects back to the pool.
     if (Atomics.load(c, A) > CLOSED) settle(ext);
     if (untrack !== null) untrack(h);
     return true;

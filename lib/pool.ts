@@ -3,7 +3,7 @@ import { native, type NativeOps } from './native';
 import { checkInteger, checkNumber, codes, invalidType, invalidValue, outOfRange, poolError } from './errors';
 import { LeakTracker, leakOptions, type LeakOptions, type LeakReport } from './leaks';
 import * as events from './events';
-import { HandleChannel, channelHost, serve, type ChannelHost, type ChannelOptions } from './channel';
+import { HandleChannel, channelHost, type ChannelHost, type ChannelOptions } from './channel';
 
 /** Options of this thread's view of a pool: accepted by every constructor and by `attach()`. */
 export interface ViewOptions {
@@ -338,8 +338,6 @@ export class ObjectPool {
   #closing: Promise<void> | null = null;
   #channelHost: ChannelHost | null = null;
   #mem!: Int32Array;
-  /** Channels of this view with waiting receivers (see HandleChannel.receiveAsync). */
-  readonly #channelWaiting = new Set<HandleChannel>();
 
   /** A pool with its own arena of `capacity` objects of `objectSize` bytes, in shared memory. */
   constructor(options: PoolOptions & ViewOptions);
@@ -710,7 +708,7 @@ export class ObjectPool {
     for (;;) {
       let h: number;
       try {
-        h = this.#ops.waitBegin(this.#wakeCallback());
+        h = this.#ops.waitBegin(this.#onWake ??= () => this.#serveWaiters());
       } catch (err) {
         this.#giveUp(w, err);
         return promise;
@@ -743,16 +741,6 @@ export class ObjectPool {
     return promise;
   }
 
-  // The view's wake-up callback (one per view, held by the binding): a push
-  // or send in any thread, or a close, may have made progress possible for
-  // this thread's popAsync() and receiveAsync() calls.
-  #wakeCallback(): () => void {
-    return this.#onWake ??= () => {
-      this.#serveWaiters();
-      for (const ch of [...this.#channelWaiting]) ch[serve]();
-    };
-  }
-
   /**
    * A new handle channel of this pool: a bounded lock-free queue of handles
    * in shared memory, for handing objects to other threads
@@ -772,7 +760,6 @@ export class ObjectPool {
       pool: this, ops: this.#ops, mem: this.#mem, state: p.checked ? new Int32Array(p.meta, native.headsOffset + p.slots * native.lineBytes + p.capacity * 4, p.capacity) : null,
       capacity: p.capacity, meta: p.meta, where: this.#where,
       untrack: leaks === null ? null : (h) => { if (leaks.size !== 0) leaks.untrack(h); },
-      onWake: this.#wakeCallback(), waiting: this.#channelWaiting,
     };
   }
 

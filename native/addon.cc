@@ -79,7 +79,7 @@ struct Waiter {
   napi_threadsafe_function wake = nullptr;  // made without a JS function: it holds nothing alive
   napi_ref on_wake = nullptr;               // the JS callback: strong while there are waiters, weak otherwise
   uint32_t registered = 0;                  // waiters this view added to the pool's count (JS thread only)
-  uint32_t watching = 0;                    // channels of this view with waiting receivers (JS thread only)
+  uint32_t watching = 0;  // a channel's helper: 1 while this view waits on the channel (JS thread only)
 };
 
 struct Binding;
@@ -93,8 +93,18 @@ struct ChanRec {
   objpool::Channel ch;
   Binding* owner = nullptr;
   napi_ref ref = nullptr;
-  bool waiting = false;  // counted in the owner's Waiter::watching and in the channel's waiters
-  int32_t id = 0;        // names the channel in the view's memory (kSendChan, kRecvChan); > 0
+  bool waiting = false;      // counted in the channel's waiters (and as `watching` by `waiter`)
+  int32_t id = 0;            // names the channel in the view's memory (kSendChan, kRecvChan); > 0
+  Waiter* waiter = nullptr;  // blocked on the channel's wake word, for this view's receiveAsync()
+};
+
+// What a wake-up helper blocks on: the pool's wake word (pushes, close) or a
+// channel's (its sends, its close, the pool's close).
+struct ChanSource {
+  objpool::Channel ch;
+  uint32_t wake_seq() const { return ch.wake_seq(); }
+  void wait_for_push(uint32_t seen) const { ch.wait_for_send(seen); }
+  void wake_waiters() { ch.wake_waiters(); }
 };
 
 // One attached view of a pool, shared by the functions created for it.
@@ -323,11 +333,12 @@ void call_wake(napi_env env, napi_value, void* context, void*) {
   if (fn != nullptr) call_js(env, fn);
 }
 
-void wait_loop(objpool::Pool pool, Waiter* w, uint32_t seen) {
-  // acquire: pairs with the release store in stop_waiter().
+template <class Source>
+void wait_loop(Source src, Waiter* w, uint32_t seen) {
+  // acquire: pairs with the release store in stop_helper().
   while (!w->stop.load(std::memory_order_acquire)) {
-    pool.wait_for_push(seen);
-    const uint32_t now = pool.wake_seq();
+    src.wait_for_push(seen);
+    const uint32_t now = src.wake_seq();
     if (now == seen) continue;  // spurious
     seen = now;
     // relaxed: a hint; the view's thread registers before it relies on a wake-up.
@@ -336,36 +347,45 @@ void wait_loop(objpool::Pool pool, Waiter* w, uint32_t seen) {
     if (!w->stop.load(std::memory_order_acquire) && !w->pending.exchange(true, std::memory_order_acq_rel))
       napi_call_threadsafe_function(w->wake, nullptr, napi_tsfn_nonblocking);
   }
-  // release: stop_waiter() may join once it sees this.
+  // release: stop_helper() may join once it sees this.
   w->exited.store(true, std::memory_order_release);
 }
 
-void stop_waiter(Binding* b) {
-  Waiter* w = b->waiter;
-  if (w == nullptr) return;
+// Stops and frees a helper started by start_helper().
+template <class Source>
+void stop_helper(napi_env env, Waiter* w, Source src) {
   // release: the helper sees the flag once the wake below lets it run.
   w->stop.store(true, std::memory_order_release);
   // Each wake changes the word, so the helper cannot sleep through it; again
   // until it has left, since JS can rewrite the word (it is shared memory).
   // acquire: pairs with the helper's release store.
   while (!w->exited.load(std::memory_order_acquire)) {
-    b->pool.wake_waiters();
+    src.wake_waiters();
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
   w->thread.join();
+  napi_release_threadsafe_function(w->wake, napi_tsfn_abort);
+  if (w->on_wake != nullptr) napi_delete_reference(env, w->on_wake);
+  delete w;
+}
+
+// A channel's helper, and this view's waiting on the channel, undone.
+void stop_chan_waiter(napi_env env, ChanRec* r) {
+  if (r->waiting) r->ch.remove_waiter();
+  r->waiting = false;
+  if (r->waiter != nullptr) stop_helper(env, r->waiter, ChanSource{r->ch});
+  r->waiter = nullptr;
+}
+
+void stop_waiter(Binding* b) {
+  for (ChanRec* r : b->channels) stop_chan_waiter(b->env, r);
+  Waiter* w = b->waiter;
+  if (w == nullptr) return;
   while (w->registered > 0) {
     b->pool.wait_end();
     --w->registered;
   }
-  for (ChanRec* r : b->channels) {
-    if (!r->waiting) continue;
-    r->ch.remove_waiter();
-    r->waiting = false;
-  }
-  w->watching = 0;
-  napi_release_threadsafe_function(w->wake, napi_tsfn_abort);
-  if (w->on_wake != nullptr) napi_delete_reference(b->env, w->on_wake);
-  delete w;
+  stop_helper(b->env, w, b->pool);
   b->waiter = nullptr;
 }
 
@@ -897,13 +917,12 @@ Napi::Value OnClose(const Napi::CallbackInfo& info) {
   return Napi::Value();
 }
 
-// The view's wake-up helper (a thread blocked on the pool's wake word that
-// calls `on_wake` back on this thread), started on first use; nullptr and a
-// thrown error if it cannot be made.
-Waiter* ensure_waiter(napi_env env, Binding* b, napi_value on_wake) {
-  if (b->waiter != nullptr) return b->waiter;
-  // Read before anyone registers: a push after the caller's retry changes it.
-  const uint32_t seq = b->pool.wake_seq();
+// Starts a wake-up helper: a thread blocked on `src`'s wake word that calls
+// `on_wake` back on this thread (through a thread-safe function) when the
+// word changes and someone waits; nullptr and a thrown error if it cannot
+// be made. `seq`: the word, read before anyone registered.
+template <class Source>
+Waiter* start_helper(napi_env env, Source src, uint32_t seq, napi_value on_wake) {
   Waiter* w = new Waiter;
   napi_value name;
   napi_create_string_utf8(env, "objpool.wake", NAPI_AUTO_LENGTH, &name);
@@ -917,10 +936,10 @@ Waiter* ensure_waiter(napi_env env, Binding* b, napi_value on_wake) {
     napi_throw_error(env, "ERR_OBJPOOL_NO_MEMORY", "Cannot create the wake-up channel");
     return nullptr;
   }
-  // Referenced only while this view has waiters (hold()).
+  // Referenced only while someone waits (hold()).
   napi_unref_threadsafe_function(env, w->wake);
   try {
-    w->thread = std::thread(wait_loop, b->pool, w, seq);
+    w->thread = std::thread(wait_loop<Source>, src, w, seq);
   } catch (const std::system_error&) {
     napi_release_threadsafe_function(w->wake, napi_tsfn_abort);
     napi_delete_reference(env, w->on_wake);
@@ -928,7 +947,14 @@ Waiter* ensure_waiter(napi_env env, Binding* b, napi_value on_wake) {
     napi_throw_error(env, "ERR_OBJPOOL_NO_MEMORY", "Cannot start the wake-up thread");
     return nullptr;
   }
-  return b->waiter = w;
+  return w;
+}
+
+// The view's helper for the pool's wake word, started on first use.
+Waiter* ensure_waiter(napi_env env, Binding* b, napi_value on_wake) {
+  if (b->waiter != nullptr) return b->waiter;
+  // Read before anyone registers: a push after the caller's retry changes it.
+  return b->waiter = start_helper(env, b->pool, b->pool.wake_seq(), on_wake);
 }
 
 // A pending wait keeps the thread alive, as pending I/O does, and its view:
@@ -1108,12 +1134,10 @@ void finalize_channel(napi_env env, void* data, void* hint) {
       chans.erase(std::remove(chans.begin(), chans.end(), r), chans.end());
     }
   }
-  // Collected while receivers waited cannot happen (a waiting HandleChannel
-  // is held by its pending promises); a torn-down view already undid it.
-  if (r->waiting && !b->torn_down) {
-    r->ch.remove_waiter();
-    if (b->waiter != nullptr) --b->waiter->watching;
-  }
+  // Its helper, if it ever waited (not while it waits: a waiting
+  // HandleChannel is held by its helper's callback); a torn-down view
+  // already stopped it.
+  stop_chan_waiter(env, r);
   b->channels.erase(std::remove(b->channels.begin(), b->channels.end(), r), b->channels.end());
   if (r->ref != nullptr) napi_delete_reference(env, r->ref);
   delete r;
@@ -1239,15 +1263,16 @@ napi_value ChanClose(napi_env env, napi_callback_info info) {
   napi_value argv[1] = {nullptr};
   Binding* b = binding_of(env, info, &argc, argv);
   ChanRec* r = chan_of(env, b, argv[0]);
-  if (r != nullptr) r->ch.close(b->pool);
+  if (r != nullptr) r->ch.close();
   return nullptr;
 }
 
 // chanWaitBegin(channel, onWake): this view waits for the channel: the
-// channel counts a waiter (senders then wake the pool's wake word) and the
-// view's helper calls `onWake` (the same as waitBegin's) on each wake-up.
-// The caller looks at the channel again afterwards (the waiter pairing in
-// objpool.hpp). Keeps the thread alive until chanWaitEnd().
+// channel counts a waiter (a send then wakes the channel's wake word) and
+// the channel's helper for this view (started on first use) calls `onWake`
+// on each wake-up. The caller looks at the channel again afterwards (the
+// waiter pairing in objpool.hpp). Keeps the thread alive until
+// chanWaitEnd().
 napi_value ChanWaitBegin(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2] = {nullptr, nullptr};
@@ -1258,11 +1283,16 @@ napi_value ChanWaitBegin(napi_env env, napi_callback_info info) {
   napi_typeof(env, argv[1], &t);
   if (t != napi_function) return throw_type(env, "onWake", "of type function", argv[1]);
   if (b->torn_down) return chan_status(env, b, Status::closed, 0);
-  Waiter* w = ensure_waiter(env, b, argv[1]);
-  if (w == nullptr) return nullptr;
-  // Counted for the helper first (see WaitBegin). relaxed: ordered by that chain.
-  w->waiting.store(w->registered + w->watching + 1, std::memory_order_relaxed);
-  ++w->watching;
+  // Read before this view counts as a waiter: a send after the caller's
+  // look at the cells changes it.
+  if (r->waiter == nullptr && (r->waiter = start_helper(env, ChanSource{r->ch}, r->ch.wake_seq(), argv[1])) == nullptr)
+    return nullptr;
+  Waiter* w = r->waiter;
+  // Counted for the helper before the channel counts the waiter: a send
+  // that sees the waiter bumps the wake word (release) and the helper reads
+  // this after that word (acquire). relaxed: ordered by that chain.
+  w->waiting.store(1, std::memory_order_relaxed);
+  w->watching = 1;
   r->waiting = true;
   hold(env, w);
   r->ch.add_waiter();
@@ -1275,13 +1305,13 @@ napi_value ChanWaitEnd(napi_env env, napi_callback_info info) {
   napi_value argv[1] = {nullptr};
   Binding* b = binding_of(env, info, &argc, argv);
   ChanRec* r = chan_of(env, b, argv[0]);
-  if (r == nullptr || !r->waiting || b->waiter == nullptr) return nullptr;
-  Waiter* w = b->waiter;
+  if (r == nullptr || !r->waiting || r->waiter == nullptr) return nullptr;
+  Waiter* w = r->waiter;
   r->waiting = false;
   r->ch.remove_waiter();
-  --w->watching;
-  // relaxed: as in WaitBegin.
-  w->waiting.store(w->registered + w->watching, std::memory_order_relaxed);
+  // relaxed: as in ChanWaitBegin.
+  w->waiting.store(0, std::memory_order_relaxed);
+  w->watching = 0;
   unhold(env, w);
   return nullptr;
 }

@@ -122,6 +122,12 @@ extern "C" int __ulock_wake(uint32_t operation, void* addr, uint64_t wake_value)
 #ifndef OBJPOOL_TEST_POP_ORDER
 #define OBJPOOL_TEST_POP_ORDER std::memory_order_acquire
 #endif
+// Test-only: runs in a channel send between its first look at the closed
+// flag and its claim, so that test/addon/testing.cc can close the channel
+// there (the race the second look after the claim is for). Empty elsewhere.
+#ifndef OBJPOOL_TEST_CHAN_BEFORE_CLAIM
+#define OBJPOOL_TEST_CHAN_BEFORE_CLAIM()
+#endif
 
 namespace objpool {
 
@@ -852,8 +858,10 @@ class Pool {
 //
 // Words (u32, host-endian), at these indices of the channel's memory:
 //   0 magic, 1 version, 2 capacity (a power of two, >= 2), 4 attention;
-//   32 the enqueue position (own line), 64 the dequeue position (own line);
-//   96.. the cells: {seq, value} per cell. Cell i starts with seq = i.
+//   32 the enqueue position (own line), 64 the dequeue position (own line),
+//   96 the wake word (own line: bumped by sends that find waiters, and by
+//   closes; waiting threads block on it);
+//   128.. the cells: {seq, value} per cell. Cell i starts with seq = i.
 // Positions run over all of u32 and wrap; differences are read as int32.
 //
 // The memory is shared with JS (lib/channel.ts runs single sends and
@@ -882,11 +890,12 @@ inline constexpr size_t capacity = 2;
 inline constexpr size_t attention = 4;
 inline constexpr size_t enqueue = 32;  // 128 bytes in: its own line
 inline constexpr size_t dequeue = 64;
-inline constexpr size_t cells = 96;
+inline constexpr size_t wake = 96;
+inline constexpr size_t cells = 128;
 }  // namespace chan_layout
 
 inline constexpr uint32_t kChanMagic = 0x4e48434fu;  // "OCHN" in little-endian bytes
-inline constexpr uint32_t kChanVersion = 1;
+inline constexpr uint32_t kChanVersion = 2;
 inline constexpr uint32_t kChanMaxCapacity = 1u << 20;
 inline constexpr uint32_t kChanClosed = 1;      // attention: no more sends
 inline constexpr uint32_t kChanPoolClosed = 2;  // attention: the pool closed; objects sent go back to it
@@ -1005,10 +1014,11 @@ class Channel {
 
   // No more sends; what is in the channel can still be received. Wakes
   // waiting receivers (they see it closed once it is drained).
-  void close(Pool& pool) {
-    // seq_cst: a waiter that registers after this sees the flag.
+  void close() {
+    // seq_cst: a waiter that registers after this sees the flag; a send
+    // that claims a cell after this sees it (send_checked()).
     const uint32_t before = attention().fetch_or(kChanClosed, std::memory_order_seq_cst);
-    if (before >= kChanWaiterUnit) pool.wake_waiters();
+    if (before >= kChanWaiterUnit) wake_waiters();
   }
 
   // The pool closed: no more sends, and everything in the channel goes back
@@ -1017,8 +1027,10 @@ class Channel {
   template <class Zero>
   size_t close_for_pool(Pool& pool, Zero&& zero) {
     // seq_cst, then the fence in give_back(): the close pairing above.
-    attention().fetch_or(kChanClosed | kChanPoolClosed, std::memory_order_seq_cst);
-    return give_back(pool, zero);
+    const uint32_t before = attention().fetch_or(kChanClosed | kChanPoolClosed, std::memory_order_seq_cst);
+    const size_t n = give_back(pool, zero);
+    if (before >= kChanWaiterUnit) wake_waiters();
+    return n;
   }
 
   // After a send: the other half of both pairings. drain_needed when the
@@ -1031,7 +1043,7 @@ class Channel {
     const uint32_t a = attention().load(std::memory_order_relaxed);
     Status st = Status::ok;
     if ((a & kChanPoolClosed) != 0 && give_back(pool, zero) > 0) st = Status::drain_needed;
-    if (a >= kChanWaiterUnit) pool.wake_waiters();
+    if (a >= kChanWaiterUnit) wake_waiters();
     return st;
   }
   Status after_send(Pool& pool) {
@@ -1067,9 +1079,25 @@ class Channel {
     return pool.return_in_flight(h, zero) == Status::drain_needed;
   }
 
+  // The wake word: a waiting thread reads it, adds itself as a waiter,
+  // looks at the cells again, then blocks in wait_for_send() until a send
+  // (or a close) changes it. Only this channel's sends wake its waiters.
+  uint32_t wake_seq() const {
+    // acquire: see the sends that bumped it.
+    return word(chan_layout::wake).load(std::memory_order_acquire);
+  }
+  // Blocks until the wake word changes from `seen` (at once if it has;
+  // spurious returns are possible).
+  void wait_for_send(uint32_t seen) const { detail::wait_on(words_ + chan_layout::wake, seen); }
+  // Wakes every thread blocked in wait_for_send().
+  void wake_waiters() {
+    // release: a woken thread that reads the new value sees what preceded it.
+    word(chan_layout::wake).fetch_add(1, std::memory_order_release);
+    detail::wake_all(words_ + chan_layout::wake);
+  }
+
   // Adds (or removes) a waiting receiver. A waiter adds itself, then looks
-  // at the cells again before it sleeps; its wake-up comes through the
-  // pool's wake word (Pool::wait_for_push).
+  // at the cells again before it sleeps (the waiter pairing above).
   void add_waiter() {
     // seq_cst, then a fence: the waiter pairing above.
     attention().fetch_add(kChanWaiterUnit, std::memory_order_seq_cst);
@@ -1150,10 +1178,28 @@ class Channel {
         return st = Status::double_push, 0;
       }
     }
+    OBJPOOL_TEST_CHAN_BEFORE_CLAIM();
     uint32_t p = 0;
     const size_t k = claim(chan_layout::enqueue, 0, n, p);
     for (size_t i = k; i < n; ++i) pool.unmark_in_flight(hs[i]);
     if (k == 0) return st = Status::full, 0;
+    // Closed since the check above: a receiver may have seen the channel
+    // closed and drained (drained(): closed, then the positions equal), and
+    // nothing may arrive after that. seq_cst fence: after the claim's CAS,
+    // before the load: either that receiver's load of the enqueue position
+    // saw this claim (not drained), or this load sees the flag. The cells
+    // become holes; the objects stay the caller's.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // relaxed: ordered by the fence above.
+    if ((attention().load(std::memory_order_relaxed) & kChanClosed) != 0) {
+      for (size_t i = 0; i < k; ++i) {
+        put(p + uint32_t(i), kHole);
+        pool.unmark_in_flight(hs[i]);
+      }
+      // A waiter that looked before the holes were published waits for them.
+      after_send(pool);
+      return st = Status::closed, 0;
+    }
     for (size_t i = 0; i < k; ++i) put(p + uint32_t(i), hs[i]);
     st = after_send(pool);
     return k;

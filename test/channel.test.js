@@ -231,6 +231,42 @@ test('close(): sends throw ERR_OBJPOOL_CLOSED, receivers take what is left, then
   assertIntact(t, pool);
 });
 
+test('a send racing with close(): nothing arrives once a receiver has seen the channel closed and empty', async (t) => {
+  for (let trial = 0; trial < 40; trial++) {
+    const pool = new ObjectPool({ capacity: 64, objectSize: 8, cache: 0 });
+    const ch = pool.channel({ capacity: 64 });
+    const x = spawn('sendUntilClosed', pool, [ch]);
+    await x.wait((m) => m === 'go');
+    let received = 0;
+    const drain = (async () => { for await (const h of ch) { received++; pool.push(h); } })();
+    await new Promise((r) => setTimeout(r, trial % 4));
+    ch.close();
+    await drain; // ended: the channel was closed and empty
+    const { sent } = await x.wait((m) => m.sent !== undefined);
+    t.is(ch.receive(), -1, `trial ${trial}: nothing arrived after the end`);
+    t.is(received, sent, `trial ${trial}: every send that succeeded was received before the end`);
+    await x.exited;
+    t.is(pool.stats().inUse, 0);
+  }
+});
+
+test('a send stopped between its look at the closed flag and its claim, while the channel closes and is seen empty, sends nothing', async (t) => {
+  const pool = new ObjectPool({ capacity: 4, objectSize: 8, cache: 0 });
+  const ch = pool.channel({ capacity: 4 });
+  const d = pool.descriptor;
+  const gate = new Int32Array(new SharedArrayBuffer(8));
+  const sending = testing.sendPaused(new Uint8Array(d.meta), new Uint8Array(d.arena), new Int32Array(ch.descriptor.memory), gate);
+  await until(() => Atomics.load(gate, 0) === 1); // the native send saw the channel open
+  ch.close();
+  t.is(ch.receive(), -1);
+  await t.throwsAsync(ch.receiveAsync(), { code: 'ERR_OBJPOOL_CLOSED' }, 'closed and empty');
+  Atomics.store(gate, 1, 1);
+  t.is(await sending, 'closed', 'the send refused after its claim');
+  t.is(ch.receive(), -1, 'nothing arrived after the end (the claimed cell was a hole)');
+  t.is(ch.size, 0);
+  t.is(pool.stats().inUse, 0, 'the object went back');
+});
+
 test('close() of a channel wakes receivers waiting in other threads', async (t) => {
   const pool = new ObjectPool({ capacity: 8, objectSize: 8 });
   const ch = pool.channel({ capacity: 4 });
@@ -411,7 +447,7 @@ test('attach refuses forged and foreign descriptors with ERR_OBJPOOL_BAD_DESCRIP
   const bad = { code: 'ERR_OBJPOOL_BAD_DESCRIPTOR' };
   t.throws(() => HandleChannel.attach(d, other), bad, 'another pool\'s channel');
   t.throws(() => HandleChannel.attach({ ...d, kind: 'objpool' }, pool), bad);
-  t.throws(() => HandleChannel.attach({ ...d, version: 2 }, pool), bad);
+  t.throws(() => HandleChannel.attach({ ...d, version: 1 }, pool), bad);
   t.throws(() => HandleChannel.attach({ ...d, memory: new ArrayBuffer(d.memory.byteLength) }, pool), bad);
   t.throws(() => HandleChannel.attach({ ...d, memory: new SharedArrayBuffer(64) }, pool), bad);
   t.throws(() => HandleChannel.attach({ ...d, meta: new SharedArrayBuffer(d.meta.byteLength) }, pool), bad);
@@ -434,7 +470,7 @@ test('forged channel memory cannot make receive hand out a handle that is not in
   const pool = new ObjectPool({ capacity: 8, objectSize: 8, cache: 0 });
   const ch = pool.channel({ capacity: 8 });
   const words = new Int32Array(ch.descriptor.memory);
-  const CELLS = 96;
+  const CELLS = 128; // word indices (native/objpool.hpp, chan_layout)
   const h = pool.pop();
   ch.send(h);
   // Forge three more full cells: out of range, a handle in the pool, a hole.

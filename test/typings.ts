@@ -2,7 +2,7 @@
 import { ObjectPool, codes, net, type PoolDescriptor, type PoolStats, type ReleaseInfo, type ErrorCode, type PooledReadOptions, type Lease, type LeakReport, type WaitOptions, type PipeOptions, type PooledPipe } from 'objpool';
 import nodeNet = require('node:net');
 import { collectPoolMetrics, type PoolMetrics } from 'objpool/metrics';
-import { channels, type CreatedEvent } from 'objpool';
+import { channels, type CreatedEvent, HandleChannel, type ChannelDescriptor, type ChannelOptions } from 'objpool';
 import promClient = require('prom-client');
 
 const pool = new ObjectPool({ capacity: 8, objectSize: 64, align: 16, slots: 2, checked: true, init: (obj: Buffer, h: number) => obj.fill(h) });
@@ -59,7 +59,21 @@ const names: readonly string[] = metrics.names;
 metrics.unregister();
 const channel: string = channels.exhausted;
 const onCreated = (m: CreatedEvent): boolean => m.attached && m.pool.capacity > 0 && m.name !== '';
-void [buf, s, other, fromMem, fromObjs, done, code, props, sock, wrote, pauses, attached, counts, waited, acquired, scoped, disposed, name, dname, figures, names, channel, onCreated];
+const hc: HandleChannel = named.channel({ capacity: 8 });
+const cd: ChannelDescriptor = hc.descriptor;
+const hc2: HandleChannel = HandleChannel.attach(cd, named);
+const sentOne: boolean = hc.send(named.pop());
+const sentMany: number = hc.sendMany(new Uint32Array(2), 1);
+const gotOne: number = hc2.receive();
+const gotMany: number = hc2.receiveMany(new Uint32Array(2));
+const gotAsync: Promise<number> = hc.receiveAsync({ timeout: 10, signal: AbortSignal.timeout(5) });
+const chanFigures: [number, number, boolean] = [hc.capacity, hc.size, hc.closed];
+async function drainChannel(c: HandleChannel): Promise<number> { let n = 0; for await (const h of c) n += h; c.close(); return n; }
+const chanOpts: ChannelOptions = { capacity: 4 };
+void [buf, s, other, fromMem, fromObjs, done, code, props, sock, wrote, pauses, attached, counts, waited, acquired, scoped, disposed, name, dname, figures, names, channel, onCreated,
+  sentOne, sentMany, gotOne, gotMany, gotAsync, chanFigures, drainChannel, chanOpts];
+// @ts-expect-error send takes a handle (a number)
+hc.send('1');
 // @ts-expect-error capacity is required
 new ObjectPool({ objectSize: 8 });
 // @ts-expect-error fromBuffer takes no capacity

@@ -12,6 +12,16 @@
 #include <thread>
 #include <vector>
 
+// A hook inside Channel::send (see objpool.hpp): sendPaused() below stops a
+// send between its look at the closed flag and its claim.
+#include <functional>
+namespace {
+thread_local std::function<void()> before_claim;
+}
+#define OBJPOOL_TEST_CHAN_BEFORE_CLAIM() \
+  do {                                   \
+    if (before_claim) before_claim();    \
+  } while (0)
 #include "objpool.hpp"
 
 namespace {
@@ -287,6 +297,62 @@ Napi::Value SendFromThreadJs(const Napi::CallbackInfo& info) {
   return p;
 }
 
+// sendPaused(meta, arena, channel, gate) -> Promise<string>: a native thread
+// pops one object and sends it, stopping inside the send after its look at
+// the closed flag and before its claim: it sets gate[0] = 1 there and waits
+// until JS sets gate[1] = 1. Resolves with the send's status ('ok',
+// 'closed', ...); an object not sent is pushed back.
+class SendPaused : public Napi::AsyncWorker {
+ public:
+  SendPaused(Napi::Env env, objpool::Pool pool, objpool::Channel ch, Napi::Object keep, int32_t* gate)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), pool_(pool), ch_(ch), gate_(gate) {
+    keep_ = Napi::Persistent(keep);
+  }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override {
+    uint32_t h;
+    if (pool_.pop(h) != objpool::Status::ok) return;
+    before_claim = [this] {
+      // seq_cst: JS reads and writes the gate with Atomics (seq_cst).
+      objpool::atomic_ref<int32_t>(gate_[0]).store(1, std::memory_order_seq_cst);
+      while (objpool::atomic_ref<int32_t>(gate_[1]).load(std::memory_order_seq_cst) == 0)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    };
+    const objpool::Status st = ch_.send(pool_, h);
+    before_claim = nullptr;
+    if (st != objpool::Status::ok && st != objpool::Status::drain_needed) pool_.push(h);
+    status_ = st == objpool::Status::ok ? "ok" : st == objpool::Status::closed ? "closed" : "other";
+  }
+  void OnOK() override { deferred_.Resolve(Napi::String::New(Env(), status_)); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Napi::ObjectReference keep_;
+  objpool::Pool pool_;
+  objpool::Channel ch_;
+  int32_t* gate_;
+  std::string status_ = "empty";
+};
+
+Napi::Value SendPausedJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Int32Array chan = info[2].As<Napi::Int32Array>();
+  Napi::Int32Array gate = info[3].As<Napi::Int32Array>();
+  if (gate.ElementLength() < 2) NAPI_THROW(Napi::Error::New(env, "sendPaused: the gate needs 2 words"), Napi::Value());
+  objpool::Pool pool;
+  Napi::Object keep;
+  if (!attach_views(info, pool, keep)) return Napi::Value();
+  objpool::Channel ch;
+  if (objpool::Channel::attach(chan.Data(), chan.ByteLength(), ch) != objpool::Status::ok)
+    NAPI_THROW(Napi::Error::New(env, "invalid channel"), Napi::Value());
+  keep.Set("gate", gate);
+  keep.Set("channel", chan);
+  auto* w = new SendPaused(env, pool, ch, keep, gate.Data());
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
+
 napi_value NoopC(napi_env, napi_callback_info) { return nullptr; }
 
 // The pieces a bound pop/push pays for beyond the crossing, one at a time,
@@ -318,6 +384,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("runThreads", Napi::Function::New(env, RunThreads, "runThreads"));
   exports.Set("holdThenReturn", Napi::Function::New(env, HoldThenReturnJs, "holdThenReturn"));
   exports.Set("sendFromThread", Napi::Function::New(env, SendFromThreadJs, "sendFromThread"));
+  exports.Set("sendPaused", Napi::Function::New(env, SendPausedJs, "sendPaused"));
   napi_value noop;
   napi_create_function(env, "noop", NAPI_AUTO_LENGTH, NoopC, nullptr, &noop);
   exports.Set("noop", Napi::Value(env, noop));
