@@ -377,10 +377,15 @@ function makeSend(c: Int32Array, mask: number, host: ChannelHost, ext: object, i
   const settle = ops.chanSettle;
   return (h) => {
     if (typeof h !== 'number' || (h >>> 0) !== h || h >= capacity) throw badHandle(h, capacity);
-    if ((Atomics.load(c, A) & CLOSED) !== 0) throw poolError(codes.CLOSED, `The channel${where} is closed`);
-    // Checked before claiming a cell: a refused send leaves the channel alone.
-    if (state !== null && Atomics.load(state, h) !== TAKEN) throw notSendable(h, state, where);
-    let pos = Atomics.load(c, ENQ);
+    // Plain loads (hints, to refuse early without claiming a cell; the
+    // decisions are made after the claim, atomically): the closed flag (a
+    // stale 0 is caught by the load after the claim) and the object's state
+    // (this thread's own write if it popped or received the object, or
+    // ordered by the hand-off that gave it the handle; a stale TAKEN is
+    // caught by the compare-exchange after the claim).
+    if ((c[A]! & CLOSED) !== 0) throw poolError(codes.CLOSED, `The channel${where} is closed`);
+    if (state !== null && state[h] !== TAKEN) throw notSendable(h, state, where);
+    let pos = c[ENQ]!; // plain: a guess, validated by the compare-exchange
     let i: number;
     for (;;) {
       i = CELLS + ((pos & mask) << 1);
@@ -435,7 +440,7 @@ function makeSend(c: Int32Array, mask: number, host: ChannelHost, ext: object, i
 function makeReceive(c: Int32Array, mask: number, host: ChannelHost, id: number): () => number {
   const { state, capacity, mem } = host;
   return () => {
-    let pos = Atomics.load(c, DEQ);
+    let pos = c[DEQ]!; // plain: a guess, validated by the compare-exchange
     for (;;) {
       const i = CELLS + ((pos & mask) << 1);
       const d = (Atomics.load(c, i) - ((pos + 1) | 0)) | 0;
