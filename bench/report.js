@@ -22,6 +22,14 @@ for (const s of Object.values(report.scenarios)) {
   say('| scenario | ns/op | min | max | Mops/s | ratio |');
   say('| --- | ---: | ---: | ---: | ---: | ---: |');
   for (const r of s.rows) say(`| ${r.impl} | ${fmt(r.median)} | ${fmt(r.min)} | ${fmt(r.max)} | ${r.mops.toFixed(2)} | ${r.ratio.toFixed(2)}x |`);
+  for (const t of s.tables ?? []) {
+    say();
+    say(`*${t.title}* (baseline: ${t.baseline})`);
+    say();
+    say('| scenario | ns/op | min | max | Mops/s | ratio |');
+    say('| --- | ---: | ---: | ---: | ---: | ---: |');
+    for (const r of t.rows) say(`| ${r.impl} | ${fmt(r.median)} | ${fmt(r.min)} | ${fmt(r.max)} | ${r.mops.toFixed(2)} | ${r.ratio.toFixed(2)}x |`);
+  }
   if (s.extra) {
     say();
     for (const [k, v] of Object.entries(s.extra)) say(`- ${k}: ${v}`);
@@ -89,6 +97,20 @@ if (cross('no-op x2') !== undefined) {
     `the pool's work (the JS check of the handle, the register, and the core's three atomic read-modify-writes: take, state check, link) ${fmt(real - data)} ns. ` +
     `Passing the handle as an argument and a return value instead of through the register would cost ${fmt(shaped - data)} ns more a pair.`);
   say();
+}
+const channel = report.scenarios.channel;
+if (channel) {
+  const row = (impl) => [channel.rows, ...(channel.tables ?? []).map((t) => t.rows)].flat().find((r) => r.impl === impl)?.median;
+  const faster = (impl, base, limit, label) => {
+    const v = row(impl), b = row(base);
+    target(label, v, `${fmt(b)} / ${fmt(v)} ns = ${(b / v).toFixed(1)}x`, b / v >= limit);
+  };
+  faster('channel send / receive, one by one', 'postMessage(handle), one by one', 10, 'channel one by one >= 10x the throughput of `postMessage(handle)` (goal 20x)');
+  faster('channel sendMany / receiveMany, batches of 32', 'postMessage(handle), one by one', 100, '`sendMany`/`receiveMany` (32) >= 100x the throughput of `postMessage(handle)`');
+  const rt = row('channel ping-pong, receiveAsync on both sides'), rtBase = row('postMessage ping-pong');
+  target('channel ping-pong round trip <= 1x `postMessage` ping-pong (goal 0.6x)', rt, `${fmt(rt)} / ${fmt(rtBase)} ns = ${(rt / rtBase).toFixed(2)}x`, rt / rtBase <= 1);
+  const idle = channel.extra?.['idle receiveAsync, 300 ms: process CPU, median of 3 (target < 60 ms)'];
+  if (idle !== undefined) target('an idle `receiveAsync` (300 ms) uses < 60 ms of CPU', 1, idle, parseFloat(idle) < 60);
 }
 const lone = (impl) => med('core', impl);
 if (lone('objpool slots=1 x2') !== undefined && lone('objpool slots=1 x2') < 2 * lone('objpool slots=1 x1')) {

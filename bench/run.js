@@ -2,7 +2,9 @@
 'use strict';
 // Benchmark orchestrator: runs each scenario in a fresh process, prints a
 // table per scenario (ns/op median/min/max, Mops/s, ratio to the scenario's
-// baseline), writes bench/results/latest.json and the scaling chart.
+// baseline), writes bench/results/latest.json and the scaling chart. A
+// scenario may return more tables ({ title, baseline, samples }), each
+// printed after its first with ratios to its own baseline.
 //
 //   npm run bench                              all scenarios, default sizes
 //   npm run bench -- single --ops 500000       one scenario, smaller
@@ -14,7 +16,7 @@ const path = require('node:path');
 const { machine, rows } = require('./lib');
 const { lineChart } = require('./chart');
 
-const ALL = ['single', 'cache', 'crossing', 'batch', 'core', 'scaling', 'net', 'proxy'];
+const ALL = ['single', 'cache', 'crossing', 'batch', 'core', 'scaling', 'net', 'proxy', 'channel'];
 const args = process.argv.slice(2);
 const outIndex = args.indexOf('--out');
 const outFile = outIndex >= 0 ? args.splice(outIndex, 2)[1] : process.env.BENCH_OUT;
@@ -45,6 +47,13 @@ console.log(`objpool benchmarks — ${m.cpu}, ${m.cores} cores, Node ${m.node}, 
 // (code of an implementation idle for a while is not thrown away and
 // recompiled on the clock).
 const fmt = (n, d = 1) => (n >= 1000 ? n.toFixed(0) : n.toFixed(d));
+const printRows = (table) => {
+  const width = Math.max(...table.map((r) => r.impl.length), 10);
+  console.log(`${'scenario'.padEnd(width)}  ${'ns/op'.padStart(9)} ${'min'.padStart(9)} ${'max'.padStart(9)} ${'Mops/s'.padStart(8)}  ratio`);
+  for (const r of table) {
+    console.log(`${r.impl.padEnd(width)}  ${fmt(r.median).padStart(9)} ${fmt(r.min).padStart(9)} ${fmt(r.max).padStart(9)} ${fmt(r.mops, 2).padStart(8)}  ${r.ratio.toFixed(2)}x`);
+  }
+};
 
 let failed = 0;
 for (const name of names) {
@@ -62,12 +71,13 @@ for (const name of names) {
   }
   const result = JSON.parse(child.stdout.trim().split('\n').pop());
   const table = rows(result.samples, scenario.baseline, result.per);
-  report.scenarios[name] = { title: scenario.title, options: opts, baseline: scenario.baseline, rows: table, ...(result.series ? { series: result.series } : {}), ...(result.extra ? { extra: result.extra } : {}) };
+  const tables = (result.tables ?? []).map((t) => ({ title: t.title, baseline: t.baseline, rows: rows(t.samples, t.baseline, t.per) }));
+  report.scenarios[name] = { title: scenario.title, options: opts, baseline: scenario.baseline, rows: table, ...(tables.length ? { tables } : {}), ...(result.series ? { series: result.series } : {}), ...(result.extra ? { extra: result.extra } : {}) };
   console.log(`\n## ${scenario.title}  (${((Date.now() - t0) / 1000).toFixed(1)} s; ${JSON.stringify(opts)})`);
-  const width = Math.max(...table.map((r) => r.impl.length), 10);
-  console.log(`${'scenario'.padEnd(width)}  ${'ns/op'.padStart(9)} ${'min'.padStart(9)} ${'max'.padStart(9)} ${'Mops/s'.padStart(8)}  ratio`);
-  for (const r of table) {
-    console.log(`${r.impl.padEnd(width)}  ${fmt(r.median).padStart(9)} ${fmt(r.min).padStart(9)} ${fmt(r.max).padStart(9)} ${fmt(r.mops, 2).padStart(8)}  ${r.ratio.toFixed(2)}x`);
+  printRows(table);
+  for (const t of tables) {
+    console.log(`\n### ${t.title}`);
+    printRows(t.rows);
   }
   if (result.extra) for (const [k, v] of Object.entries(result.extra)) console.log(`  ${k}: ${typeof v === 'number' ? fmt(v, 2) : v}`);
 }

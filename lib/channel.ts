@@ -454,8 +454,18 @@ function makeReceive(c: Int32Array, mask: number, host: ChannelHost, id: number)
           mem[R_HANDLE] = h;
           Atomics.store(c, i, (pos + mask + 1) | 0);
           // A hole, or a value only forged memory holds (out of range, or an
-          // object not in flight): skipped.
-          if ((h >>> 0) < capacity && (state === null || Atomics.compareExchange(state, h, IN_FLIGHT, TAKEN) === IN_FLIGHT)) {
+          // object not in flight): skipped. The state word: a plain load and
+          // store. The load comes after the Atomics.load that saw the cell
+          // published, which orders the sender's compare-exchange to
+          // InFlight before it; only this receive took the cell, so nothing
+          // else moves the object now (a push or send of it fails while it
+          // is InFlight); the store reaches this thread's next push of it in
+          // program order, another thread's through the hand-off that gives
+          // it the handle. (Two cells naming one object only come from
+          // forged memory; so could forged state words, in the same
+          // shared memory.)
+          if ((h >>> 0) < capacity && (state === null || state[h] === IN_FLIGHT)) {
+            if (state !== null) state[h] = TAKEN;
             mem[R_CHAN] = 0;
             return h;
           }

@@ -93,8 +93,10 @@ struct ChanRec {
   objpool::Channel ch;
   Binding* owner = nullptr;
   napi_ref ref = nullptr;
+  int32_t id = 0;  // names the channel in the view's memory (kSendChan, kRecvChan); > 0
+  // Written on the owner's thread under the registry lock; read by senders
+  // in any thread under it (wake_channel()).
   bool waiting = false;      // counted in the channel's waiters (and as `watching` by `waiter`)
-  int32_t id = 0;            // names the channel in the view's memory (kSendChan, kRecvChan); > 0
   Waiter* waiter = nullptr;  // blocked on the channel's wake word, for this view's receiveAsync()
 };
 
@@ -371,10 +373,17 @@ void stop_helper(napi_env env, Waiter* w, Source src) {
 
 // A channel's helper, and this view's waiting on the channel, undone.
 void stop_chan_waiter(napi_env env, ChanRec* r) {
-  if (r->waiting) r->ch.remove_waiter();
-  r->waiting = false;
-  if (r->waiter != nullptr) stop_helper(env, r->waiter, ChanSource{r->ch});
-  r->waiter = nullptr;
+  Waiter* w;
+  {
+    // Under the lock: senders in other threads call `waiter` back directly
+    // (wake_channel()).
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    if (r->waiting) r->ch.remove_waiter();
+    r->waiting = false;
+    w = r->waiter;
+    r->waiter = nullptr;
+  }
+  if (w != nullptr) stop_helper(env, w, ChanSource{r->ch});
 }
 
 void stop_waiter(Binding* b) {
@@ -1192,6 +1201,33 @@ Napi::Value OpenChannel(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// A send found `waiters` receivers waiting on r's channel: calls back, at
+// once, every view of this process that waits on it (the sending thread
+// queues the call on the receiving thread's event loop: one hop, where the
+// wake word would add a futex wake and a helper thread's), and wakes the
+// wake word only when some waiter is not such a view (a C++ thread that
+// waits on the word itself). A view counted in `waiters` but not yet seen
+// waiting here (it registers under the lock, then counts itself) only makes
+// the wake word wake too: its helper then calls it back.
+void wake_channel(Binding* b, ChanRec* r, uint32_t waiters) {
+  if (waiters == 0) return;
+  uint32_t called = 0;
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    auto it = registry().find(b->key);
+    if (it != registry().end()) {
+      for (ChanRec* o : it->second.channels) {
+        if (!o->waiting || o->waiter == nullptr || o->ch.memory() != r->ch.memory()) continue;
+        ++called;
+        // acq_rel: one queued call at a time, as in wait_loop(); call_wake() clears it.
+        if (!o->waiter->pending.exchange(true, std::memory_order_acq_rel))
+          napi_call_threadsafe_function(o->waiter->wake, nullptr, napi_tsfn_nonblocking);
+      }
+    }
+  }
+  if (called < waiters) r->ch.wake_waiters();
+}
+
 // chanSendMany(channel, handles, count?): sends a prefix of the handles (all
 // checked first: range and ownership, all or nothing); how many.
 napi_value ChanSendMany(napi_env env, napi_callback_info info) {
@@ -1213,7 +1249,10 @@ napi_value ChanSendMany(napi_env env, napi_callback_info info) {
   if (tmp == nullptr) return nullptr;
   std::copy(in, in + n, tmp);  // a private copy: the caller's array may be shared memory
   Status st;
-  const size_t sent = r->ch.send_many(b->pool, tmp, n, &st);
+  uint32_t waiters = 0;
+  const size_t sent = r->ch.send_many(
+      b->pool, tmp, n, &st, [b](uint32_t h) { b->zero_object(h); }, &waiters);
+  wake_channel(b, r, waiters);
   uint32_t bad = 0;
   if (st == Status::out_of_range)
     for (size_t i = 0; i < n; ++i)
@@ -1254,7 +1293,11 @@ napi_value ChanSettle(napi_env env, napi_callback_info info) {
   Binding* b = binding_of(env, info, &argc, argv);
   ChanRec* r = chan_of(env, b, argv[0]);
   if (r == nullptr) return nullptr;
-  return chan_status(env, b, r->ch.after_send(b->pool, [b](uint32_t h) { b->zero_object(h); }), 0);
+  uint32_t waiters = 0;
+  const Status st = r->ch.after_send(
+      b->pool, [b](uint32_t h) { b->zero_object(h); }, &waiters);
+  wake_channel(b, r, waiters);
+  return chan_status(env, b, st, 0);
 }
 
 // chanClose(channel): no more sends; waiting receivers are woken.
@@ -1285,16 +1328,21 @@ napi_value ChanWaitBegin(napi_env env, napi_callback_info info) {
   if (b->torn_down) return chan_status(env, b, Status::closed, 0);
   // Read before this view counts as a waiter: a send after the caller's
   // look at the cells changes it.
-  if (r->waiter == nullptr && (r->waiter = start_helper(env, ChanSource{r->ch}, r->ch.wake_seq(), argv[1])) == nullptr)
-    return nullptr;
   Waiter* w = r->waiter;
+  if (w == nullptr && (w = start_helper(env, ChanSource{r->ch}, r->ch.wake_seq(), argv[1])) == nullptr) return nullptr;
   // Counted for the helper before the channel counts the waiter: a send
   // that sees the waiter bumps the wake word (release) and the helper reads
   // this after that word (acquire). relaxed: ordered by that chain.
   w->waiting.store(1, std::memory_order_relaxed);
   w->watching = 1;
-  r->waiting = true;
   hold(env, w);
+  {
+    // Before the channel counts the waiter: a sender that sees the count
+    // then finds this view under the lock (wake_channel()).
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    r->waiter = w;
+    r->waiting = true;
+  }
   r->ch.add_waiter();
   return nullptr;
 }
@@ -1307,8 +1355,11 @@ napi_value ChanWaitEnd(napi_env env, napi_callback_info info) {
   ChanRec* r = chan_of(env, b, argv[0]);
   if (r == nullptr || !r->waiting || r->waiter == nullptr) return nullptr;
   Waiter* w = r->waiter;
-  r->waiting = false;
   r->ch.remove_waiter();
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    r->waiting = false;
+  }
   // relaxed: as in ChanWaitBegin.
   w->waiting.store(0, std::memory_order_relaxed);
   w->watching = 0;

@@ -677,6 +677,21 @@ class Pool {
     if (state_ != nullptr && h < capacity_) state(h).store(kStateTaken, std::memory_order_relaxed);
   }
   bool take_in_flight(uint32_t h) { return transition(h, kStateInFlight, kStateTaken); }
+  // take_in_flight() for a receiver that took the object's cell out of a
+  // channel: no other receive can name the object (only forged memory, two
+  // cells naming one object, could), and a push or send of it fails while
+  // it is InFlight, so a load and a store do (a compare-exchange costs about
+  // 20 cycles more a handle).
+  bool receive_in_flight(uint32_t h) {
+    if (state_ == nullptr) return true;
+    if (h >= capacity_) return false;
+    // relaxed (both): ordered after the channel's acquire load of the cell,
+    // which the sender's release store of it follows its mark_in_flight();
+    // the store reaches the next owner through the hand-off of the handle.
+    if (state(h).load(std::memory_order_relaxed) != kStateInFlight) return false;
+    state(h).store(kStateTaken, std::memory_order_relaxed);
+    return true;
+  }
   // A closed pool takes an object back from a channel: InFlight -> Free,
   // `zero(h)`, then linked like a push. ok or drain_needed; double_push (and
   // nothing changes) when the object is not in flight, which only forged
@@ -980,12 +995,18 @@ class Channel {
 
   // Sends a prefix of `hs`: how many; `status` as for send() (full when none
   // fit). All n handles are checked first (range, ownership), all or nothing.
-  size_t send_many(Pool& pool, const uint32_t* hs, size_t n, Status* status) {
+  // `zero` and `waiters` as for after_send().
+  template <class Zero>
+  size_t send_many(Pool& pool, const uint32_t* hs, size_t n, Status* status, Zero&& zero, uint32_t* waiters = nullptr) {
     Status st = Status::ok;
     size_t sent = 0;
-    if (n > 0) sent = send_checked(pool, hs, n, st);
+    if (waiters) *waiters = 0;
+    if (n > 0) sent = send_checked(pool, hs, n, st, zero, waiters);
     if (status) *status = st;
     return sent;
+  }
+  size_t send_many(Pool& pool, const uint32_t* hs, size_t n, Status* status) {
+    return send_many(pool, hs, n, status, [](uint32_t) {});
   }
 
   // Takes one object: ok with its handle; empty; closed once closed and
@@ -1006,7 +1027,7 @@ class Channel {
       claimed += k;
       for (size_t i = 0; i < k; ++i) {
         const uint32_t h = take(p + uint32_t(i));
-        if (h < pool.capacity() && pool.take_in_flight(h)) out[got++] = h;
+        if (h < pool.capacity() && pool.receive_in_flight(h)) out[got++] = h;
       }
     }
     return got;
@@ -1034,16 +1055,21 @@ class Channel {
   }
 
   // After a send: the other half of both pairings. drain_needed when the
-  // pool closed and objects went back to it.
+  // pool closed and objects went back to it. Waiting receivers are woken
+  // through the wake word, or, given `waiters`, counted there for the
+  // caller to wake (the binding calls the waiting threads back directly).
   template <class Zero>
-  Status after_send(Pool& pool, Zero&& zero) {
+  Status after_send(Pool& pool, Zero&& zero, uint32_t* waiters = nullptr) {
     // seq_cst fence: orders this thread's publishing stores before the load.
     std::atomic_thread_fence(std::memory_order_seq_cst);
     // relaxed: ordered by the fence above.
     const uint32_t a = attention().load(std::memory_order_relaxed);
     Status st = Status::ok;
     if ((a & kChanPoolClosed) != 0 && give_back(pool, zero) > 0) st = Status::drain_needed;
-    if (a >= kChanWaiterUnit) wake_waiters();
+    if (waiters != nullptr)
+      *waiters = a / kChanWaiterUnit;
+    else if (a >= kChanWaiterUnit)
+      wake_waiters();
     return st;
   }
   Status after_send(Pool& pool) {
@@ -1167,7 +1193,8 @@ class Channel {
     return h;
   }
 
-  size_t send_checked(Pool& pool, const uint32_t* hs, size_t n, Status& st) {
+  template <class Zero>
+  size_t send_checked(Pool& pool, const uint32_t* hs, size_t n, Status& st, Zero& zero, uint32_t* waiters) {
     for (size_t i = 0; i < n; ++i)
       if (hs[i] >= pool.capacity()) return st = Status::out_of_range, 0;
     // relaxed: a hint; a send racing with close() is ordered either way.
@@ -1197,11 +1224,11 @@ class Channel {
         pool.unmark_in_flight(hs[i]);
       }
       // A waiter that looked before the holes were published waits for them.
-      after_send(pool);
+      after_send(pool, zero, waiters);
       return st = Status::closed, 0;
     }
     for (size_t i = 0; i < k; ++i) put(p + uint32_t(i), hs[i]);
-    st = after_send(pool);
+    st = after_send(pool, zero, waiters);
     return k;
   }
 
