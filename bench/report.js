@@ -16,9 +16,15 @@ const say = (line = '') => out.push(line);
 
 say(`Measured on ${m.cpu}, ${m.cores} cores, Node ${m.node}, ${m.platform} (${report.date.slice(0, 10)}). Medians; ratio = ns/op over the scenario's baseline (lower is faster).`);
 say();
+const on = (x) => `${x.cpu}, ${x.cores} cores, Node ${x.node}`;
 for (const s of Object.values(report.scenarios)) {
   say(`**${s.title}** (baseline: ${s.baseline})`);
   say();
+  // A scenario measured in another run (a subset run) says where and when.
+  if (s.machine && (on(s.machine) !== on(m) || s.date?.slice(0, 10) !== report.date.slice(0, 10))) {
+    say(`Measured on ${on(s.machine)} (${s.date.slice(0, 10)}).`);
+    say();
+  }
   say('| scenario | ns/op | min | max | Mops/s | ratio |');
   say('| --- | ---: | ---: | ---: | ---: | ---: |');
   for (const r of s.rows) say(`| ${r.impl} | ${fmt(r.median)} | ${fmt(r.min)} | ${fmt(r.max)} | ${r.mops.toFixed(2)} | ${r.ratio.toFixed(2)}x |`);

@@ -35,9 +35,13 @@ fs.mkdirSync(resultsDir, { recursive: true });
 // --out FILE (or BENCH_OUT): results elsewhere than latest.json (another Node's run, say).
 const latestFile = outFile ? path.resolve(outFile) : path.join(resultsDir, 'latest.json');
 const report = { machine: machine(), date: new Date().toISOString(), scenarios: {} };
-// Running a subset keeps the other scenarios' last results.
+// Running a subset keeps the other scenarios' last results, each with the
+// machine and date it was measured on (the file's own are this run's).
 if (wanted.length && fs.existsSync(latestFile)) {
-  try { Object.assign(report.scenarios, JSON.parse(fs.readFileSync(latestFile, 'utf8')).scenarios); } catch { /* start afresh */ }
+  try {
+    const last = JSON.parse(fs.readFileSync(latestFile, 'utf8'));
+    for (const [name, s] of Object.entries(last.scenarios)) report.scenarios[name] = { machine: last.machine, date: last.date, ...s };
+  } catch { /* start afresh */ }
 }
 
 const m = report.machine;
@@ -72,7 +76,7 @@ for (const name of names) {
   const result = JSON.parse(child.stdout.trim().split('\n').pop());
   const table = rows(result.samples, scenario.baseline, result.per);
   const tables = (result.tables ?? []).map((t) => ({ title: t.title, baseline: t.baseline, rows: rows(t.samples, t.baseline, t.per) }));
-  report.scenarios[name] = { title: scenario.title, options: opts, baseline: scenario.baseline, rows: table, ...(tables.length ? { tables } : {}), ...(result.series ? { series: result.series } : {}), ...(result.extra ? { extra: result.extra } : {}) };
+  report.scenarios[name] = { title: scenario.title, machine: report.machine, date: report.date, options: opts, baseline: scenario.baseline, rows: table, ...(tables.length ? { tables } : {}), ...(result.series ? { series: result.series } : {}), ...(result.extra ? { extra: result.extra } : {}) };
   console.log(`\n## ${scenario.title}  (${((Date.now() - t0) / 1000).toFixed(1)} s; ${JSON.stringify(opts)})`);
   printRows(table);
   for (const t of tables) {
@@ -84,9 +88,10 @@ for (const name of names) {
 
 report.date = new Date().toISOString();
 fs.writeFileSync(latestFile, JSON.stringify(report, null, 2) + '\n');
-const scaling = report.scenarios.scaling;
+const scaling = names.includes('scaling') ? report.scenarios.scaling : null; // the chart of this run's scaling only
 if (scaling?.series) {
-  const svg = lineChart({ title: 'objpool scaling: one pool, N worker threads', subtitle: `${m.cpu}, ${m.cores} cores, Node ${m.node}`, series: scaling.series });
+  const sm = scaling.machine ?? m;
+  const svg = lineChart({ title: 'objpool scaling: one pool, N worker threads', subtitle: `${sm.cpu}, ${sm.cores} cores, Node ${sm.node}`, series: scaling.series });
   fs.writeFileSync(path.join(resultsDir, 'scaling.svg'), svg);
 }
 console.log(`\nwrote ${path.relative(process.cwd(), latestFile)}${scaling?.series ? ' and bench/results/scaling.svg' : ''}`);

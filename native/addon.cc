@@ -94,10 +94,13 @@ struct ChanRec {
   Binding* owner = nullptr;
   napi_ref ref = nullptr;
   int32_t id = 0;  // names the channel in the view's memory (kSendChan, kRecvChan); > 0
-  // Written on the owner's thread under the registry lock; read by senders
-  // in any thread under it (wake_channel()).
-  bool waiting = false;      // counted in the channel's waiters (and as `watching` by `waiter`)
-  Waiter* waiter = nullptr;  // blocked on the channel's wake word, for this view's receiveAsync()
+  // Read by senders in any thread, under the registry lock (wake_channel()),
+  // which keeps the record and its helper alive. `waiter` is set once,
+  // under the lock, and cleared (the helper stopped) only under it;
+  // `waiting` changes on the owner's thread without the lock (see
+  // ChanWaitBegin).
+  std::atomic<bool> waiting{false};  // counted in the channel's waiters (and as `watching` by `waiter`)
+  Waiter* waiter = nullptr;          // blocked on the channel's wake word, for this view's receiveAsync()
 };
 
 // What a wake-up helper blocks on: the pool's wake word (pushes, close) or a
@@ -378,8 +381,9 @@ void stop_chan_waiter(napi_env env, ChanRec* r) {
     // Under the lock: senders in other threads call `waiter` back directly
     // (wake_channel()).
     std::lock_guard<std::mutex> lock(registry_mutex());
-    if (r->waiting) r->ch.remove_waiter();
-    r->waiting = false;
+    // relaxed: the owner's own flag (this is its thread, or its record is
+    // being freed); senders read it under the lock held here.
+    if (r->waiting.exchange(false, std::memory_order_relaxed)) r->ch.remove_waiter();
     w = r->waiter;
     r->waiter = nullptr;
   }
@@ -1217,7 +1221,9 @@ void wake_channel(Binding* b, ChanRec* r, uint32_t waiters) {
     auto it = registry().find(b->key);
     if (it != registry().end()) {
       for (ChanRec* o : it->second.channels) {
-        if (!o->waiting || o->waiter == nullptr || o->ch.memory() != r->ch.memory()) continue;
+        // acquire: pairs with the release store in ChanWaitBegin (see there).
+        if (!o->waiting.load(std::memory_order_acquire) || o->waiter == nullptr || o->ch.memory() != r->ch.memory())
+          continue;
         ++called;
         // acq_rel: one queued call at a time, as in wait_loop(); call_wake() clears it.
         if (!o->waiter->pending.exchange(true, std::memory_order_acq_rel))
@@ -1321,7 +1327,8 @@ napi_value ChanWaitBegin(napi_env env, napi_callback_info info) {
   napi_value argv[2] = {nullptr, nullptr};
   Binding* b = binding_of(env, info, &argc, argv);
   ChanRec* r = chan_of(env, b, argv[0]);
-  if (r == nullptr || r->waiting) return nullptr;
+  // relaxed: the owner's own flag, on its own thread.
+  if (r == nullptr || r->waiting.load(std::memory_order_relaxed)) return nullptr;
   napi_valuetype t = napi_undefined;
   napi_typeof(env, argv[1], &t);
   if (t != napi_function) return throw_type(env, "onWake", "of type function", argv[1]);
@@ -1329,20 +1336,23 @@ napi_value ChanWaitBegin(napi_env env, napi_callback_info info) {
   // Read before this view counts as a waiter: a send after the caller's
   // look at the cells changes it.
   Waiter* w = r->waiter;
-  if (w == nullptr && (w = start_helper(env, ChanSource{r->ch}, r->ch.wake_seq(), argv[1])) == nullptr) return nullptr;
+  if (w == nullptr) {
+    if ((w = start_helper(env, ChanSource{r->ch}, r->ch.wake_seq(), argv[1])) == nullptr) return nullptr;
+    // Once per record, under the lock senders read it under.
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    r->waiter = w;
+  }
   // Counted for the helper before the channel counts the waiter: a send
   // that sees the waiter bumps the wake word (release) and the helper reads
   // this after that word (acquire). relaxed: ordered by that chain.
   w->waiting.store(1, std::memory_order_relaxed);
   w->watching = 1;
   hold(env, w);
-  {
-    // Before the channel counts the waiter: a sender that sees the count
-    // then finds this view under the lock (wake_channel()).
-    std::lock_guard<std::mutex> lock(registry_mutex());
-    r->waiter = w;
-    r->waiting = true;
-  }
+  // release, before the channel counts the waiter (a seq_cst RMW): a sender
+  // that sees the count (after its fence) sees this flag (its acquire load
+  // in wake_channel()) and calls this view back. No lock: a wait that
+  // begins and ends on every message does not contend with the senders.
+  r->waiting.store(true, std::memory_order_release);
   r->ch.add_waiter();
   return nullptr;
 }
@@ -1353,13 +1363,13 @@ napi_value ChanWaitEnd(napi_env env, napi_callback_info info) {
   napi_value argv[1] = {nullptr};
   Binding* b = binding_of(env, info, &argc, argv);
   ChanRec* r = chan_of(env, b, argv[0]);
-  if (r == nullptr || !r->waiting || r->waiter == nullptr) return nullptr;
+  // relaxed: the owner's own flag, on its own thread.
+  if (r == nullptr || !r->waiting.load(std::memory_order_relaxed) || r->waiter == nullptr) return nullptr;
   Waiter* w = r->waiter;
   r->ch.remove_waiter();
-  {
-    std::lock_guard<std::mutex> lock(registry_mutex());
-    r->waiting = false;
-  }
+  // relaxed: a sender that still sees the flag calls back a view that no
+  // longer waits, which then finds nothing to serve.
+  r->waiting.store(false, std::memory_order_relaxed);
   // relaxed: as in ChanWaitBegin.
   w->waiting.store(0, std::memory_order_relaxed);
   w->watching = 0;
