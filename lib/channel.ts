@@ -45,6 +45,7 @@ export interface ChannelHost {
 /** @internal */
 export const channelHost = Symbol('objpool.channelHost');
 const token = Symbol('objpool.channel.internal');
+const kChannel = Symbol('objpool.channel.record');
 
 // Words of the channel's memory (native/objpool.hpp, chan_layout), as
 // indices of an Int32Array over it.
@@ -119,17 +120,17 @@ export class HandleChannel {
   #onWake: (() => void) | null = null;
 
   /** @internal */
-  constructor(key: typeof token, host: ChannelHost, memory: SharedArrayBuffer, capacity: number) {
+  constructor(key: typeof token, host: ChannelHost, memory: SharedArrayBuffer, capacity: number, fresh: boolean) {
     if (key !== token) throw new TypeError('HandleChannel cannot be constructed directly: use pool.channel() or HandleChannel.attach()');
     this.#host = host;
     this.#memory = memory;
     this.capacity = capacity;
     const words = (this.#words = new Int32Array(memory, 0, CELLS + 2 * capacity));
-    const [ext, id] = host.ops.openChannel(words);
+    const [ext, id] = host.ops.openChannel(words, fresh);
     this.#ext = ext;
     Object.defineProperties(this, {
       send: { value: makeSend(words, capacity - 1, host, ext, id), enumerable: false },
-      receive: { value: makeReceive(words, capacity - 1, host, id), enumerable: false },
+      receive: { value: makeReceive(words, capacity - 1, host, ext, id), enumerable: false },
     });
   }
 
@@ -150,7 +151,7 @@ export class HandleChannel {
       throw err;
     }
     native.channelFormat(new Uint8Array(memory), capacity);
-    return new HandleChannel(token, host, memory, capacity);
+    return new HandleChannel(token, host, memory, capacity, true);
   }
 
   /**
@@ -183,7 +184,7 @@ export class HandleChannel {
       throw badDescriptor('its capacity does not match the channel\'s memory');
     }
     if (bytes < native.channelBytes(capacity)) throw badDescriptor('memory is truncated');
-    return new HandleChannel(token, h, memory, capacity);
+    return new HandleChannel(token, h, memory, capacity, false);
   }
 
   /** Structured-cloneable description of this channel for `HandleChannel.attach()` in another thread. */
@@ -423,6 +424,10 @@ function makeSend(c: Int32Array, mask: number, host: ChannelHost, ext: object, i
       c[i + 1] = HOLE;
       Atomics.store(c, i, (pos + 1) | 0);
       mem[S_CHAN] = 0;
+      // As after any publish: a receiver that looked while this cell was
+      // claimed (and found the cells behind it blocked), or a pool close
+      // that stopped at it, is owed a wake-up or a take-back.
+      if (Atomics.load(c, A) > CLOSED) settle(ext);
       throw notSendable(h, state, where);
     }
     c[i + 1] = h; // plain: published by the Atomics.store of the seq word
@@ -437,9 +442,9 @@ function makeSend(c: Int32Array, mask: number, host: ChannelHost, ext: object, i
   };
 }
 
-function makeReceive(c: Int32Array, mask: number, host: ChannelHost, id: number): () => number {
+function makeReceive(c: Int32Array, mask: number, host: ChannelHost, ext: object, id: number): () => number {
   const { state, capacity, mem } = host;
-  return () => {
+  const receive = () => {
     let pos = c[DEQ]!; // plain: a guess, validated by the compare-exchange
     for (;;) {
       const i = CELLS + ((pos & mask) << 1);
@@ -461,9 +466,9 @@ function makeReceive(c: Int32Array, mask: number, host: ChannelHost, id: number)
           // else moves the object now (a push or send of it fails while it
           // is InFlight); the store reaches this thread's next push of it in
           // program order, another thread's through the hand-off that gives
-          // it the handle. (Two cells naming one object only come from
-          // forged memory; so could forged state words, in the same
-          // shared memory.)
+          // it the handle. Two cells naming one object only come from forged
+          // memory: two receivers may then both take it (as forged state
+          // words in the pool's metadata could do); memory stays safe.
           if ((h >>> 0) < capacity && (state === null || state[h] === IN_FLIGHT)) {
             if (state !== null) state[h] = TAKEN;
             mem[R_CHAN] = 0;
@@ -484,6 +489,12 @@ function makeReceive(c: Int32Array, mask: number, host: ChannelHost, id: number)
       }
     }
   };
+  // The closure holds the channel's native record (as send does through
+  // chanSettle's argument): while it can run, so can the repair of a call a
+  // stopped thread cut short (repair_channels), and the pool's close finds
+  // the channel. (`const { receive } = channel` must keep working.)
+  Object.defineProperty(receive, kChannel, { value: ext });
+  return receive;
 }
 
 function badHandle(handle: unknown, capacity: number): Error {

@@ -40,8 +40,8 @@ export interface NativeOps {
   /** Registers a waiter (or returns an object that came back meanwhile); `onWake` runs on pushes. */
   waitBegin(onWake: () => void): number;
   waitEnd(): void;
-  /** Validates a channel's memory and registers it with the pool; the external names it below. */
-  openChannel(memory: Int32Array): [channel: object, id: number];
+  /** Validates a channel's memory and registers it with the pool (a fresh one gets the pool's tag; another must carry it); the external names it below. */
+  openChannel(memory: Int32Array, fresh: boolean): [channel: object, id: number];
   /** Sends a prefix of the handles (all checked first); how many. */
   chanSendMany(channel: object, handles: Uint32Array, count?: number): number;
   /** Takes up to count handles into `out`; how many. */

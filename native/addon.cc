@@ -1157,7 +1157,7 @@ void finalize_channel(napi_env env, void* data, void* hint) {
   finalize_function(env, b, hint);
 }
 
-// openChannel(memory: Int32Array over a SharedArrayBuffer): validates the
+// openChannel(memory: Int32Array over a SharedArrayBuffer, fresh): validates the
 // channel's header against the memory's real length and returns [the
 // external that names it in the calls below, its id in the view's memory]. A channel opened on a closed
 // pool is closed at once (and emptied into the pool).
@@ -1174,6 +1174,16 @@ Napi::Value OpenChannel(const Napi::CallbackInfo& info) {
   if (b->torn_down || objpool::Channel::attach(mem, len * 4, ch) != Status::ok) {
     napi_throw_error(env, "ERR_OBJPOOL_BAD_DESCRIPTOR",
                      "Invalid channel descriptor: wrong magic, layout version or capacity, or truncated memory");
+    return Napi::Value();
+  }
+  // A new channel gets this pool's tag (the metadata's address: the same in
+  // every thread of the process); an attached one must carry it.
+  const uint64_t tag = uint64_t(reinterpret_cast<uintptr_t>(b->key));
+  if (info[1].ToBoolean()) {
+    ch.set_pool_tag(tag);
+  } else if (ch.pool_tag() != tag) {
+    napi_throw_error(env, "ERR_OBJPOOL_BAD_DESCRIPTOR",
+                     "Invalid channel descriptor: the channel belongs to another pool");
     return Napi::Value();
   }
   auto* r = new ChanRec;

@@ -679,9 +679,11 @@ class Pool {
   bool take_in_flight(uint32_t h) { return transition(h, kStateInFlight, kStateTaken); }
   // take_in_flight() for a receiver that took the object's cell out of a
   // channel: no other receive can name the object (only forged memory, two
-  // cells naming one object, could), and a push or send of it fails while
-  // it is InFlight, so a load and a store do (a compare-exchange costs about
-  // 20 cycles more a handle).
+  // cells naming one object, could: two receivers may then both take it, as
+  // forged state words could make happen anyway; memory stays safe), and a
+  // push or send of it fails while it is InFlight, so a load and a store do
+  // (a compare-exchange costs about 20 cycles more a handle: 7 ns of 14 a
+  // handle in sendMany+receiveMany).
   bool receive_in_flight(uint32_t h) {
     if (state_ == nullptr) return true;
     if (h >= capacity_) return false;
@@ -872,7 +874,9 @@ class Pool {
 //     gives its objects back itself when the pool was closed meanwhile.
 //
 // Words (u32, host-endian), at these indices of the channel's memory:
-//   0 magic, 1 version, 2 capacity (a power of two, >= 2), 4 attention;
+//   0 magic, 1 version, 2 capacity (a power of two, >= 2), 4 attention,
+//   8..9 the pool's tag (a u64 its binding writes and checks: which pool
+//   the channel belongs to);
 //   32 the enqueue position (own line), 64 the dequeue position (own line),
 //   96 the wake word (own line: bumped by sends that find waiters, and by
 //   closes; waiting threads block on it);
@@ -903,6 +907,7 @@ inline constexpr size_t magic = 0;
 inline constexpr size_t version = 1;
 inline constexpr size_t capacity = 2;
 inline constexpr size_t attention = 4;
+inline constexpr size_t pool_tag = 8;  // and 9
 inline constexpr size_t enqueue = 32;  // 128 bytes in: its own line
 inline constexpr size_t dequeue = 64;
 inline constexpr size_t wake = 96;
@@ -965,6 +970,20 @@ class Channel {
 
   uint32_t capacity() const { return mask_ + 1; }
   const void* memory() const { return words_; }
+
+  // Which pool the channel belongs to, as its maker wrote it (0: not
+  // written). Nothing here depends on it: a binding uses it to refuse
+  // another pool's channel.
+  uint64_t pool_tag() const {
+    // relaxed (both): written before the channel's memory was handed over.
+    return uint64_t(word(chan_layout::pool_tag).load(std::memory_order_relaxed)) |
+           uint64_t(word(chan_layout::pool_tag + 1).load(std::memory_order_relaxed)) << 32;
+  }
+  void set_pool_tag(uint64_t tag) {
+    // relaxed (both): by the maker, before the hand-over of the memory.
+    word(chan_layout::pool_tag).store(uint32_t(tag), std::memory_order_relaxed);
+    word(chan_layout::pool_tag + 1).store(uint32_t(tag >> 32), std::memory_order_relaxed);
+  }
 
   // relaxed (the three below): hints and counts; the decisions that matter
   // re-read the word in the orders described above.
@@ -1062,8 +1081,10 @@ class Channel {
   Status after_send(Pool& pool, Zero&& zero, uint32_t* waiters = nullptr) {
     // seq_cst fence: orders this thread's publishing stores before the load.
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    // relaxed: ordered by the fence above.
-    const uint32_t a = attention().load(std::memory_order_relaxed);
+    // acquire: the fence above orders it after the publish; acquire also
+    // makes what a waiter did before it counted itself (a seq_cst RMW) visible
+    // to what follows here (the binding reads each view's waiting flag).
+    const uint32_t a = attention().load(std::memory_order_acquire);
     Status st = Status::ok;
     if ((a & kChanPoolClosed) != 0 && give_back(pool, zero) > 0) st = Status::drain_needed;
     if (waiters != nullptr)

@@ -267,6 +267,72 @@ test('a send stopped between its look at the closed flag and its claim, while th
   t.is(pool.stats().inUse, 0, 'the object went back');
 });
 
+// The interleavings below are fixed by wrapping Atomics.compareExchange,
+// which a JS send looks up at each call: the wrapper runs what "other
+// threads" do at the exact point between a send's claim of a cell and its
+// ownership check.
+function between(claimOf, pool, action) {
+  const real = Atomics.compareExchange;
+  const meta = pool.descriptor.meta;
+  Atomics.compareExchange = function (arr, i, expected, replacement) {
+    if (arr.buffer === meta && i === claimOf && replacement === 3) {
+      Atomics.compareExchange = real;
+      action();
+    }
+    return real(arr, i, expected, replacement);
+  };
+  return () => { Atomics.compareExchange = real; };
+}
+
+test.serial('a send refused after its claim (its handle pushed meanwhile) leaves a hole that a closing pool gets past', async (t) => {
+  const pool = new ObjectPool({ capacity: 8, objectSize: 8, cache: 0 });
+  const ch = pool.channel({ capacity: 4 });
+  const [a, b] = popN(pool, 2);
+  let closing;
+  const undo = between(a, pool, () => {
+    t.true(ch.send(b)); // another sender: the next cell
+    pool.push(a);       // the misuse, in "another thread"
+    closing = pool.close(); // the close's take-back stops at a's claimed cell
+  });
+  try {
+    t.throws(() => ch.send(a), { code: 'ERR_OBJPOOL_DOUBLE_PUSH' });
+  } finally {
+    undo();
+  }
+  let settled = false;
+  closing.then(() => { settled = true; });
+  await until(() => settled, 5000); // b was taken back: every object released
+  t.is(pool.stats().released, 8);
+});
+
+test('the receive closure alone keeps the channel known to its pool: a close still takes back what it holds (--expose-gc)', (t) => {
+  const script = `
+    const { ObjectPool } = require(${JSON.stringify(require.resolve('..'))});
+    (async () => {
+      const pool = new ObjectPool({ capacity: 8, objectSize: 8, cache: 0 });
+      let ch = pool.channel({ capacity: 4 });
+      const { receive } = ch;
+      for (let i = 0; i < 3; i++) ch.send(pool.pop());
+      const gone = new WeakRef(ch);
+      ch = null;
+      // (No deref() before the collections: it keeps the target alive for the job.)
+      for (let i = 0; i < 5; i++) { await new Promise((r) => setTimeout(r, 10)); gc(); }
+      const collected = gone.deref() === undefined;
+      const first = receive();
+      pool.push(first);
+      let settled = false;
+      pool.close().then(() => { settled = true; });
+      for (let i = 0; i < 200 && !settled; i++) await new Promise((r) => setTimeout(r, 10));
+      console.log(JSON.stringify({ collected, first, settled, released: pool.stats().released, after: receive() }));
+    })();`;
+  const r = JSON.parse(require('node:child_process').execFileSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8', timeout: 60_000 }));
+  t.true(r.collected, 'the HandleChannel itself was collected');
+  t.true(r.first >= 0, 'receive() still works');
+  t.true(r.settled, 'the close took back the two objects left in the channel');
+  t.is(r.released, 8);
+  t.is(r.after, -1);
+});
+
 test('close() of a channel wakes receivers waiting in other threads', async (t) => {
   const pool = new ObjectPool({ capacity: 8, objectSize: 8 });
   const ch = pool.channel({ capacity: 4 });
@@ -446,6 +512,7 @@ test('attach refuses forged and foreign descriptors with ERR_OBJPOOL_BAD_DESCRIP
   const d = pool.channel({ capacity: 4 }).descriptor;
   const bad = { code: 'ERR_OBJPOOL_BAD_DESCRIPTOR' };
   t.throws(() => HandleChannel.attach(d, other), bad, 'another pool\'s channel');
+  t.throws(() => HandleChannel.attach({ ...d, meta: other.descriptor.meta }, other), bad, 'another pool\'s channel, its meta swapped');
   t.throws(() => HandleChannel.attach({ ...d, kind: 'objpool' }, pool), bad);
   t.throws(() => HandleChannel.attach({ ...d, version: 1 }, pool), bad);
   t.throws(() => HandleChannel.attach({ ...d, memory: new ArrayBuffer(d.memory.byteLength) }, pool), bad);
