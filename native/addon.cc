@@ -1273,6 +1273,10 @@ napi_value ChanSendMany(napi_env env, napi_callback_info info) {
   if (st == Status::out_of_range)
     for (size_t i = 0; i < n; ++i)
       if (tmp[i] >= b->pool.capacity()) bad = tmp[i];
+  // Refused as closed after its claim (its cells became holes): a pool that
+  // closed meanwhile may have taken back what sat behind them; its closer
+  // drains again (a spare request does nothing).
+  if (st == Status::closed && b->pool.is_closed()) request_drain(env, b->key);
   if (st != Status::ok && st != Status::full && st != Status::drain_needed) return chan_status(env, b, st, bad);
   chan_status(env, b, st, 0);
   napi_value out;

@@ -917,6 +917,9 @@ inline constexpr size_t cells = 128;
 inline constexpr uint32_t kChanMagic = 0x4e48434fu;  // "OCHN" in little-endian bytes
 inline constexpr uint32_t kChanVersion = 2;
 inline constexpr uint32_t kChanMaxCapacity = 1u << 20;
+// At least two cells: with one, "full at position p" (seq p + 1) and "free
+// at position p + 1" (seq p + 1) are the same value (Vyukov's queue needs two).
+inline constexpr uint32_t kChanMinCapacity = 2;
 inline constexpr uint32_t kChanClosed = 1;      // attention: no more sends
 inline constexpr uint32_t kChanPoolClosed = 2;  // attention: the pool closed; objects sent go back to it
 inline constexpr uint32_t kChanWaiterUnit = 4;  // attention: receivers waiting, counted in fours
@@ -927,10 +930,9 @@ inline constexpr uint64_t channel_bytes_for(uint32_t capacity) {
   return (chan_layout::cells + 2 * uint64_t(capacity)) * 4;
 }
 // The capacity a channel asked for `want` handles gets: the next power of
-// two, and at least 2 (with one cell, a cell full for position p reads as
-// free for p + 1: Vyukov's queue needs two).
+// two, and at least kChanMinCapacity.
 inline uint32_t channel_capacity_for(uint32_t want) {
-  uint32_t c = 2;
+  uint32_t c = kChanMinCapacity;
   while (c < want && c < kChanMaxCapacity) c <<= 1;
   return c;
 }
@@ -942,7 +944,8 @@ class Channel {
   // Writes a new channel into `mem` (4-aligned, channel_bytes_for(capacity)
   // bytes). Nobody else may use it until the memory is handed over.
   static Status format(void* mem, size_t len, uint32_t capacity) {
-    if (capacity < 2 || capacity > kChanMaxCapacity || (capacity & (capacity - 1)) != 0) return Status::bad_layout;
+    if (capacity < kChanMinCapacity || capacity > kChanMaxCapacity || (capacity & (capacity - 1)) != 0)
+      return Status::bad_layout;
     if ((reinterpret_cast<uintptr_t>(mem) & 3u) != 0 || len < channel_bytes_for(capacity)) return Status::bad_layout;
     auto* w = static_cast<uint32_t*>(mem);
     std::memset(w, 0, size_t(channel_bytes_for(capacity)));
@@ -962,7 +965,8 @@ class Channel {
     if (detail::load_u32(b + chan_layout::magic * 4) != kChanMagic) return Status::bad_layout;
     if (detail::load_u32(b + chan_layout::version * 4) != kChanVersion) return Status::bad_layout;
     const uint32_t c = detail::load_u32(b + chan_layout::capacity * 4);
-    if (c < 2 || c > kChanMaxCapacity || (c & (c - 1)) != 0 || len < channel_bytes_for(c)) return Status::bad_layout;
+    if (c < kChanMinCapacity || c > kChanMaxCapacity || (c & (c - 1)) != 0 || len < channel_bytes_for(c))
+      return Status::bad_layout;
     out.words_ = static_cast<uint32_t*>(mem);
     out.mask_ = c - 1;
     return Status::ok;

@@ -7,7 +7,12 @@
 //     ThreadSanitizer, which must report a data race: the check can fail;
 //  4. the spin model of a slot (test/model/treiber.pml): every interleaving
 //     of small cases must pass, and two broken variants (no ABA tag; a link
-//     not rewritten after a failed CAS) must be caught.
+//     not rewritten after a failed CAS) must be caught;
+//  5. the handle channel's stress test (test/native/channel_stress.cc),
+//     optimised and under ThreadSanitizer (both atomic_refs);
+//  6. the spin model of the channel (test/model/channel.pml): batches,
+//     holes, waiters, close() and the pool's close racing with sends; and
+//     broken variants that must be caught.
 // OBJPOOL_STRESS_SCALE=10 multiplies the stress operations; OBJPOOL_LONG=1
 // adds a larger model (3 objects, 3 threads: ~10 s, ~1 GB).
 const { spawnSync } = require('node:child_process');
@@ -33,15 +38,15 @@ function timed(fn) {
   return [r, Number(process.hrtime.bigint() - t0) / 1e9];
 }
 
-function compile(name, flags) {
+function compile(name, flags, source) {
   const bin = path.join(out, name.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').toLowerCase());
-  const args = ['-std=c++20', '-Wall', '-Wextra', '-Werror', '-pthread', ...flags, path.join(__dirname, 'stress.cc'), '-o', bin];
+  const args = ['-std=c++20', '-Wall', '-Wextra', '-Werror', '-pthread', ...flags, path.join(__dirname, source), '-o', bin];
   console.log(`# ${cxx} ${args.join(' ')}`);
   return spawnSync(cxx, args, { stdio: 'inherit' }).status === 0 ? bin : null;
 }
 
-function stress(name, flags, env, { expectRace = false, scaleArg = scale } = {}) {
-  const bin = compile(name, flags);
+function stress(name, flags, env, { expectRace = false, scaleArg = scale, source = 'stress.cc' } = {}) {
+  const bin = compile(name, flags, source);
   if (!bin) return record(name, false, 0, 'build failed');
   const [run, secs] = timed(() => spawnSync(bin, [scaleArg], { env: { ...process.env, ...env }, encoding: 'utf8' }));
   const race = /WARNING: ThreadSanitizer: data race/.test(run.stderr);
@@ -55,17 +60,22 @@ function stress(name, flags, env, { expectRace = false, scaleArg = scale } = {})
   record(name, run.status === 0 && !report, secs, run.status !== 0 ? `exit ${run.status}` : report ? 'sanitizer report' : '');
 }
 
-function model(name, defines, { expectError }) {
+// A spin model (test/model/<file>): pan explores every interleaving.
+// `collapse` compresses stored states (the channel model's larger cases:
+// ~4x less memory, the same states). A search cut short by the depth limit
+// is a failure, not a pass.
+function model(name, defines, { expectError, file = 'treiber.pml', collapse = false }) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'objpool-spin-'));
   const [res, secs] = timed(() => {
-    const gen = spawnSync('spin', [...defines, '-a', path.join(root, 'test', 'model', 'treiber.pml')], { cwd: dir, encoding: 'utf8' });
+    const gen = spawnSync('spin', [...defines, '-a', path.join(root, 'test', 'model', file)], { cwd: dir, encoding: 'utf8' });
     if (gen.error || gen.status !== 0) return { error: gen.error?.code === 'ENOENT' ? 'spin is not installed (apt-get install spin)' : gen.stderr || gen.stdout };
-    const cc = spawnSync(process.env.CC || 'gcc', ['-O2', '-DSAFETY', '-o', 'pan', 'pan.c'], { cwd: dir, encoding: 'utf8' });
+    const cc = spawnSync(process.env.CC || 'gcc', ['-O2', '-DSAFETY', ...(collapse ? ['-DCOLLAPSE'] : []), '-o', 'pan', 'pan.c'], { cwd: dir, encoding: 'utf8' });
     if (cc.status !== 0) return { error: cc.stderr };
     const pan = spawnSync('./pan', ['-m200000'], { cwd: dir, encoding: 'utf8' });
     const m = /errors: (\d+)/.exec(pan.stdout);
     const states = /(\d+) states, stored/.exec(pan.stdout)?.[1];
-    return { errors: m ? Number(m[1]) : -1, states, violation: /assertion violated.*/.exec(pan.stdout)?.[0] };
+    if (!expectError && /max search depth too small/.test(pan.stdout)) return { error: `search cut short at depth 200000 (${states} states)` };
+    return { errors: m ? Number(m[1]) : -1, states, violation: /assertion violated.*|invalid end state.*/.exec(pan.stdout)?.[0] };
   });
   fs.rmSync(dir, { recursive: true, force: true });
   if (res.error) return record(name, false, secs, res.error.trim());
@@ -87,6 +97,32 @@ model('model: 2 objects, 3 threads, 2 ops each', ['-DN=2', '-DTHREADS=3', '-DOPS
 if (process.env.OBJPOOL_LONG) model('model: 3 objects, 3 threads, 2 ops each', ['-DN=3', '-DTHREADS=3', '-DOPS=2'], { expectError: false });
 model('broken model: no ABA tag', ['-DNO_TAG'], { expectError: true });
 model('broken model: link written once, not after each failed CAS', ['-DLINK_ONCE'], { expectError: true });
+
+// The handle channel (objpool::Channel). Its fences (the waiter and close
+// pairings) are beyond ThreadSanitizer, which GCC says with -Wtsan (an error
+// under -Werror): the model checks those pairings; the stress test under
+// ThreadSanitizer checks the seq words' hand-off of the objects' bytes.
+const noTsanWarning = spawnSync(cxx, ['-Wno-tsan', '-Werror', '-fsyntax-only', '-x', 'c++', '-'], { input: '' }).status === 0 ? ['-Wno-tsan'] : [];
+const channel = { source: 'channel_stress.cc' };
+stress('channel stress', ['-O2'], {}, channel);
+stress('channel stress under ThreadSanitizer', ['-O1', '-g', '-fsanitize=thread', ...noTsanWarning], tsanEnv, channel);
+stress('channel stress under ThreadSanitizer, with the atomic_ref stand-in', ['-O1', '-g', '-fsanitize=thread', ...noTsanWarning, '-DOBJPOOL_FORCE_ATOMIC_REF_SHIM'], tsanEnv, channel);
+const chan = (expectError) => ({ expectError, file: 'channel.pml', collapse: true });
+model('channel model: a batch and a single producer (one hole), a batch and a single consumer, 2 cells', ['-DHOLES'], chan(false));
+model('channel model: a waiting consumer (the waiter pairing), holes', ['-DHOLES', '-DWAIT', '-DNCONS=1'], chan(false));
+model('channel model: close() racing with sends, a polling consumer', ['-DCLOSE_RACE', '-DNCONS=1'], chan(false));
+model('channel model: close() racing with sends, a waiting consumer', ['-DCLOSE_RACE', '-DWAIT', '-DNCONS=1'], chan(false));
+model('channel model: the pool closing while senders send (give-backs only), holes', ['-DPOOL_CLOSE', '-DHOLES'], chan(false));
+model('channel model: close(), then the pool closing, while senders send (holes, give-backs)', ['-DPOOL_CLOSE', '-DCLOSE_FIRST', '-DHOLES'], chan(false));
+model('channel model: the pool closing under a waiting consumer', ['-DPOOL_CLOSE', '-DWAIT', '-DNCONS=1', '-DPRODUCERS=1'], chan(false));
+model('broken channel model: one cell', ['-DCAP=1'], chan(true));
+model('broken channel model: a batch claim checks only its first cell', ['-DBATCH_UNCHECKED'], chan(true));
+model('broken channel model: a consumer frees its cell before reading it', ['-DFREE_BEFORE_READ'], chan(true));
+model('broken channel model: a waiter sleeps without looking again', ['-DHOLES', '-DWAIT', '-DNCONS=1', '-DNO_WAITER_RECHECK'], chan(true));
+model('broken channel model: no closed check after the claim', ['-DCLOSE_RACE', '-DNCONS=1', '-DNO_RECHECK'], chan(true));
+model('broken channel model: a hole without the attention check, a waiting consumer', ['-DHOLES', '-DWAIT', '-DNCONS=1', '-DHOLE_NO_SETTLE'], chan(true));
+model('broken channel model: a hole without the attention check, the pool closing', ['-DPOOL_CLOSE', '-DHOLES', '-DHOLE_NO_SETTLE'], chan(true));
+model('broken channel model: close_for_pool() wakes no waiter', ['-DPOOL_CLOSE', '-DWAIT', '-DNCONS=1', '-DPRODUCERS=1', '-DPOOL_CLOSE_NO_WAKE'], chan(true));
 
 const failed = results.filter((r) => !r.ok).length;
 console.log(`native: ${results.length - failed} passed, ${failed} failed`);
