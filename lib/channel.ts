@@ -289,7 +289,11 @@ export class HandleChannel {
       try {
         h = await this.receiveAsync();
       } catch (err) {
-        if ((err as { code?: string }).code === codes.CLOSED && this.#drained()) return;
+        // Rejected as closed: the channel was closed and empty when the
+        // waiter was served. Only holes can follow (a send that claimed a
+        // cell as it closed publishes one), so `drained` may read false
+        // again for a moment: ask nothing more, it is the end.
+        if ((err as { code?: string }).code === codes.CLOSED) return;
         throw err;
       }
       yield h;

@@ -333,6 +333,29 @@ test('the receive closure alone keeps the channel known to its pool: a close sti
   t.is(r.after, -1);
 });
 
+test('for await ends at the close even when a send claims a cell (its hole) right after the last look', async (t) => {
+  const pool = new ObjectPool({ capacity: 4, objectSize: 8, cache: 0 });
+  const ch = pool.channel({ capacity: 4 });
+  const d = pool.descriptor;
+  const words = new Int32Array(ch.descriptor.memory);
+  const ENQ = 32; // the enqueue position's word (native/objpool.hpp, chan_layout)
+  const gate = new Int32Array(new SharedArrayBuffer(8));
+  const sending = testing.sendPaused(new Uint8Array(d.meta), new Uint8Array(d.arena), words, gate);
+  await until(() => Atomics.load(gate, 0) === 1); // the native send saw the channel open
+  const loop = (async () => { for await (const h of ch) pool.push(h); return 'ended'; })();
+  await new Promise((r) => setImmediate(r)); // the loop waits in receiveAsync
+  ch.close(); // the waiter is rejected: closed and empty
+  // Before that rejection reaches the loop: the paused send claims its cell
+  // (and makes it a hole), so the channel reads "not drained" for a moment.
+  const before = Atomics.load(words, ENQ);
+  Atomics.store(gate, 1, 1);
+  while (Atomics.load(words, ENQ) === before) { /* the native thread claims */ }
+  t.is(await loop, 'ended', 'for await ended, it did not throw');
+  t.is(await sending, 'closed');
+  t.is(ch.receive(), -1);
+  t.is(pool.stats().inUse, 0);
+});
+
 test('close() of a channel wakes receivers waiting in other threads', async (t) => {
   const pool = new ObjectPool({ capacity: 8, objectSize: 8 });
   const ch = pool.channel({ capacity: 4 });
