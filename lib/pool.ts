@@ -338,6 +338,7 @@ export class ObjectPool {
   #closing: Promise<void> | null = null;
   #channelHost: ChannelHost | null = null;
   #mem!: Int32Array;
+  #state: Int32Array | null = null;
 
   /** A pool with its own arena of `capacity` objects of `objectSize` bytes, in shared memory. */
   constructor(options: PoolOptions & ViewOptions);
@@ -389,7 +390,7 @@ export class ObjectPool {
     const jsZero = p.zero && !nativeZero;
     this.#ops = ops;
     this.#attention = new Int32Array(p.meta, 0, native.attentionWord + 1);
-    const state = p.checked ? new Int32Array(p.meta, native.headsOffset + p.slots * native.lineBytes + p.capacity * 4, p.capacity) : null;
+    const state = (this.#state = p.checked ? new Int32Array(p.meta, native.headsOffset + p.slots * native.lineBytes + p.capacity * 4, p.capacity) : null);
     const leaks = leakOpts ? new LeakTracker({ ...leakOpts, onLeak: (r) => this.#leaked(r, leakOpts.onLeak) }, (h) => Atomics.load(state!, h) === TAKEN) : null;
     this.#leaks = leaks;
     Object.defineProperties(this, {
@@ -757,7 +758,7 @@ export class ObjectPool {
     const p = this.#parts;
     const leaks = this.#leaks;
     return this.#channelHost = {
-      pool: this, ops: this.#ops, mem: this.#mem, state: p.checked ? new Int32Array(p.meta, native.headsOffset + p.slots * native.lineBytes + p.capacity * 4, p.capacity) : null,
+      pool: this, ops: this.#ops, mem: this.#mem, state: this.#state,
       capacity: p.capacity, meta: p.meta, where: this.#where,
       untrack: leaks === null ? null : (h) => { if (leaks.size !== 0) leaks.untrack(h); },
     };
@@ -1002,7 +1003,10 @@ interface Waiter {
 //     word is re-read on every call (each call writes `mem`, so the load is
 //     not hoisted out of a loop).
 
-const REG_POPPED = 0, REG_PUSH = 1, COUNT = 2, LIMIT = 3, BASE = native.memCacheBase;
+// BASE a literal, as the others: the pop/push closures index `mem` with it
+// on every call. It must be the binding's kCacheBase (checked at load).
+const REG_POPPED = 0, REG_PUSH = 1, COUNT = 2, LIMIT = 3, BASE = 12;
+if (native.memCacheBase !== BASE) throw new Error(`objpool: the addon's view layout (cache at word ${native.memCacheBase}) does not match lib/pool.ts (${BASE}): rebuild`);
 
 // `empty()`: called when a pop finds nothing (publishes the exhausted event
 // if anyone subscribes); returns -1.

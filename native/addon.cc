@@ -145,6 +145,10 @@ struct Binding {
     if (pool.zero_object(h)) return;
     if (h < objects.size()) std::memset(objects[h], 0, pool.object_size());
   }
+  // zero_object() as the callback the core's give-backs take.
+  auto zeroer() {
+    return [this](uint32_t h) { zero_object(h); };
+  }
 
   // The cache's count, clamped: the memory is ours, but nothing read from
   // memory is trusted to stay in bounds.
@@ -415,7 +419,7 @@ void stop_waiter(Binding* b) {
 // what a send owes it: waiting receivers woken, and its objects back into a
 // closed pool. True if objects went into a closed pool.
 bool repair_channels(Binding* b) {
-  auto zero = [b](uint32_t h) { b->zero_object(h); };
+  auto zero = b->zeroer();
   bool drain = false;
   for (ChanRec* r : b->channels) {
     // relaxed loads and stores: this thread's own words (its JS has stopped).
@@ -783,8 +787,7 @@ napi_value PushMany(napi_env env, napi_callback_info info) {
   // A private copy: the caller's array may be shared memory another thread changes.
   std::copy(in, in + n, tmp);
   // Checks every handle's range first, all or nothing; user objects held here are zeroed in the same call.
-  const Status st = b->objects.empty() ? b->pool.push_many(tmp, n)
-                                       : b->pool.push_many(tmp, n, [b](uint32_t h) { b->zero_object(h); });
+  const Status st = b->objects.empty() ? b->pool.push_many(tmp, n) : b->pool.push_many(tmp, n, b->zeroer());
   if (st == Status::out_of_range) return out_of_range(tmp);
   return pushed(env, b, flush_if_needed(b, st), 0);
 }
@@ -821,7 +824,7 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
     // goes back into the pool, which the caller drains next.
     auto it = registry().find(b->key);
     if (it != registry().end())
-      for (ChanRec* r : it->second.channels) r->ch.close_for_pool(b->pool, [b](uint32_t h) { b->zero_object(h); });
+      for (ChanRec* r : it->second.channels) r->ch.close_for_pool(b->pool, b->zeroer());
   }
   return Napi::Boolean::New(info.Env(), won);
 }
@@ -1117,6 +1120,13 @@ ChanRec* chan_of(napi_env env, Binding* b, napi_value v) {
   return r;
 }
 
+// A bound channel call's view and channel (its first argument; the others
+// follow in argv); nullptr after a thrown error.
+ChanRec* chan_call(napi_env env, napi_callback_info info, size_t* argc, napi_value* argv, Binding** b) {
+  *b = binding_of(env, info, argc, argv);
+  return chan_of(env, *b, argv[0]);
+}
+
 // A channel's status as a thrown error (or a drain request); nullptr.
 napi_value chan_status(napi_env env, Binding* b, Status st, uint32_t h) {
   switch (st) {
@@ -1208,7 +1218,7 @@ Napi::Value OpenChannel(const Napi::CallbackInfo& info) {
     // is seen here.
     closed = b->pool.is_closed();
   }
-  if (closed && r->ch.close_for_pool(b->pool, [b](uint32_t h) { b->zero_object(h); }) > 0) request_drain(env, b->key);
+  if (closed && r->ch.close_for_pool(b->pool, b->zeroer()) > 0) request_drain(env, b->key);
   Napi::Array out = Napi::Array::New(env, 2);
   out.Set(uint32_t(0), Napi::Value(env, ext));
   out.Set(uint32_t(1), Napi::Number::New(env, r->id));
@@ -1249,8 +1259,8 @@ void wake_channel(Binding* b, ChanRec* r, uint32_t waiters) {
 napi_value ChanSendMany(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3] = {nullptr, nullptr, nullptr};
-  Binding* b = binding_of(env, info, &argc, argv);
-  ChanRec* r = chan_of(env, b, argv[0]);
+  Binding* b;
+  ChanRec* r = chan_call(env, info, &argc, argv, &b);
   if (r == nullptr) return nullptr;
   uint32_t* in;
   size_t n;
@@ -1266,8 +1276,7 @@ napi_value ChanSendMany(napi_env env, napi_callback_info info) {
   std::copy(in, in + n, tmp);  // a private copy: the caller's array may be shared memory
   Status st;
   uint32_t waiters = 0;
-  const size_t sent = r->ch.send_many(
-      b->pool, tmp, n, &st, [b](uint32_t h) { b->zero_object(h); }, &waiters);
+  const size_t sent = r->ch.send_many(b->pool, tmp, n, &st, b->zeroer(), &waiters);
   wake_channel(b, r, waiters);
   uint32_t bad = 0;
   if (st == Status::out_of_range)
@@ -1288,8 +1297,8 @@ napi_value ChanSendMany(napi_env env, napi_callback_info info) {
 napi_value ChanReceiveMany(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3] = {nullptr, nullptr, nullptr};
-  Binding* b = binding_of(env, info, &argc, argv);
-  ChanRec* r = chan_of(env, b, argv[0]);
+  Binding* b;
+  ChanRec* r = chan_call(env, info, &argc, argv, &b);
   if (r == nullptr) return nullptr;
   uint32_t* out;
   size_t n;
@@ -1310,12 +1319,11 @@ napi_value ChanReceiveMany(napi_env env, napi_callback_info info) {
 napi_value ChanSettle(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1] = {nullptr};
-  Binding* b = binding_of(env, info, &argc, argv);
-  ChanRec* r = chan_of(env, b, argv[0]);
+  Binding* b;
+  ChanRec* r = chan_call(env, info, &argc, argv, &b);
   if (r == nullptr) return nullptr;
   uint32_t waiters = 0;
-  const Status st = r->ch.after_send(
-      b->pool, [b](uint32_t h) { b->zero_object(h); }, &waiters);
+  const Status st = r->ch.after_send(b->pool, b->zeroer(), &waiters);
   wake_channel(b, r, waiters);
   return chan_status(env, b, st, 0);
 }
@@ -1324,8 +1332,8 @@ napi_value ChanSettle(napi_env env, napi_callback_info info) {
 napi_value ChanClose(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1] = {nullptr};
-  Binding* b = binding_of(env, info, &argc, argv);
-  ChanRec* r = chan_of(env, b, argv[0]);
+  Binding* b;
+  ChanRec* r = chan_call(env, info, &argc, argv, &b);
   if (r != nullptr) r->ch.close();
   return nullptr;
 }
@@ -1339,8 +1347,8 @@ napi_value ChanClose(napi_env env, napi_callback_info info) {
 napi_value ChanWaitBegin(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2] = {nullptr, nullptr};
-  Binding* b = binding_of(env, info, &argc, argv);
-  ChanRec* r = chan_of(env, b, argv[0]);
+  Binding* b;
+  ChanRec* r = chan_call(env, info, &argc, argv, &b);
   // relaxed: the owner's own flag, on its own thread.
   if (r == nullptr || r->waiting.load(std::memory_order_relaxed)) return nullptr;
   napi_valuetype t = napi_undefined;
@@ -1375,8 +1383,8 @@ napi_value ChanWaitBegin(napi_env env, napi_callback_info info) {
 napi_value ChanWaitEnd(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1] = {nullptr};
-  Binding* b = binding_of(env, info, &argc, argv);
-  ChanRec* r = chan_of(env, b, argv[0]);
+  Binding* b;
+  ChanRec* r = chan_call(env, info, &argc, argv, &b);
   // relaxed: the owner's own flag, on its own thread.
   if (r == nullptr || !r->waiting.load(std::memory_order_relaxed) || r->waiter == nullptr) return nullptr;
   Waiter* w = r->waiter;

@@ -170,6 +170,25 @@ Napi::Value RunThreads(const Napi::CallbackInfo& info) {
   return p;
 }
 
+// Pops up to `n` objects (fewer if the pool runs empty).
+std::vector<uint32_t> pop_up_to(objpool::Pool& pool, uint32_t n) {
+  std::vector<uint32_t> held;
+  for (uint32_t i = 0; i < n; ++i) {
+    uint32_t h;
+    if (pool.pop(h) == objpool::Status::ok) held.push_back(h);
+  }
+  return held;
+}
+
+// The JS hand-shake of the native threads below: sets gate[0] = 1, then
+// waits until JS sets gate[1] = 1.
+void at_gate(int32_t* gate) {
+  // seq_cst: JS reads and writes the gate with Atomics (seq_cst).
+  objpool::atomic_ref<int32_t>(gate[0]).store(1, std::memory_order_seq_cst);
+  while (objpool::atomic_ref<int32_t>(gate[1]).load(std::memory_order_seq_cst) == 0)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+
 // holdThenReturn(meta, arena, gate: Int32Array, count) -> Promise<number>: a
 // native thread takes `count` objects, sets gate[0] = 1, waits until JS sets
 // gate[1] = 1, then pushes them back; resolves with how many pushes found the
@@ -182,15 +201,8 @@ class HoldThenReturn : public Napi::AsyncWorker {
   }
   Napi::Promise Promise() { return deferred_.Promise(); }
   void Execute() override {
-    std::vector<uint32_t> held;
-    for (uint32_t i = 0; i < count_; ++i) {
-      uint32_t h;
-      if (pool_.pop(h) == objpool::Status::ok) held.push_back(h);
-    }
-    // seq_cst: JS reads and writes the gate with Atomics (seq_cst).
-    objpool::atomic_ref<int32_t>(gate_[0]).store(1, std::memory_order_seq_cst);
-    while (objpool::atomic_ref<int32_t>(gate_[1]).load(std::memory_order_seq_cst) == 0)
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::vector<uint32_t> held = pop_up_to(pool_, count_);
+    at_gate(gate_);
     for (uint32_t h : held)
       if (pool_.push(h) == objpool::Status::drain_needed) ++closed_pushes_;
   }
@@ -240,15 +252,8 @@ class SendFromThread : public Napi::AsyncWorker {
   }
   Napi::Promise Promise() { return deferred_.Promise(); }
   void Execute() override {
-    std::vector<uint32_t> held;
-    for (uint32_t i = 0; i < count_; ++i) {
-      uint32_t h;
-      if (pool_.pop(h) == objpool::Status::ok) held.push_back(h);
-    }
-    // seq_cst: JS reads and writes the gate with Atomics (seq_cst).
-    objpool::atomic_ref<int32_t>(gate_[0]).store(1, std::memory_order_seq_cst);
-    while (objpool::atomic_ref<int32_t>(gate_[1]).load(std::memory_order_seq_cst) == 0)
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::vector<uint32_t> held = pop_up_to(pool_, count_);
+    at_gate(gate_);
     for (uint32_t h : held) {
       objpool::Status st;
       while ((st = ch_.send(pool_, h)) == objpool::Status::full) std::this_thread::yield();
@@ -277,21 +282,36 @@ class SendFromThread : public Napi::AsyncWorker {
   int bad_ = 0;
 };
 
-Napi::Value SendFromThreadJs(const Napi::CallbackInfo& info) {
+// The arguments (meta, arena, channel: Int32Array, gate: Int32Array) of the
+// channel functions here: the core attached to them, and everything the
+// native thread uses kept alive in `keep`. False with a JS error pending.
+bool channel_args(const Napi::CallbackInfo& info, const char* name, objpool::Pool& pool, objpool::Channel& ch,
+                  Napi::Object& keep, int32_t** gate_words) {
   Napi::Env env = info.Env();
   Napi::Int32Array chan = info[2].As<Napi::Int32Array>();
   Napi::Int32Array gate = info[3].As<Napi::Int32Array>();
-  if (gate.ElementLength() < 2)
-    NAPI_THROW(Napi::Error::New(env, "sendFromThread: the gate needs 2 words"), Napi::Value());
-  objpool::Pool pool;
-  Napi::Object keep;
-  if (!attach_views(info, pool, keep)) return Napi::Value();
-  objpool::Channel ch;
-  if (objpool::Channel::attach(chan.Data(), chan.ByteLength(), ch) != objpool::Status::ok)
-    NAPI_THROW(Napi::Error::New(env, "invalid channel"), Napi::Value());
+  if (gate.ElementLength() < 2) {
+    Napi::Error::New(env, std::string(name) + ": the gate needs 2 words").ThrowAsJavaScriptException();
+    return false;
+  }
+  if (!attach_views(info, pool, keep)) return false;
+  if (objpool::Channel::attach(chan.Data(), chan.ByteLength(), ch) != objpool::Status::ok) {
+    Napi::Error::New(env, "invalid channel").ThrowAsJavaScriptException();
+    return false;
+  }
   keep.Set("gate", gate);
   keep.Set("channel", chan);
-  auto* w = new SendFromThread(env, pool, ch, keep, gate.Data(), info[4].As<Napi::Number>().Uint32Value());
+  *gate_words = gate.Data();
+  return true;
+}
+
+Napi::Value SendFromThreadJs(const Napi::CallbackInfo& info) {
+  objpool::Pool pool;
+  objpool::Channel ch;
+  Napi::Object keep;
+  int32_t* gate;
+  if (!channel_args(info, "sendFromThread", pool, ch, keep, &gate)) return Napi::Value();
+  auto* w = new SendFromThread(info.Env(), pool, ch, keep, gate, info[4].As<Napi::Number>().Uint32Value());
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;
@@ -312,12 +332,7 @@ class SendPaused : public Napi::AsyncWorker {
   void Execute() override {
     uint32_t h;
     if (pool_.pop(h) != objpool::Status::ok) return;
-    before_claim = [this] {
-      // seq_cst: JS reads and writes the gate with Atomics (seq_cst).
-      objpool::atomic_ref<int32_t>(gate_[0]).store(1, std::memory_order_seq_cst);
-      while (objpool::atomic_ref<int32_t>(gate_[1]).load(std::memory_order_seq_cst) == 0)
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    };
+    before_claim = [this] { at_gate(gate_); };
     const objpool::Status st = ch_.send(pool_, h);
     before_claim = nullptr;
     if (st != objpool::Status::ok && st != objpool::Status::drain_needed) pool_.push(h);
@@ -335,19 +350,12 @@ class SendPaused : public Napi::AsyncWorker {
 };
 
 Napi::Value SendPausedJs(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Napi::Int32Array chan = info[2].As<Napi::Int32Array>();
-  Napi::Int32Array gate = info[3].As<Napi::Int32Array>();
-  if (gate.ElementLength() < 2) NAPI_THROW(Napi::Error::New(env, "sendPaused: the gate needs 2 words"), Napi::Value());
   objpool::Pool pool;
-  Napi::Object keep;
-  if (!attach_views(info, pool, keep)) return Napi::Value();
   objpool::Channel ch;
-  if (objpool::Channel::attach(chan.Data(), chan.ByteLength(), ch) != objpool::Status::ok)
-    NAPI_THROW(Napi::Error::New(env, "invalid channel"), Napi::Value());
-  keep.Set("gate", gate);
-  keep.Set("channel", chan);
-  auto* w = new SendPaused(env, pool, ch, keep, gate.Data());
+  Napi::Object keep;
+  int32_t* gate;
+  if (!channel_args(info, "sendPaused", pool, ch, keep, &gate)) return Napi::Value();
+  auto* w = new SendPaused(info.Env(), pool, ch, keep, gate);
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;
