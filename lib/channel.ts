@@ -210,9 +210,13 @@ export class HandleChannel {
    * first (range and ownership): on an error nothing is sent.
    */
   sendMany(handles: Uint32Array, count?: number): number {
-    const n = this.#host.ops.chanSendMany(this.#ext, handles, count);
     const untrack = this.#host.untrack;
-    if (untrack !== null) for (let i = 0; i < n; i++) untrack(handles[i]!);
+    // With leak tracking, what was sent is untracked from a copy taken
+    // first: the caller's array may be shared memory another thread changes
+    // (native code sends from a private copy of its own).
+    const sentFrom = untrack !== null && handles instanceof Uint32Array ? handles.slice() : null;
+    const n = this.#host.ops.chanSendMany(this.#ext, handles, count);
+    if (sentFrom !== null) for (let i = 0; i < n; i++) untrack!(sentFrom[i]!);
     return n;
   }
 
