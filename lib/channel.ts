@@ -25,7 +25,7 @@ export interface ChannelOptions {
 
 /**
  * @internal What a channel needs from its pool instance (this thread's view):
- * see ObjectPool[channelHost].
+ * see registerChannelHost().
  */
 export interface ChannelHost {
   readonly pool: ObjectPool;
@@ -42,10 +42,19 @@ export interface ChannelHost {
   readonly untrack: ((h: number) => void) | null;
 }
 
-/** @internal */
-export const channelHost = Symbol('objpool.channelHost');
+// Each pool instance's channel host, module-private (no symbol or property
+// of the pool leads to it): the raw native calls and the view's own memory
+// must be reachable from no object JS can get at.
+const hosts = new WeakMap<object, () => ChannelHost>();
+
+/** @internal Called once by each ObjectPool instance as it is made; an instance is never registered twice. */
+export function registerChannelHost(pool: object, host: () => ChannelHost): void {
+  if (hosts.has(pool)) throw new TypeError('This pool already has a channel host');
+  hosts.set(pool, host);
+}
 const token = Symbol('objpool.channel.internal');
-const kChannel = Symbol('objpool.channel.record');
+// A receive closure -> its channel's native record, which it keeps alive.
+const keepAlive = new WeakMap<object, object>();
 
 // Words of the channel's memory (native/objpool.hpp, chan_layout), as
 // indices of an Int32Array over it.
@@ -56,6 +65,11 @@ const TAKEN = 1, IN_FLIGHT = 3;
 const DEFAULT_CAPACITY = 1024;
 
 const sharedByteLengthOf = Function.prototype.call.bind(Object.getOwnPropertyDescriptor(SharedArrayBuffer.prototype, 'byteLength')!.get!) as (b: unknown) => number;
+
+// A typed array's kind by the intrinsic's brand check (undefined for
+// anything else, a Proxy of a typed array included), and its slice().
+const uint32Tag = Function.prototype.call.bind(Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype), Symbol.toStringTag)!.get!) as (v: unknown) => string | undefined;
+const sliceOf = Function.prototype.call.bind(Uint32Array.prototype.slice) as (v: Uint32Array) => Uint32Array;
 
 function isShared(b: unknown): b is SharedArrayBuffer {
   try {
@@ -162,9 +176,9 @@ export class HandleChannel {
    */
   static attach(descriptor: ChannelDescriptor, pool: ObjectPool): HandleChannel {
     if (descriptor === null || typeof descriptor !== 'object') throw invalidType('descriptor', 'of type object', descriptor);
-    const host = (pool as unknown as { [channelHost]?: () => ChannelHost } | null)?.[channelHost];
-    if (typeof host !== 'function') throw invalidType('pool', 'an instance of ObjectPool', pool);
-    const h = host.call(pool);
+    const host = pool !== null && typeof pool === 'object' ? hosts.get(pool) : undefined;
+    if (host === undefined) throw invalidType('pool', 'an instance of ObjectPool', pool);
+    const h = host();
     const d = descriptor as Partial<Record<keyof ChannelDescriptor, unknown>>;
     if (d.kind !== 'objpool-channel' || d.version !== native.chanVersion) throw badDescriptor(`not an objpool channel descriptor of version ${native.chanVersion}`);
     const memory = d.memory, meta = d.meta;
@@ -211,12 +225,15 @@ export class HandleChannel {
    */
   sendMany(handles: Uint32Array, count?: number): number {
     const untrack = this.#host.untrack;
-    // With leak tracking, what was sent is untracked from a copy taken
-    // first: the caller's array may be shared memory another thread changes
-    // (native code sends from a private copy of its own).
-    const sentFrom = untrack !== null && handles instanceof Uint32Array ? handles.slice() : null;
-    const n = this.#host.ops.chanSendMany(this.#ext, handles, count);
-    if (sentFrom !== null) for (let i = 0; i < n; i++) untrack!(sentFrom[i]!);
+    if (untrack === null) return this.#host.ops.chanSendMany(this.#ext, handles, count);
+    // With leak tracking, the handles are copied once, first, and native
+    // code sends from that very copy: the caller's array may be shared
+    // memory that another thread changes meanwhile, and what is untracked
+    // must be exactly what was sent.
+    if (uint32Tag(handles) !== 'Uint32Array') throw invalidType('handles', 'an instance of Uint32Array', handles);
+    const copy = sliceOf(handles);
+    const n = this.#host.ops.chanSendMany(this.#ext, copy, count);
+    for (let i = 0; i < n; i++) untrack(copy[i]!);
     return n;
   }
 
@@ -501,7 +518,7 @@ function makeReceive(c: Int32Array, mask: number, host: ChannelHost, ext: object
   // chanSettle's argument): while it can run, so can the repair of a call a
   // stopped thread cut short (repair_channels), and the pool's close finds
   // the channel. (`const { receive } = channel` must keep working.)
-  Object.defineProperty(receive, kChannel, { value: ext });
+  keepAlive.set(receive, ext);
   return receive;
 }
 

@@ -3,7 +3,7 @@ import { native, type NativeOps } from './native';
 import { checkInteger, checkNumber, codes, invalidType, invalidValue, outOfRange, poolError } from './errors';
 import { LeakTracker, leakOptions, type LeakOptions, type LeakReport } from './leaks';
 import * as events from './events';
-import { HandleChannel, channelHost, type ChannelHost, type ChannelOptions } from './channel';
+import { HandleChannel, registerChannelHost, type ChannelHost, type ChannelOptions } from './channel';
 
 /** Options of this thread's view of a pool: accepted by every constructor and by `attach()`. */
 export interface ViewOptions {
@@ -434,6 +434,7 @@ export class ObjectPool {
       this.#arenaAddress = native.address(new Uint8Array(p.arena, 0, 1));
     }
     if (init) for (let h = 0; h < p.capacity; h++) init(this.#view(h), h);
+    registerChannelHost(this, () => this.#channelHostOf());
     if (events.created.hasSubscribers) events.created.publish({ pool: this, name: this.name, attached: p.attached === true });
   }
 
@@ -749,11 +750,11 @@ export class ObjectPool {
    * ERR_OBJPOOL_CLOSED on a closed pool.
    */
   channel(options?: ChannelOptions): HandleChannel {
-    return HandleChannel.create(this[channelHost](), options);
+    return HandleChannel.create(this.#channelHostOf(), options);
   }
 
-  /** @internal What this view's channels need (see lib/channel.ts). */
-  [channelHost](): ChannelHost {
+  // What this view's channels need (see lib/channel.ts).
+  #channelHostOf(): ChannelHost {
     if (this.#channelHost) return this.#channelHost;
     const p = this.#parts;
     const leaks = this.#leaks;
@@ -1199,12 +1200,19 @@ function zeroingPushMany(ops: NativeOps, state: Int32Array | null, zero: (h: num
 function leakAwarePushMany(pushMany: NativeOps['pushMany'], leaks: LeakTracker | null): NativeOps['pushMany'] {
   if (leaks === null) return pushMany;
   return (handles, count) => {
-    pushMany(handles, count);
+    // The handles are copied once, first, and pushed from that very copy:
+    // the caller's array may be shared memory that another thread changes
+    // meanwhile, and what is untracked must be exactly what was pushed.
+    if (uint32Tag(handles) !== 'Uint32Array') throw invalidType('handles', 'an instance of Uint32Array', handles);
+    const copy = sliceU32(handles);
+    pushMany(copy, count);
     if (leaks.size === 0) return;
-    const n = count ?? handles.length;
-    for (let i = 0; i < n; i++) leaks.untrack(handles[i]!);
+    const n = count ?? copy.length;
+    for (let i = 0; i < n; i++) leaks.untrack(copy[i]!);
   };
 }
+const uint32Tag = callOf.bind(Object.getOwnPropertyDescriptor(typedArrayProto, Symbol.toStringTag)!.get!) as (v: unknown) => string | undefined;
+const sliceU32 = callOf.bind(Uint32Array.prototype.slice) as (v: Uint32Array) => Uint32Array;
 
 // A real Uint8Array (or Buffer): not an object that only inherits from its
 // prototype, nor a Proxy of one, whose getters throw uncoded errors.
