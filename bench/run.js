@@ -16,7 +16,7 @@ const path = require('node:path');
 const { machine, rows } = require('./lib');
 const { lineChart } = require('./chart');
 
-const ALL = ['single', 'cache', 'crossing', 'batch', 'core', 'scaling', 'net', 'proxy', 'channel'];
+const ALL = ['single', 'cache', 'crossing', 'batch', 'core', 'scaling', 'net', 'proxy', 'channel', 'channels'];
 const args = process.argv.slice(2);
 const outIndex = args.indexOf('--out');
 const outFile = outIndex >= 0 ? args.splice(outIndex, 2)[1] : process.env.BENCH_OUT;
@@ -26,7 +26,7 @@ const opt = (name, env) => {
   const v = i >= 0 ? args[i + 1] : process.env[env];
   return v === undefined ? undefined : Number(v);
 };
-const overrides = { ops: opt('ops', 'BENCH_OPS'), rounds: opt('rounds', 'BENCH_ROUNDS'), threads: opt('threads', 'BENCH_THREADS'), ms: opt('ms', 'BENCH_MS'), bytes: opt('bytes', 'BENCH_BYTES') };
+const overrides = { ops: opt('ops', 'BENCH_OPS'), rounds: opt('rounds', 'BENCH_ROUNDS'), threads: opt('threads', 'BENCH_THREADS'), ms: opt('ms', 'BENCH_MS'), bytes: opt('bytes', 'BENCH_BYTES'), others: opt('others', 'BENCH_OTHERS') };
 for (const w of wanted) if (!ALL.includes(w)) { console.error(`unknown scenario '${w}'; known: ${ALL.join(', ')}`); process.exit(2); }
 const names = wanted.length ? wanted : ALL;
 

@@ -53,7 +53,8 @@ export function registerChannelHost(pool: object, host: () => ChannelHost): void
   hosts.set(pool, host);
 }
 const token = Symbol('objpool.channel.internal');
-// A receive closure -> its channel's native record, which it keeps alive.
+// A send or receive closure -> its channel's native record (an external),
+// which it keeps alive.
 const keepAlive = new WeakMap<object, object>();
 
 // Words of the channel's memory (native/objpool.hpp, chan_layout), as
@@ -124,8 +125,9 @@ export class HandleChannel {
   readonly #host: ChannelHost;
   readonly #memory: SharedArrayBuffer;
   readonly #words: Int32Array;
-  // The native record of this channel (an external): only this object holds it.
-  readonly #ext: object;
+  // The id of this channel's native record, which names it in the native
+  // calls; the record itself (an external) is held by send and receive.
+  readonly #id: number;
   readonly #waiters: Waiter[] = [];
   /** This instance is counted as a waiter in the channel (chanWaitBegin). */
   #registered = false;
@@ -141,7 +143,7 @@ export class HandleChannel {
     this.capacity = capacity;
     const words = (this.#words = new Int32Array(memory, 0, CELLS + 2 * capacity));
     const [ext, id] = host.ops.openChannel(words, fresh);
-    this.#ext = ext;
+    this.#id = id;
     Object.defineProperties(this, {
       send: { value: makeSend(words, capacity - 1, host, ext, id), enumerable: false },
       receive: { value: makeReceive(words, capacity - 1, host, ext, id), enumerable: false },
@@ -221,25 +223,26 @@ export class HandleChannel {
   /**
    * Sends the first `count` (default all) handles, in order, as far as there
    * is room: returns how many were sent (a prefix). Every handle is checked
-   * first (range and ownership): on an error nothing is sent.
+   * first (range and ownership): on an error nothing is sent. Throws
+   * ERR_OBJPOOL_CLOSED on a closed channel, even for no handles.
    */
   sendMany(handles: Uint32Array, count?: number): number {
     const untrack = this.#host.untrack;
-    if (untrack === null) return this.#host.ops.chanSendMany(this.#ext, handles, count);
+    if (untrack === null) return this.#host.ops.chanSendMany(this.#id, handles, count);
     // With leak tracking, the handles are copied once, first, and native
     // code sends from that very copy: the caller's array may be shared
     // memory that another thread changes meanwhile, and what is untracked
     // must be exactly what was sent.
     if (uint32Tag(handles) !== 'Uint32Array') throw invalidType('handles', 'an instance of Uint32Array', handles);
     const copy = sliceOf(handles);
-    const n = this.#host.ops.chanSendMany(this.#ext, copy, count);
+    const n = this.#host.ops.chanSendMany(this.#id, copy, count);
     for (let i = 0; i < n; i++) untrack(copy[i]!);
     return n;
   }
 
   /** Takes up to `count` (default `out.length`) handles into `out`; returns how many. */
   receiveMany(out: Uint32Array, count?: number): number {
-    return this.#host.ops.chanReceiveMany(this.#ext, out, count);
+    return this.#host.ops.chanReceiveMany(this.#id, out, count);
   }
 
   /**
@@ -268,7 +271,7 @@ export class HandleChannel {
     this.#waiters.push(w);
     if (!this.#registered) {
       try {
-        this.#host.ops.chanWaitBegin(this.#ext, this.#onWake ??= () => this.#serve());
+        this.#host.ops.chanWaitBegin(this.#id, this.#onWake ??= () => this.#serve());
       } catch (err) {
         this.#giveUp(w, err);
         return promise;
@@ -299,7 +302,7 @@ export class HandleChannel {
    * back (and releases) what they hold.
    */
   close(): void {
-    this.#host.ops.chanClose(this.#ext);
+    this.#host.ops.chanClose(this.#id);
     this.#serve();
   }
 
@@ -357,7 +360,7 @@ export class HandleChannel {
   #unregister(): void {
     if (!this.#registered) return;
     this.#registered = false;
-    this.#host.ops.chanWaitEnd(this.#ext);
+    this.#host.ops.chanWaitEnd(this.#id);
   }
 
   #settle(w: Waiter): void {
@@ -401,7 +404,7 @@ const R_CHAN = native.memRecvWord, R_POS = R_CHAN + 1, R_HANDLE = R_CHAN + 2;
 function makeSend(c: Int32Array, mask: number, host: ChannelHost, ext: object, id: number): (handle: number) => boolean {
   const { state, capacity, ops, where, untrack, mem } = host;
   const settle = ops.chanSettle;
-  return (h) => {
+  const send = (h: number): boolean => {
     if (typeof h !== 'number' || (h >>> 0) !== h || h >= capacity) throw badHandle(h, capacity);
     // Plain loads (hints, to refuse early without claiming a cell; the
     // decisions are made after the claim, atomically): the closed flag (a
@@ -437,22 +440,28 @@ function makeSend(c: Int32Array, mask: number, host: ChannelHost, ext: object, i
     if ((Atomics.load(c, A) & CLOSED) !== 0) {
       // Closed since the check above: a receiver may have seen the channel
       // closed and drained, and nothing may arrive after that (objpool.hpp,
-      // send_checked). A hole; the handle stays the caller's.
+      // send_checked). A hole; the handle stays the caller's. The view's
+      // memory says so first: a teardown that finishes this publish
+      // (repair_channels) publishes what S_HANDLE holds, and in an
+      // unchecked pool no state word tells it the object stayed here.
+      mem[S_HANDLE] = HOLE;
       c[i + 1] = HOLE;
       Atomics.store(c, i, (pos + 1) | 0);
       mem[S_CHAN] = 0;
-      if (Atomics.load(c, A) > CLOSED) settle(ext);
+      if (Atomics.load(c, A) > CLOSED) settle(id);
       throw poolError(codes.CLOSED, `The channel${where} is closed`);
     }
     if (state !== null && Atomics.compareExchange(state, h, TAKEN, IN_FLIGHT) !== TAKEN) {
-      // Another thread sent or pushed it since the check: a hole, which receivers skip.
+      // Another thread sent or pushed it since the check: a hole, which
+      // receivers skip (S_HANDLE as above; here its state word says so too).
+      mem[S_HANDLE] = HOLE;
       c[i + 1] = HOLE;
       Atomics.store(c, i, (pos + 1) | 0);
       mem[S_CHAN] = 0;
       // As after any publish: a receiver that looked while this cell was
       // claimed (and found the cells behind it blocked), or a pool close
       // that stopped at it, is owed a wake-up or a take-back.
-      if (Atomics.load(c, A) > CLOSED) settle(ext);
+      if (Atomics.load(c, A) > CLOSED) settle(id);
       throw notSendable(h, state, where);
     }
     c[i + 1] = h; // plain: published by the Atomics.store of the seq word
@@ -461,10 +470,12 @@ function makeSend(c: Int32Array, mask: number, host: ChannelHost, ext: object, i
     // Receivers wait, or the pool closed meanwhile: native code wakes them
     // (through the channel's wake word: only this channel's waiters), or
     // gives the channel's objects back to the pool.
-    if (Atomics.load(c, A) > CLOSED) settle(ext);
+    if (Atomics.load(c, A) > CLOSED) settle(id);
     if (untrack !== null) untrack(h);
     return true;
   };
+  keepAlive.set(send, ext); // as for receive (see there)
+  return send;
 }
 
 function makeReceive(c: Int32Array, mask: number, host: ChannelHost, ext: object, id: number): () => number {
@@ -514,10 +525,11 @@ function makeReceive(c: Int32Array, mask: number, host: ChannelHost, ext: object
       }
     }
   };
-  // The closure holds the channel's native record (as send does through
-  // chanSettle's argument): while it can run, so can the repair of a call a
-  // stopped thread cut short (repair_channels), and the pool's close finds
-  // the channel. (`const { receive } = channel` must keep working.)
+  // The closure holds the channel's native record: while it can run, its id
+  // names this channel (ids are reused once a record is freed), the repair
+  // of a call a stopped thread cut short finds it (repair_channels), and the
+  // pool's close finds the channel. (`const { receive } = channel` must keep
+  // working.)
   keepAlive.set(receive, ext);
   return receive;
 }

@@ -7,9 +7,8 @@
 // Every scrape reads each pool's stats() (a walk of its free lists: cheap,
 // off the pop/push path). Counters come from the pool's shared metadata, so
 // they count what every thread did; gauges are the pool's state now.
-import dc = require('node:diagnostics_channel');
 import { ObjectPool, metaOf } from './pool';
-import { channels, type CreatedEvent } from './events';
+import { native } from './native';
 import { codes, invalidType, poolError } from './errors';
 
 type PromClient = typeof import('prom-client');
@@ -23,24 +22,11 @@ function promClient(): PromClient {
   }
 }
 
-// The pools made or attached in this thread since this module was loaded,
-// held weakly: the default set a collector reports.
-const seen = new Set<WeakRef<ObjectPool>>();
-let added = 0;
-dc.subscribe(channels.created, (message) => {
-  seen.add(new WeakRef((message as CreatedEvent).pool));
-  // Pruned on every scrape, and every 1024 pools in case nothing scrapes.
-  if (++added % 1024 === 0) livePools();
-});
-
+// The pools made or attached in this thread and still alive, whenever they
+// were made (before this module loaded too), in the order they were made:
+// the default set a collector reports. The addon holds each weakly.
 function livePools(): ObjectPool[] {
-  const out: ObjectPool[] = [];
-  for (const ref of seen) {
-    const pool = ref.deref();
-    if (pool === undefined) seen.delete(ref);
-    else out.push(pool);
-  }
-  return out;
+  return native.views().filter((v): v is ObjectPool => v instanceof ObjectPool);
 }
 
 export interface PoolMetricsOptions {

@@ -37,22 +37,24 @@ export interface NativeOps {
   unwatch(): void;
   /** Runs `fn` on this thread once a close by any thread reaches this view (held weakly). */
   onClose(fn: () => void): void;
+  /** `owner` is what views() lists for this view (held weakly); once per view. */
+  own(owner: object): void;
   /** Registers a waiter (or returns an object that came back meanwhile); `onWake` runs on pushes. */
   waitBegin(onWake: () => void): number;
   waitEnd(): void;
-  /** Validates a channel's memory and registers it with the pool (a fresh one gets the pool's tag; another must carry it); the external names it below. */
-  openChannel(memory: Int32Array, fresh: boolean): [channel: object, id: number];
+  /** Validates a channel's memory and registers it with the pool (a fresh one gets the pool's tag; another must carry it): the record (an external that keeps it open while held) and the id that names it below. */
+  openChannel(memory: Int32Array, fresh: boolean): [record: object, channel: number];
   /** Sends a prefix of the handles (all checked first); how many. */
-  chanSendMany(channel: object, handles: Uint32Array, count?: number): number;
+  chanSendMany(channel: number, handles: Uint32Array, count?: number): number;
   /** Takes up to count handles into `out`; how many. */
-  chanReceiveMany(channel: object, out: Uint32Array, count?: number): number;
+  chanReceiveMany(channel: number, out: Uint32Array, count?: number): number;
   /** After a JS send found the channel's attention word set: wakes receivers, or gives objects back to a closed pool. */
-  chanSettle(channel: object): void;
+  chanSettle(channel: number): void;
   /** No more sends; wakes waiting receivers. */
-  chanClose(channel: object): void;
+  chanClose(channel: number): void;
   /** This view waits for the channel: `onWake` (the view's wake-up callback) runs on sends. */
-  chanWaitBegin(channel: object, onWake: () => void): void;
-  chanWaitEnd(channel: object): void;
+  chanWaitBegin(channel: number, onWake: () => void): void;
+  chanWaitEnd(channel: number): void;
 }
 
 export interface NativeAddon {
@@ -60,6 +62,8 @@ export interface NativeAddon {
   format(meta: Uint8Array, capacity: number, slots: number, objectSize: number, stride: number,
     align: number, checked: boolean, external: boolean, zero: boolean): void;
   open(meta: Uint8Array, arena: Uint8Array | null, memory: Int32Array, cache: number, name?: string, objects?: readonly Uint8Array[]): NativeOps;
+  /** The objects given to own() by this thread's live views of every pool, in the order the views were opened. */
+  views(): object[];
   /** The address of a view's first byte: compares views across threads. */
   address(view: ArrayBufferView): number;
   readonly maxCapacity: number;

@@ -435,6 +435,9 @@ export class ObjectPool {
     }
     if (init) for (let h = 0; h < p.capacity; h++) init(this.#view(h), h);
     registerChannelHost(this, () => this.#channelHostOf());
+    // Listed by native.views() (objpool/metrics) from now on, however early
+    // the metrics load; held weakly, and only once fully made.
+    this.#ops.own(this);
     if (events.created.hasSubscribers) events.created.publish({ pool: this, name: this.name, attached: p.attached === true });
   }
 
@@ -881,8 +884,13 @@ export class ObjectPool {
     let released = 0;
     let failure: { error: unknown } | null = null;
     let settled = false;
+    // Memory native code cannot reach (see #jsZero) is zeroed here: what a
+    // push gave back is zero already, but what sat in a channel at the close
+    // was taken back natively, unzeroed. Shared memory was zeroed natively.
+    const zero = this.#zeroer();
     const call = (h: number, info: ReleaseInfo) => {
       try {
+        if (zero !== null && h >= 0) zero(h);
         const obj = h < 0 ? Buffer.from(p.arena!) : this.#view(h);
         if (release) release(obj, info);
       } catch (error) {

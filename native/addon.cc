@@ -27,6 +27,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -83,24 +84,40 @@ struct Waiter {
 };
 
 struct Binding;
+struct ChanPeers;
 
 // A handle channel opened through a view (HandleChannel in lib/channel.ts):
 // owned by a JS external, whose finalizer frees it. `ref` holds the
 // channel's memory (a SharedArrayBuffer view) until then, so the memory
-// outlives this record; while the record is in the registry (under its
-// lock), a closer in any thread may use it.
+// outlives this record; while the record is listed (in the registry and in
+// its peers), a closer or a sender in any thread may use it.
 struct ChanRec {
   objpool::Channel ch;
   Binding* owner = nullptr;
   napi_ref ref = nullptr;
-  int32_t id = 0;  // names the channel in the view's memory (kSendChan, kRecvChan); > 0
-  // Read by senders in any thread, under the registry lock (wake_channel()),
+  // Names the channel in the view's calls and memory (kSendChan, kRecvChan):
+  // its index in the view's table, plus one. Reused once the record is freed.
+  int32_t id = 0;
+  std::shared_ptr<ChanPeers> peers;  // every record of this channel in the process; set at open, never cleared
+  bool listed = false;               // in `peers` and the registry: changed under both locks
+  // Read by senders in any thread under peers->mutex (wake_channel()),
   // which keeps the record and its helper alive. `waiter` is set once,
-  // under the lock, and cleared (the helper stopped) only under it;
-  // `waiting` changes on the owner's thread without the lock (see
+  // under that mutex, and cleared (the helper stopped) only under it;
+  // `waiting` changes on the owner's thread without a lock (see
   // ChanWaitBegin).
   std::atomic<bool> waiting{false};  // counted in the channel's waiters (and as `watching` by `waiter`)
   Waiter* waiter = nullptr;          // blocked on the channel's wake word, for this view's receiveAsync()
+};
+
+// The records of one channel in this process (one per view that opened or
+// attached it, in any thread): what a send that finds waiters looks through
+// (wake_channel()), without the registry lock and without the pool's other
+// channels. `recs` changes under the registry lock and `mutex` (taken in
+// that order, and `mutex` never before the registry's), so either lock
+// keeps it still for a reader.
+struct ChanPeers {
+  std::mutex mutex;
+  std::vector<ChanRec*> recs;
 };
 
 // What a wake-up helper blocks on: the pool's wake word (pushes, close) or a
@@ -125,6 +142,8 @@ struct Binding {
   napi_threadsafe_function flusher = nullptr;      // empties the cache on this thread (close, waiters)
   std::atomic<bool> flush_queued{false};           // a flush is queued on `flusher` and has not run yet
   napi_ref on_close = nullptr;                     // JS notice that the pool closed (weak: the view's JS side keeps it)
+  napi_ref owner = nullptr;                        // the view's JS object (weak), for views() (metrics)
+  uint64_t opened = 0;                             // the order views were opened in, process-wide (under the lock)
   napi_threadsafe_function closer = nullptr;       // set while this view drains a closed pool
   bool closer_ref = false;    // a push on this thread queued a drain: keep the loop alive until it runs
   std::vector<uint8_t> seen;  // the closer's bitmap: objects released so far
@@ -137,8 +156,10 @@ struct Binding {
   // between its state change and its store (see lib/pool.ts, makePush).
   std::vector<uint8_t*> objects;
   std::vector<napi_ref> object_refs;
-  std::vector<ChanRec*> channels;  // open through this view (registered under the pool's key)
-  int32_t next_channel_id = 1;
+  // The channels open through this view, by id - 1 (nullptr: a free id,
+  // listed in free_ids): a call names its channel by id, found in O(1).
+  std::vector<ChanRec*> channels;
+  std::vector<int32_t> free_ids;
 
   // Zeroes an object this thread owns: in the arena, or one of `objects`.
   void zero_object(uint32_t h) {
@@ -181,7 +202,9 @@ struct Binding {
 struct Members {
   Binding* closer = nullptr;
   std::vector<Binding*> all;
-  std::vector<ChanRec*> channels;  // every channel open in this process: a close takes back what they hold
+  // Every channel of the pool open in this process, by its memory: a close
+  // takes back what they hold.
+  std::unordered_map<const void*, std::shared_ptr<ChanPeers>> channels;
 };
 std::mutex& registry_mutex() {
   static auto* m = new std::mutex;
@@ -190,6 +213,17 @@ std::mutex& registry_mutex() {
 std::unordered_map<const void*, Members>& registry() {
   static auto* m = new std::unordered_map<const void*, Members>;
   return *m;
+}
+
+// Takes a channel record out of its pool's members and its peers (under the
+// registry lock): from then on no closer or sender of another thread uses it.
+void unlist_channel_locked(Members& m, ChanRec* r) {
+  if (!r->listed) return;
+  r->listed = false;
+  std::lock_guard<std::mutex> lock(r->peers->mutex);
+  auto& recs = r->peers->recs;
+  recs.erase(std::remove(recs.begin(), recs.end(), r), recs.end());
+  if (recs.empty()) m.channels.erase(r->ch.memory());  // r->peers keeps the peers (and their mutex) alive
 }
 
 // Returns the cache's objects to the pool (this binding's thread only). True
@@ -382,9 +416,9 @@ void stop_helper(napi_env env, Waiter* w, Source src) {
 void stop_chan_waiter(napi_env env, ChanRec* r) {
   Waiter* w;
   {
-    // Under the lock: senders in other threads call `waiter` back directly
-    // (wake_channel()).
-    std::lock_guard<std::mutex> lock(registry_mutex());
+    // Under the peers' lock: senders in other threads call `waiter` back
+    // directly (wake_channel()).
+    std::lock_guard<std::mutex> lock(r->peers->mutex);
     // relaxed: the owner's own flag (this is its thread, or its record is
     // being freed); senders read it under the lock held here.
     if (r->waiting.exchange(false, std::memory_order_relaxed)) r->ch.remove_waiter();
@@ -395,7 +429,8 @@ void stop_chan_waiter(napi_env env, ChanRec* r) {
 }
 
 void stop_waiter(Binding* b) {
-  for (ChanRec* r : b->channels) stop_chan_waiter(b->env, r);
+  for (ChanRec* r : b->channels)
+    if (r != nullptr) stop_chan_waiter(b->env, r);
   Waiter* w = b->waiter;
   if (w == nullptr) return;
   while (w->registered > 0) {
@@ -422,6 +457,7 @@ bool repair_channels(Binding* b) {
   auto zero = b->zeroer();
   bool drain = false;
   for (ChanRec* r : b->channels) {
+    if (r == nullptr) continue;
     // relaxed loads and stores: this thread's own words (its JS has stopped).
     auto word = [b](MemWord w) { return objpool::atomic_ref<int32_t>(b->mem[w]); };
     if (word(kSendChan).load(std::memory_order_relaxed) == r->id) {
@@ -452,8 +488,8 @@ void teardown(Binding* b) {
       auto& all = it->second.all;
       all.erase(std::remove(all.begin(), all.end(), b), all.end());
       if (it->second.closer == b) it->second.closer = nullptr;
-      auto& chans = it->second.channels;
-      chans.erase(std::remove_if(chans.begin(), chans.end(), [b](ChanRec* r) { return r->owner == b; }), chans.end());
+      for (ChanRec* r : b->channels)
+        if (r != nullptr) unlist_channel_locked(it->second, r);
       if (all.empty() && it->second.closer == nullptr) registry().erase(it);
     }
   }
@@ -823,8 +859,9 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
     // Every channel of the pool in this process: closed, and what it holds
     // goes back into the pool, which the caller drains next.
     auto it = registry().find(b->key);
+    // One record of each (a listed channel has one at least): they share the memory.
     if (it != registry().end())
-      for (ChanRec* r : it->second.channels) r->ch.close_for_pool(b->pool, b->zeroer());
+      for (auto& [memory, peers] : it->second.channels) peers->recs.front()->ch.close_for_pool(b->pool, b->zeroer());
   }
   return Napi::Boolean::New(info.Env(), won);
 }
@@ -914,6 +951,48 @@ Napi::Value Unwatch(const Napi::CallbackInfo& info) {
   b->closer = nullptr;
   b->closer_ref = false;
   return Napi::Value();
+}
+
+// own(obj): `obj` (the view's ObjectPool) is what views() lists for this
+// view, held weakly: a pool that nothing else holds is still collected, and
+// nothing in the middle of a job keeps it (as a WeakRef would until the job
+// ends). Once per view.
+Napi::Value Own(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  auto* b = static_cast<Binding*>(info.Data());
+  if (!info[0].IsObject()) return throw_type(env, "owner", "of type object", info[0]), Napi::Value();
+  if (b->owner != nullptr) return Napi::Value();
+  napi_ref ref;
+  if (napi_create_reference(env, info[0], 0, &ref) != napi_ok) return Napi::Value();
+  // Under the lock views() reads it under (from this thread only, but the
+  // lock orders it with the list).
+  std::lock_guard<std::mutex> lock(registry_mutex());
+  b->owner = ref;
+  return Napi::Value();
+}
+
+// views(): the objects given to own() by this thread's views of every pool
+// that are still alive and not torn down, in the order they were opened.
+Napi::Value Views(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  std::vector<std::pair<uint64_t, napi_ref>> refs;
+  {
+    std::lock_guard<std::mutex> lock(registry_mutex());
+    for (const auto& [key, members] : registry())
+      for (Binding* m : members.all)
+        if (m->env == env && !m->torn_down && m->owner != nullptr) refs.emplace_back(m->opened, m->owner);
+  }
+  std::sort(refs.begin(), refs.end());
+  // This thread's own references, read on this thread: none is deleted
+  // meanwhile (that happens in this thread's finalizers, which cannot run
+  // inside this call).
+  Napi::Array out = Napi::Array::New(env);
+  uint32_t n = 0;
+  for (const auto& [opened, r] : refs) {
+    napi_value v = nullptr;
+    if (napi_get_reference_value(env, r, &v) == napi_ok && v != nullptr) out.Set(n++, Napi::Value(env, v));
+  }
+  return out;
 }
 
 // onClose(fn): `fn` runs on this thread once a close by any thread reaches
@@ -1054,6 +1133,7 @@ void finalize_function(napi_env env, void* data, void*) {
     if (r != nullptr) napi_delete_reference(env, r);
   for (napi_ref r : b->object_refs) napi_delete_reference(env, r);
   if (b->on_close != nullptr) napi_delete_reference(env, b->on_close);
+  if (b->owner != nullptr) napi_delete_reference(env, b->owner);
   delete b;
 }
 
@@ -1099,25 +1179,21 @@ bool get_bytes(napi_env env, napi_value v, const char* name, void** data, size_t
 // ---- handle channels --------------------------------------------------------
 //
 // Single sends and receives run in JS (lib/channel.ts) over the channel's
-// memory; these are the batch calls and the slow paths. A channel is named
-// by the external that openChannel() returned, which only the HandleChannel
-// holds.
+// memory; these are the batch calls and the slow paths. A channel's record
+// is owned by the external that openChannel() returned, which only the
+// HandleChannel's send and receive hold; the calls name it by its id, an
+// index into the view's table.
 
 ChanRec* chan_of(napi_env env, Binding* b, napi_value v) {
-  napi_valuetype t = napi_undefined;
-  void* data = nullptr;
-  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_get_value_external(env, v, &data) != napi_ok) {
+  int32_t id = 0;
+  // An id this view did not give out, or whose record is gone, names
+  // nothing: nothing is read through it.
+  if (napi_get_value_int32(env, v, &id) != napi_ok || id < 1 || size_t(id) > b->channels.size() ||
+      b->channels[size_t(id) - 1] == nullptr) {
     throw_type(env, "channel", "a channel of this pool", v);
     return nullptr;
   }
-  auto* r = static_cast<ChanRec*>(data);
-  // An external of another view or addon is refused before anything is
-  // read through it: only records this view made are in its list.
-  if (std::find(b->channels.begin(), b->channels.end(), r) == b->channels.end()) {
-    throw_type(env, "channel", "a channel of this pool", v);
-    return nullptr;
-  }
-  return r;
+  return b->channels[size_t(id) - 1];
 }
 
 // A bound channel call's view and channel (its first argument; the others
@@ -1152,16 +1228,14 @@ void finalize_channel(napi_env env, void* data, void* hint) {
   {
     std::lock_guard<std::mutex> lock(registry_mutex());
     auto it = registry().find(b->key);
-    if (it != registry().end()) {
-      auto& chans = it->second.channels;
-      chans.erase(std::remove(chans.begin(), chans.end(), r), chans.end());
-    }
+    if (it != registry().end()) unlist_channel_locked(it->second, r);
   }
   // Its helper, if it ever waited (not while it waits: a waiting
   // HandleChannel is held by its helper's callback); a torn-down view
   // already stopped it.
   stop_chan_waiter(env, r);
-  b->channels.erase(std::remove(b->channels.begin(), b->channels.end(), r), b->channels.end());
+  b->channels[size_t(r->id) - 1] = nullptr;
+  b->free_ids.push_back(r->id);
   if (r->ref != nullptr) napi_delete_reference(env, r->ref);
   delete r;
   finalize_function(env, b, hint);
@@ -1169,8 +1243,9 @@ void finalize_channel(napi_env env, void* data, void* hint) {
 
 // openChannel(memory: Int32Array over a SharedArrayBuffer, fresh): validates the
 // channel's header against the memory's real length and returns [the
-// external that names it in the calls below, its id in the view's memory]. A channel opened on a closed
-// pool is closed at once (and emptied into the pool).
+// external that owns the record (its finalizer frees it), the id that names
+// it in the calls below and in the view's memory]. A channel opened on a
+// closed pool is closed at once (and emptied into the pool).
 Napi::Value OpenChannel(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
   auto* b = static_cast<Binding*>(info.Data());
@@ -1208,12 +1283,25 @@ Napi::Value OpenChannel(const Napi::CallbackInfo& info) {
     return Napi::Value();
   }
   ++b->functions;  // the external's finalizer keeps `b` alive until it runs
-  r->id = b->next_channel_id++;
-  b->channels.push_back(r);
+  if (b->free_ids.empty()) {
+    b->channels.push_back(r);
+    r->id = int32_t(b->channels.size());
+  } else {
+    r->id = b->free_ids.back();
+    b->free_ids.pop_back();
+    b->channels[size_t(r->id) - 1] = r;
+  }
   bool closed;
   {
     std::lock_guard<std::mutex> lock(registry_mutex());
-    registry()[b->key].channels.push_back(r);
+    auto& peers = registry()[b->key].channels[r->ch.memory()];
+    if (peers == nullptr) peers = std::make_shared<ChanPeers>();
+    r->peers = peers;
+    {
+      std::lock_guard<std::mutex> plock(peers->mutex);
+      peers->recs.push_back(r);
+    }
+    r->listed = true;
     // After registering: a close from now on finds this channel; one before
     // is seen here.
     closed = b->pool.is_closed();
@@ -1233,22 +1321,20 @@ Napi::Value OpenChannel(const Napi::CallbackInfo& info) {
 // waits on the word itself). A view counted in `waiters` but not yet seen
 // waiting here (it registers under the lock, then counts itself) only makes
 // the wake word wake too: its helper then calls it back.
-void wake_channel(Binding* b, ChanRec* r, uint32_t waiters) {
+void wake_channel(ChanRec* r, uint32_t waiters) {
   if (waiters == 0) return;
   uint32_t called = 0;
   {
-    std::lock_guard<std::mutex> lock(registry_mutex());
-    auto it = registry().find(b->key);
-    if (it != registry().end()) {
-      for (ChanRec* o : it->second.channels) {
-        // acquire: pairs with the release store in ChanWaitBegin (see there).
-        if (!o->waiting.load(std::memory_order_acquire) || o->waiter == nullptr || o->ch.memory() != r->ch.memory())
-          continue;
-        ++called;
-        // acq_rel: one queued call at a time, as in wait_loop(); call_wake() clears it.
-        if (!o->waiter->pending.exchange(true, std::memory_order_acq_rel))
-          napi_call_threadsafe_function(o->waiter->wake, nullptr, napi_tsfn_nonblocking);
-      }
+    // The channel's own records only, under their own lock: other channels
+    // and pools of the process go on meanwhile.
+    std::lock_guard<std::mutex> lock(r->peers->mutex);
+    for (ChanRec* o : r->peers->recs) {
+      // acquire: pairs with the release store in ChanWaitBegin (see there).
+      if (!o->waiting.load(std::memory_order_acquire) || o->waiter == nullptr) continue;
+      ++called;
+      // acq_rel: one queued call at a time, as in wait_loop(); call_wake() clears it.
+      if (!o->waiter->pending.exchange(true, std::memory_order_acq_rel))
+        napi_call_threadsafe_function(o->waiter->wake, nullptr, napi_tsfn_nonblocking);
     }
   }
   if (called < waiters) r->ch.wake_waiters();
@@ -1265,6 +1351,8 @@ napi_value ChanSendMany(napi_env env, napi_callback_info info) {
   uint32_t* in;
   size_t n;
   if (argc < 2 || !get_u32_array(env, argv[1], argc > 2 ? argv[2] : nullptr, "handles", &in, &n)) return nullptr;
+  // Nothing to send still asks a closed channel, as send() does: refused.
+  if (n == 0 && r->ch.closed()) return chan_status(env, b, Status::closed, 0);
   // More than the pool holds cannot all be out: one is given twice.
   if (n > b->pool.capacity()) {
     for (size_t i = 0; i < n; ++i)
@@ -1277,7 +1365,7 @@ napi_value ChanSendMany(napi_env env, napi_callback_info info) {
   Status st;
   uint32_t waiters = 0;
   const size_t sent = r->ch.send_many(b->pool, tmp, n, &st, b->zeroer(), &waiters);
-  wake_channel(b, r, waiters);
+  wake_channel(r, waiters);
   uint32_t bad = 0;
   if (st == Status::out_of_range)
     for (size_t i = 0; i < n; ++i)
@@ -1324,7 +1412,7 @@ napi_value ChanSettle(napi_env env, napi_callback_info info) {
   if (r == nullptr) return nullptr;
   uint32_t waiters = 0;
   const Status st = r->ch.after_send(b->pool, b->zeroer(), &waiters);
-  wake_channel(b, r, waiters);
+  wake_channel(r, waiters);
   return chan_status(env, b, st, 0);
 }
 
@@ -1361,7 +1449,7 @@ napi_value ChanWaitBegin(napi_env env, napi_callback_info info) {
   if (w == nullptr) {
     if ((w = start_helper(env, ChanSource{r->ch}, r->ch.wake_seq(), argv[1])) == nullptr) return nullptr;
     // Once per record, under the lock senders read it under.
-    std::lock_guard<std::mutex> lock(registry_mutex());
+    std::lock_guard<std::mutex> lock(r->peers->mutex);
     r->waiter = w;
   }
   // Counted for the helper before the channel counts the waiter: a send
@@ -1561,6 +1649,8 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   napi_add_env_cleanup_hook(env, env_cleanup, b);
   {
     std::lock_guard<std::mutex> lock(registry_mutex());
+    static uint64_t opened = 0;  // under the lock
+    b->opened = ++opened;
     registry()[b->key].all.push_back(b);
   }
   Napi::Object ops = Napi::Object::New(env);
@@ -1582,12 +1672,17 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
                                                        {"chanWaitBegin", ChanWaitBegin},
                                                        {"chanWaitEnd", ChanWaitEnd}};
   for (const auto& [name, cb] : hot) add_c_function(ops, b, name, cb);
-  const std::pair<const char*, Napi::Function::Callback> rest[] = {
-      {"close", Close},         {"drain", Drain},
-      {"corrupt", Corrupt},     {"stats", Stats},
-      {"watch", Watch},         {"unwatch", Unwatch},
-      {"waitBegin", WaitBegin}, {"waitEnd", WaitEnd},
-      {"onClose", OnClose},     {"openChannel", OpenChannel}};
+  const std::pair<const char*, Napi::Function::Callback> rest[] = {{"close", Close},
+                                                                   {"drain", Drain},
+                                                                   {"corrupt", Corrupt},
+                                                                   {"stats", Stats},
+                                                                   {"watch", Watch},
+                                                                   {"unwatch", Unwatch},
+                                                                   {"waitBegin", WaitBegin},
+                                                                   {"waitEnd", WaitEnd},
+                                                                   {"onClose", OnClose},
+                                                                   {"openChannel", OpenChannel},
+                                                                   {"own", Own}};
   for (const auto& [name, cb] : rest) add_function(ops, b, name, cb);
   return ops;
 }
@@ -1611,6 +1706,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("metaBytes", Napi::Function::New(env, MetaBytes, "metaBytes"));
   exports.Set("format", Napi::Function::New(env, Format, "format"));
   exports.Set("open", Napi::Function::New(env, Open, "open"));
+  exports.Set("views", Napi::Function::New(env, Views, "views"));
   exports.Set("maxCapacity", Napi::Number::New(env, objpool::kMaxCapacity));
   exports.Set("maxSlots", Napi::Number::New(env, objpool::kMaxSlots));
   exports.Set("maxAlign", Napi::Number::New(env, objpool::kMaxAlign));

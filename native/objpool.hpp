@@ -1105,7 +1105,8 @@ class Channel {
   // (the binding's teardown; see lib/channel.ts). finish_send(): the cell at
   // `pos` claimed to send `h` is published if it still is not: with `h` if
   // it went in flight (always, without state words), else with a hole (the
-  // object stays the sender's). finish_receive(): the cell at `pos` claimed
+  // object stays the sender's); `h` is kHole when the sender had already
+  // chosen a hole (a send refused after its claim). finish_receive(): the cell at `pos` claimed
   // by a receive is emptied if it still is not, and the object it held, or
   // `h` when the cell was emptied but `h` not taken (still in flight), goes
   // back to the pool. True if that pool is closed (drain_needed).

@@ -616,7 +616,7 @@ class SendMany {
     m.step++;
     const th = r.threads[this.t];
     const hs = [...m.out].filter((_, i) => (this.mask >>> (i % 31)) & 1);
-    if (!sendable(m) && hs.length > 0) {
+    if (!sendable(m)) {  // refused even with nothing to send, as send() is
       expectCode(() => th.sendMany(hs), 'ERR_OBJPOOL_CLOSED', `sendMany@${th.name} on a closed channel: `);
       return intact(m, r, 'sendMany on a closed channel');
     }

@@ -10,10 +10,12 @@ const { until } = require('./helpers');
 
 const LONG = Boolean(process.env.OBJPOOL_LONG);
 
-test('thousands of pools created and dropped under GC: memory stays flat (--expose-gc)', (t) => {
+// With objpool/metrics collecting too: its default set must not hold pools.
+for (const metrics of [false, true]) test(`thousands of pools created and dropped under GC: memory stays flat${metrics ? ', objpool/metrics collecting' : ''} (--expose-gc)`, (t) => {
   const rounds = LONG ? 20_000 : 3000;
   const script = `
     const { ObjectPool } = require(${JSON.stringify(require.resolve('..'))});
+    if (${metrics}) require(${JSON.stringify(require.resolve('../dist/metrics'))}).collectPoolMetrics({ register: new (require('prom-client').Registry)() });
     const churn = async (n) => {
       for (let i = 0; i < n; i++) {
         const p = new ObjectPool({ capacity: 64, objectSize: 1024, slots: 2 });

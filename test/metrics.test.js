@@ -85,7 +85,7 @@ test('counters count every thread: a worker\'s empty pops and waits show in this
   t.is(got.objpool_in_use.samples.shared, 0);
 });
 
-test('by default: every pool made or attached here since objpool/metrics loaded, each once; unnamed ones numbered', async (t) => {
+test('by default: every live pool made or attached in this thread, each once; unnamed ones numbered', async (t) => {
   const register = new client.Registry();
   const a = new ObjectPool({ capacity: 2, objectSize: 8 });
   const b = new ObjectPool({ capacity: 3, objectSize: 8, name: 'b' });
@@ -113,4 +113,30 @@ test('without prom-client: a coded error that says what to install', (t) => {
     try { require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'metrics.js'))}).collectPoolMetrics(); }
     catch (err) { console.log(err.code, err.message); }`], { encoding: 'utf8' });
   t.is(out.trim(), 'ERR_OBJPOOL_NO_PROM_CLIENT objpool/metrics needs prom-client: npm install prom-client');
+});
+
+// The default set is every live pool of the thread, whenever it was made:
+// pools made before objpool/metrics first loaded are listed too, and a
+// dropped pool goes once collected (the addon holds each weakly).
+test('by default: pools made before objpool/metrics loaded are listed too, and dropped ones go once collected (--expose-gc)', (t) => {
+  const script = `
+    const { ObjectPool } = require(${JSON.stringify(path.join(__dirname, '..'))});
+    const early = new ObjectPool({ capacity: 2, objectSize: 8, name: 'early' });
+    let dropped = new ObjectPool({ capacity: 2, objectSize: 8, name: 'dropped' });
+    const client = require('prom-client');
+    const { collectPoolMetrics } = require(${JSON.stringify(path.join(__dirname, '..', 'dist', 'metrics'))});
+    const late = new ObjectPool({ capacity: 4, objectSize: 8, name: 'late' });
+    const register = new client.Registry();
+    collectPoolMetrics({ register });
+    (async () => {
+      const first = await register.metrics();
+      dropped = null;
+      for (let i = 0; i < 5; i++) { global.gc(); await new Promise((r) => setImmediate(r)); }
+      const second = await register.metrics();
+      console.log(JSON.stringify({ first, second, keep: [early.name, late.name] }));
+    })();`;
+  const r = JSON.parse(execFileSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8', timeout: 60_000 }));
+  const first = parse(r.first).objpool_capacity.samples;
+  t.deepEqual(first, { early: 2, dropped: 2, late: 4 });
+  t.deepEqual(parse(r.second).objpool_capacity.samples, { early: 2, late: 4 });
 });
