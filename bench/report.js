@@ -1,10 +1,22 @@
 #!/usr/bin/env node
 'use strict';
 // Prints bench/results/latest.json as Markdown: the tables, then the targets
-// of ../shared/BENCH.md computed from them. With --readme, writes the result
-// into README.md between the bench markers instead.
+// of ../shared/BENCH.md computed from them. With --readme (or --docs), writes
+// the result into docs/benchmarks.md between the bench markers instead.
 const fs = require('node:fs');
 const path = require('node:path');
+
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  console.log(`usage: node bench/report.js [--in FILE] [--readme | --docs]
+
+Prints the results of the last benchmark run (bench/results/latest.json, or
+--in FILE) as Markdown tables, then the targets computed from them.
+
+  --in FILE   read another results file
+  --readme    write the tables into docs/benchmarks.md, between the markers
+  --docs      the same as --readme`);
+  process.exit(0);
+}
 
 // --in FILE: another results file than latest.json.
 const inIndex = process.argv.indexOf('--in');
@@ -152,15 +164,17 @@ say('| --- | --- | --- |');
 for (const r of rows) say(r);
 
 const text = out.join('\n');
-if (process.argv.includes('--readme')) {
-  const file = path.join(__dirname, '..', 'README.md');
-  const readme = fs.readFileSync(file, 'utf8');
+if (process.argv.includes('--readme') || process.argv.includes('--docs')) {
+  // The tables live in docs/benchmarks.md (the README links to them); the
+  // flag keeps its old name.
+  const file = path.join(__dirname, '..', 'docs', 'benchmarks.md');
+  const doc = fs.readFileSync(file, 'utf8');
   const begin = '<!-- bench:begin (npm run bench:report -- --readme) -->';
   const end = '<!-- bench:end -->';
-  const a = readme.indexOf(begin);
-  const b = readme.indexOf(end);
-  if (a < 0 || b < a) throw new Error('README.md has no bench markers');
-  fs.writeFileSync(file, readme.slice(0, a + begin.length) + '\n' + text + '\n' + readme.slice(b));
+  const a = doc.indexOf(begin);
+  const b = doc.indexOf(end);
+  if (a < 0 || b < a) throw new Error('docs/benchmarks.md has no bench markers');
+  fs.writeFileSync(file, doc.slice(0, a + begin.length) + '\n' + text + '\n' + doc.slice(b));
 } else {
   console.log(text);
 }

@@ -1,5 +1,7 @@
 'use strict';
-// The demo (npm start) and the copyable example run and do what they say.
+// The demo (npm start) and every example run and do what they say: each
+// examples/*.js the README or docs/ names is run here (test/docs.test.js
+// checks that).
 const test = require('ava');
 const net = require('node:net');
 const path = require('node:path');
