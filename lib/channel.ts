@@ -1,6 +1,6 @@
 import { native, type NativeOps } from './native';
 import { checkInteger, checkNumber, codes, invalidType, outOfRange, poolError } from './errors';
-import type { ObjectPool, WaitOptions } from './pool';
+import type { WaitOptions } from './types';
 
 /**
  * Everything another thread needs to use the same channel: pass it through
@@ -24,11 +24,23 @@ export interface ChannelOptions {
 }
 
 /**
+ * A pool as a channel sees it: this thread's `ObjectPool` instance of the
+ * channel's pool. (Structural for the type checker; `HandleChannel.attach()`
+ * refuses anything but a real instance with ERR_INVALID_ARG_TYPE.)
+ */
+export interface ChannelPool {
+  readonly capacity: number;
+  readonly closed: boolean;
+  channel(options?: ChannelOptions): HandleChannel;
+}
+
+/**
  * @internal What a channel needs from its pool instance (this thread's view):
  * see registerChannelHost().
  */
 export interface ChannelHost {
-  readonly pool: ObjectPool;
+  /** Whether the pool is closed (in any thread). */
+  readonly closed: () => boolean;
   readonly ops: NativeOps;
   /** The view's own memory (native/addon.cc, MemWord): a channel call in progress is written there. */
   readonly mem: Int32Array;
@@ -154,7 +166,7 @@ export class HandleChannel {
   static create(host: ChannelHost, options: ChannelOptions = {}): HandleChannel {
     if (options === null || typeof options !== 'object') throw invalidType('options', 'of type object', options);
     const want = options.capacity === undefined ? DEFAULT_CAPACITY : checkInteger('options.capacity', options.capacity, 1, native.chanMaxCapacity);
-    if (host.pool.closed) throw poolError(codes.CLOSED, `The pool${host.where} is closed`);
+    if (host.closed()) throw poolError(codes.CLOSED, `The pool${host.where} is closed`);
     // A power of two, and at least 2: with one cell, Vyukov's queue cannot
     // tell a cell full for one position from one free for the next.
     let capacity = 2;
@@ -176,7 +188,7 @@ export class HandleChannel {
    * code forms a pointer: a forged or truncated descriptor, or one of
    * another pool's channel, throws ERR_OBJPOOL_BAD_DESCRIPTOR.
    */
-  static attach(descriptor: ChannelDescriptor, pool: ObjectPool): HandleChannel {
+  static attach(descriptor: ChannelDescriptor, pool: ChannelPool): HandleChannel {
     if (descriptor === null || typeof descriptor !== 'object') throw invalidType('descriptor', 'of type object', descriptor);
     const host = pool !== null && typeof pool === 'object' ? hosts.get(pool) : undefined;
     if (host === undefined) throw invalidType('pool', 'an instance of ObjectPool', pool);

@@ -1,9 +1,8 @@
 // Library events on node:diagnostics_channel, for APM agents and services:
 // published only while someone subscribes (`hasSubscribers`, a JS property
-// read: no native call, nothing on the pop/push path otherwise).
+// read: no native call, nothing on the pop/push path otherwise). The
+// messages' types are in lib/event-types.ts.
 import dc = require('node:diagnostics_channel');
-import type { ObjectPool } from './pool';
-import type { LeakReport } from './leaks';
 
 /** The channel names, for `diagnostics_channel.subscribe(name, fn)`. */
 export const channels = Object.freeze({
@@ -18,14 +17,6 @@ export const channels = Object.freeze({
   /** A popAsync()/acquireAsync() gave up on its timeout (`{ pool, name, timeout }`). */
   waitTimeout: 'objpool:wait:timeout',
 } as const);
-
-export interface PoolEvent {
-  pool: ObjectPool;
-  name: string | null;
-}
-export interface CreatedEvent extends PoolEvent { attached: boolean }
-export interface LeakEvent extends PoolEvent { report: LeakReport }
-export interface WaitTimeoutEvent extends PoolEvent { timeout: number }
 
 /** @internal */
 export const created = dc.channel(channels.created);

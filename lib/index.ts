@@ -4,13 +4,13 @@
  */
 export { ObjectPool } from './pool';
 export { HandleChannel } from './channel';
-export type { ChannelDescriptor, ChannelOptions } from './channel';
+export type { ChannelDescriptor, ChannelOptions, ChannelPool } from './channel';
 export type { PoolOptions, ViewOptions, PoolDescriptor, PoolStats, ReleaseInfo, ReleaseCallback, WaitOptions, Lease } from './pool';
 export type { LeakOptions, LeakReport } from './leaks';
 export { codes } from './errors';
 /** node:diagnostics_channel channel names (see README, Operating it). */
 export { channels } from './events';
-export type { PoolEvent, CreatedEvent, LeakEvent, WaitTimeoutEvent } from './events';
+export type { PoolEvent, CreatedEvent, LeakEvent, WaitTimeoutEvent } from './event-types';
 /** The native addon file that was loaded (a prebuild, a source build, or OBJPOOL_ADDON). */
 export { addonPath } from './native';
 export type { ErrorCode, ObjectPoolError } from './errors';

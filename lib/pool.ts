@@ -1,221 +1,16 @@
-import os = require('node:os');
 import { native, type NativeOps } from './native';
-import { checkInteger, checkNumber, codes, invalidType, invalidValue, outOfRange, poolError } from './errors';
-import { LeakTracker, leakOptions, type LeakOptions, type LeakReport } from './leaks';
+import { checkInteger, checkNumber, codes, invalidType, invalidValue, poolError } from './errors';
+import { LeakTracker, type LeakReport } from './leaks';
 import * as events from './events';
 import { HandleChannel, registerChannelHost, type ChannelHost, type ChannelOptions } from './channel';
+import type { PoolDescriptor, PoolOptions, PoolStats, ReleaseCallback, ReleaseInfo, ViewOptions, WaitOptions, Lease } from './types';
+import { Mode, type Parts, type View, autoCache, checkObject, leaksFor, readCommon, readName, readShape, readView } from './options';
+import { BASE, TAKEN, type JsZero, callOf, closedError, jsZeroer, leakAwarePushMany, makePop, makePush, typedArrayProto, zeroingPushMany } from './hotpath';
 
-/** Options of this thread's view of a pool: accepted by every constructor and by `attach()`. */
-export interface ViewOptions {
-  /**
-   * Objects this thread may keep for itself, so that pop() and push() do not
-   * cross into native code (0: none). Default: automatic, at most 64 and at
-   * most capacity / (4 x slots), so 0 for small pools. All threads' caches
-   * together hold at most a quarter of the pool, whatever their sizes.
-   */
-  cache?: number;
-  /** Leak detection for acquire() and lease(); default off (or OBJPOOL_LEAKS=sample|all). */
-  leaks?: LeakOptions;
-}
-
-/** Options of `new ObjectPool()`. */
-export interface PoolOptions {
-  /** Number of objects, 1 .. 2**24. */
-  capacity: number;
-  /** Bytes per object, >= 1. */
-  objectSize: number;
-  /** Power of two, 1 .. 65536 (default 8): each object starts at a multiple of it within the arena. */
-  align?: number;
-  /** Free lists the objects are spread over; default: the number of CPUs the OS reports. */
-  slots?: number;
-  /** Catch double pushes and pushes of objects never popped (default true). */
-  checked?: boolean;
-  /** Zero each object when it is pushed back, from any thread (default false). */
-  zero?: boolean;
-  /** Called once for every object before the pool is usable (the kernel's objinit). */
-  init?: (obj: Buffer, handle: number) => void;
-  /** A name for errors, leak reports, metrics and events (1 to 256 characters); carried by the descriptor. */
-  name?: string;
-}
-
-/** Options of `popAsync()` and `acquireAsync()`. */
-export interface WaitOptions {
-  /** Gives up when aborted: the promise rejects with `signal.reason`. */
-  signal?: AbortSignal;
-  /** Gives up after this many milliseconds: the promise rejects with ERR_OBJPOOL_TIMEOUT. */
-  timeout?: number;
-}
-
-/** One object, for `using`: returned to the pool by `release()` or at scope exit. */
-export interface Lease {
-  readonly handle: number;
-  readonly buffer: Buffer;
-  /** Returns the object; a second call does nothing. */
-  release(): void;
-  [Symbol.dispose](): void;
-}
-
-/** What `close()` passes to the release callback with each piece of memory. */
-export interface ReleaseInfo {
-  /** The object's handle, or -1 for the whole memory of a `fromBuffer` pool. */
-  handle: number;
-  /** The memory came from the user (`fromBuffer`, `fromBuffers`). */
-  user: boolean;
-  /** An object (true) or the whole memory given to `fromBuffer` (false). */
-  element: boolean;
-}
-
-export type ReleaseCallback = (obj: Buffer, info: ReleaseInfo) => void;
-
-export interface PoolStats {
-  capacity: number;
-  /** Objects in the pool now, every thread's cache included. */
-  available: number;
-  /** Objects handed out and not yet pushed back (or released, after close); the same in every thread. */
-  inUse: number;
-  /** Objects held in the caches of every thread. */
-  cached: number;
-  /** Pending popAsync()/acquireAsync() calls, in every thread. */
-  waiting: number;
-  /** Objects in each slot (not counting caches). */
-  perSlot: number[];
-  closed: boolean;
-  // Counters since the pool was made, over every thread (kept in the shared metadata):
-  /** Pops (pop, acquire, lease, popMany, popAsync's first try) that found the pool empty. */
-  exhausted: number;
-  /** popAsync()/acquireAsync() calls that had to wait. */
-  waits: number;
-  /** Waits that gave up on their timeout. */
-  waitTimeouts: number;
-  /** Waits that gave up on their signal. */
-  waitAborts: number;
-  /** Time spent in waits that have ended, in seconds. */
-  waitSeconds: number;
-  /** Leaks reported. */
-  leaks: number;
-  /** Objects released by close() so far. */
-  released: number;
-}
-
-/**
- * Everything another thread needs to use the same pool: pass it through
- * `workerData` or `postMessage` (it is structured-cloneable) and call
- * `ObjectPool.attach()` there.
- */
-export interface PoolDescriptor {
-  readonly kind: 'objpool';
-  readonly version: 3;
-  readonly meta: SharedArrayBuffer;
-  /** The arena, or null for a `fromBuffers` pool. */
-  readonly arena: SharedArrayBuffer | null;
-  /** The objects of a `fromBuffers` pool, else null. */
-  readonly objects: readonly Uint8Array[] | null;
-  readonly capacity: number;
-  readonly objectSize: number;
-  readonly stride: number;
-  readonly slots: number;
-  readonly checked: boolean;
-  readonly zero: boolean;
-  /** Whether the pool's memory was given by the user (`fromBuffer`, `fromBuffers`). */
-  readonly user: boolean;
-  /** The pool's name, or null. */
-  readonly name: string | null;
-}
-
-const enum Mode {
-  Own,      // new ObjectPool(): the pool's own SharedArrayBuffer arena
-  Memory,   // fromBuffer(): the user's memory carved into objects
-  Objects,  // fromBuffers(): one user object per entry
-}
-
-/** @internal */
-interface Parts {
-  mode: Mode;
-  meta: SharedArrayBuffer;
-  arena: ArrayBuffer | SharedArrayBuffer | null;
-  objects: Uint8Array[] | null;
-  objectSize: number;
-  stride: number;
-  capacity: number;
-  slots: number;
-  checked: boolean;
-  zero: boolean;
-  name: string | null;
-  /** Made by attach(): another thread made the pool. */
-  attached?: boolean;
-}
+export type { PoolDescriptor, PoolOptions, PoolStats, ReleaseCallback, ReleaseInfo, ViewOptions, WaitOptions, Lease } from './types';
 
 /** @internal */
 const token = Symbol('objpool.internal');
-
-function defaultSlots(): number {
-  const n = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-  return Math.min(Math.max(1, n), native.maxSlots);
-}
-
-function checkObject(name: string, value: unknown): Record<string, unknown> {
-  if (value === null || typeof value !== 'object') throw invalidType(name, 'of type object', value);
-  return value as Record<string, unknown>;
-}
-
-function readShape(options: Record<string, unknown>) {
-  const objectSize = checkInteger('options.objectSize', options.objectSize, 1, 0xffffffff);
-  const align = options.align === undefined ? 8 : checkInteger('options.align', options.align, 1, native.maxAlign);
-  if ((align & (align - 1)) !== 0) throw invalidValue('options.align', 'must be a power of two', align);
-  const stride = Math.ceil(objectSize / align) * align;
-  if (stride > 0xffffffff) throw invalidValue('options.objectSize', 'rounded up to options.align must be < 2**32', objectSize);
-  return { objectSize, align, stride, ...readCommon(options) };
-}
-
-function readCommon(options: Record<string, unknown>) {
-  const slots = options.slots === undefined ? defaultSlots() : checkInteger('options.slots', options.slots, 1, native.maxSlots);
-  if (options.checked !== undefined && typeof options.checked !== 'boolean') throw invalidType('options.checked', 'of type boolean', options.checked);
-  const checked = options.checked !== false;
-  if (options.zero !== undefined && typeof options.zero !== 'boolean') throw invalidType('options.zero', 'of type boolean', options.zero);
-  const zero = options.zero === true;
-  if (options.init !== undefined && typeof options.init !== 'function') throw invalidType('options.init', 'of type function', options.init);
-  return { slots, checked, zero, init: options.init as PoolOptions['init'], name: readName('options.name', options.name) };
-}
-
-function readName(what: string, name: unknown): string | null {
-  if (name === undefined || name === null) return null;
-  if (typeof name !== 'string') throw invalidType(what, 'of type string', name);
-  if (name.length < 1 || name.length > 256) throw invalidValue(what, 'must have 1 to 256 characters', name);
-  return name;
-}
-
-/** The most objects a thread may cache. */
-const MAX_CACHE = 1 << 16;
-
-/** @internal ViewOptions, validated. */
-interface View {
-  cache: number | undefined;
-  leaks: Required<LeakOptions> | null;
-  /** `leaks` came from the options, not from OBJPOOL_LEAKS. */
-  leaksGiven: boolean;
-}
-
-function readView(name: string, options: Record<string, unknown>): View {
-  const cache = options.cache === undefined ? undefined : checkInteger(`${name}.cache`, options.cache, 0, MAX_CACHE);
-  return { cache, leaks: leakOptions(`${name}.leaks`, options.leaks), leaksGiven: options.leaks !== undefined };
-}
-
-// Leak detection needs state words: a report checks that the object is
-// still out. Asked for explicitly on an unchecked pool it is an error; from
-// OBJPOOL_LEAKS it is left off there.
-function leaksFor(view: View, checked: boolean): View['leaks'] {
-  if (checked || view.leaks === null) return view.leaks;
-  if (!view.leaksGiven) return null;
-  throw invalidValue('options.leaks', 'needs a checked pool (checked: true): a report checks that the object is still out', view.leaks);
-}
-
-/** The automatic cache size: a bounded share of the pool per thread (see DESIGN). */
-function autoCache(capacity: number, slots: number): number {
-  return Math.min(64, Math.floor(capacity / (4 * slots)));
-}
-
-const TAKEN = 1;
-const FREE = 0;
 
 // The counters in the metadata (native/objpool.hpp, Counter), u64 each.
 const C_EXHAUSTED = 0, C_WAITS = 1, C_WAIT_TIMEOUTS = 2, C_WAIT_ABORTS = 3, C_WAIT_NS = 4, C_LEAKS = 5, COUNTERS = 6;
@@ -245,13 +40,7 @@ function allocate<T>(what: string, bytes: number, make: (n: number) => T): T {
   }
 }
 
-// The TypedArray intrinsics, taken at load: objects of fromBuffers() pools are
-// the user's and may override them (see #zeroer), and a prototype patched
-// later does not reach these either.
-const typedArrayProto = Object.getPrototypeOf(Uint8Array.prototype) as object;
-const callOf = Function.prototype.call;
-const fillOf = callOf.bind(Uint8Array.prototype.fill) as (o: Uint8Array, v: number, start?: number, end?: number) => Uint8Array;
-const byteLengthOf = callOf.bind(Object.getOwnPropertyDescriptor(typedArrayProto, 'byteLength')!.get!) as (o: Uint8Array) => number;
+// The intrinsics (see lib/hotpath.ts), taken at load.
 const bufferOf = callOf.bind(Object.getOwnPropertyDescriptor(typedArrayProto, 'buffer')!.get!) as (o: Uint8Array) => ArrayBufferLike;
 const sharedByteLengthOf = callOf.bind(Object.getOwnPropertyDescriptor(SharedArrayBuffer.prototype, 'byteLength')!.get!) as (b: unknown) => number;
 
@@ -265,15 +54,6 @@ function inSharedMemory(o: Uint8Array): boolean {
   } catch {
     return false;
   }
-}
-
-// `where`: ` (pool "name")`, or '' for a pool without a name.
-function closedError(where = ''): Error {
-  return poolError(codes.CLOSED, `The pool${where} is closed`);
-}
-
-function doublePush(handle: number, where = ''): Error {
-  return poolError(codes.DOUBLE_PUSH, `Object ${handle} is not out of the pool${where}: pushed twice, or never popped`);
 }
 
 function newMeta(capacity: number, slots: number, checked: boolean): SharedArrayBuffer {
@@ -468,9 +248,7 @@ export class ObjectPool {
   #zeroer(): ((h: number) => void) | null {
     const js = this.#jsZero();
     if (js === null) return null;
-    const { objects, bytes, stride, size } = js;
-    if (objects !== null) return (h) => { const o = objects[h]!; if (byteLengthOf(o) !== 0) fillOf(o, 0); };
-    return (h) => { if (byteLengthOf(bytes!) !== 0) fillOf(bytes!, 0, h * stride, h * stride + size); };
+    return jsZeroer(js);
   }
 
   // What JS zeroes, for memory the core cannot reach (fromBuffers objects, a
@@ -762,7 +540,7 @@ export class ObjectPool {
     const p = this.#parts;
     const leaks = this.#leaks;
     return this.#channelHost = {
-      pool: this, ops: this.#ops, mem: this.#mem, state: this.#state,
+      closed: () => this.closed, ops: this.#ops, mem: this.#mem, state: this.#state,
       capacity: p.capacity, meta: p.meta, where: this.#where,
       untrack: leaks === null ? null : (h) => { if (leaks.size !== 0) leaks.untrack(h); },
     };
@@ -957,14 +735,6 @@ export class ObjectPool {
   }
 }
 
-/** @internal What JS zeroes: one user object per handle, or a range of a user's ArrayBuffer. */
-interface JsZero {
-  objects: Uint8Array[] | null;
-  bytes: Uint8Array | null;
-  stride: number;
-  size: number;
-}
-
 /** @internal A pending popAsync(). */
 interface Waiter {
   resolve: (h: number) => void;
@@ -978,259 +748,10 @@ interface Waiter {
   onAbort: (() => void) | undefined;
 }
 
-// ---- the hot path ---------------------------------------------------------
-//
-// Built once per instance as closures over typed arrays, so a call reads no
-// property. With a cache, pop and push stay in JS until the cache runs empty
-// or full (Bonwick's magazines, as one array: refill takes half of it, spill
-// gives back the older half, so alternating pops and pushes never cross).
-// Checked mode stays exact: a push moves the state word Taken -> Free with
-// one atomic compare-exchange (two threads pushing one handle: one wins);
-// objects in a cache are Free, and a pop marks its object Taken with a plain
-// store (it owns the object: nobody else can take it from this cache).
-//
-// Plain accesses to shared memory here, and what makes each one visible:
-//   - `mem` (this view's own SharedArrayBuffer: registers, count, limit,
-//     cached handles): read and written by this thread only (its JS and the
-//     native calls it makes: program order). Other threads read the count
-//     alone, in stats(), exact once they have synchronized with this thread
-//     after its last call (see native/addon.cc, MemWord).
-//   - `state[h] = TAKEN` in pop: the object came from this thread's cache, so
-//     no list holds it and no other thread can reach it. Its next reader is
-//     the push that returns it: in this thread (program order), or in another
-//     thread that got the handle through a hand-off that synchronizes
-//     (postMessage, an Atomics store/load of the handle, a channel): that
-//     hand-off orders this store before the other thread's compare-exchange.
-//     The restores `state[h] = TAKEN` in a failed push are the same case.
-//   - `attention[A]` (closed bit and waiters, written by other threads with
-//     seq_cst atomics): a plain load is a hint here. A stale 0 after a close
-//     lets a pop or push go on in the cache until the close's flush request
-//     (queued on this thread's event loop, or this thread's next native
-//     call, which reads the word atomically) catches up; a stale 0 after a
-//     waiter registered keeps a pushed object in this cache until the
-//     waiter's flush request runs here, and the flush then wakes it. The
-//     word is re-read on every call (each call writes `mem`, so the load is
-//     not hoisted out of a loop).
-
-// BASE a literal, as the others: the pop/push closures index `mem` with it
-// on every call. It must be the binding's kCacheBase (checked at load).
-const REG_POPPED = 0, REG_PUSH = 1, COUNT = 2, LIMIT = 3, BASE = 12;
-if (native.memCacheBase !== BASE) throw new Error(`objpool: the addon's view layout (cache at word ${native.memCacheBase}) does not match lib/pool.ts (${BASE}): rebuild`);
-
-// `empty()`: called when a pop finds nothing (publishes the exhausted event
-// if anyone subscribes); returns -1.
-function makePop(ops: NativeOps, mem: Int32Array, attention: Int32Array, state: Int32Array | null, cacheCap: number,
-  empty: () => -1, where: string): () => number {
-  const popReg = ops.popReg;
-  if (cacheCap === 0) {
-    return () => {
-      popReg();
-      const h = mem[REG_POPPED]!;
-      return h < 0 ? empty() : h;
-    };
-  }
-  const refill = ops.refill, flush = ops.flush;
-  const A = native.attentionWord;
-  // The closed flag is read with a plain load (see above): it only ever goes
-  // 0 -> 1, and every iteration of a loop of pops and pushes writes the
-  // cache, so the load cannot be hoisted out of it.
-  const closed = () => {
-    flush();
-    return closedError(where);
-  };
-  if (state === null) {
-    return () => {
-      if ((attention[A]! & 1) !== 0) throw closed();
-      let n = mem[COUNT]!;
-      if (n === 0 && (n = refill()) === 0) return empty();
-      mem[COUNT] = --n;
-      return mem[BASE + n]!;
-    };
-  }
-  return () => {
-    if ((attention[A]! & 1) !== 0) throw closed();
-    let n = mem[COUNT]!;
-    if (n === 0 && (n = refill()) === 0) return empty();
-    mem[COUNT] = --n;
-    const h = mem[BASE + n]!;
-    state[h] = TAKEN; // plain: ordered before any other thread's push by the hand-off of h (see above)
-    return h;
-  };
-}
-
-function makePush(ops: NativeOps, mem: Int32Array, attention: Int32Array, state: Int32Array | null, cacheCap: number,
-  capacity: number, zeroing: boolean, sharedArena: boolean, leaks: LeakTracker | null, where: string,
-  inline: JsZero | null): (handle: number) => void {
-  const pushReg = ops.pushReg, pushFree = ops.pushFree, spill = ops.spill;
-  const A = native.attentionWord;
-  // Between a push's state change (Taken -> Free) and the moment its object
-  // is accounted for (in the cache, or linked into the pool) every call can
-  // throw before it runs (a stack overflow): then the state goes back to
-  // Taken, and the object is still the caller's. Native calls are the only
-  // calls there, and worker.terminate() acts at JS function entries, not
-  // between native calls. The restore is a plain store, in the catch block
-  // itself: a call there could overflow the stack again. (A plain store is
-  // enough: the object is in no list, so nobody else can change its state.)
-  let push: (h: number) => void;
-  if (cacheCap === 0 && !zeroing) {
-    // Native code checks and pushes, all in one call.
-    push = (h) => {
-      if (typeof h !== 'number' || (h >>> 0) !== h || h >= capacity) throw badHandle(h, capacity);
-      mem[REG_PUSH] = h;
-      pushReg();
-    };
-  } else if (!zeroing && state !== null) {
-    push = (h) => {
-      if (typeof h !== 'number' || (h >>> 0) !== h || h >= capacity) throw badHandle(h, capacity);
-      if (Atomics.compareExchange(state, h, TAKEN, FREE) !== TAKEN) throw doublePush(h, where);
-      let n = mem[COUNT]!;
-      try {
-        // Closed, or threads wait for objects: straight to the pool (a plain
-        // load: a hint; see above).
-        if (attention[A] !== 0) {
-          mem[REG_PUSH] = h;
-          return pushFree();
-        }
-        // At the cache's share of the budget: spill() makes room, or pushes
-        // the handle itself (-1) when the cache has no share.
-        if (n >= mem[LIMIT]!) {
-          mem[REG_PUSH] = h;
-          if ((n = spill()) < 0) return;
-        }
-      } catch (err) {
-        state[h] = TAKEN;
-        throw err;
-      }
-      mem[BASE + n] = h;
-      mem[COUNT] = n + 1;
-    };
-  } else if (!zeroing) {
-    // Unchecked: no state to restore.
-    push = (h) => {
-      if (typeof h !== 'number' || (h >>> 0) !== h || h >= capacity) throw badHandle(h, capacity);
-      let n = mem[COUNT]!;
-      if (attention[A] !== 0) {
-        mem[REG_PUSH] = h;
-        return pushFree();
-      }
-      if (n >= mem[LIMIT]!) {
-        mem[REG_PUSH] = h;
-        if ((n = spill()) < 0) return;
-      }
-      mem[BASE + n] = h;
-      mem[COUNT] = n + 1;
-    };
-  } else {
-    // Zeroing: once this thread owns the object (after the state check) and
-    // before anyone else can take it. Shared arenas with a memset, in the
-    // same native call that links the object when it is not cached; other
-    // memory (a user's ArrayBuffer, fromBuffers objects) by JS fills through
-    // the intrinsics (see #zeroer), so no user code runs in a push. The
-    // registers and the cache count are read only after zeroing all the
-    // same. A terminated thread's cleanup hook zeroes the cache it gives back.
-    //
-    // Between the state change and the object's store (in the cache, or
-    // linked by a native call) no function of ours may be entered:
-    // worker.terminate() acts at JS function entries and loop back-edges,
-    // and would leave the object Free but in no list, lost for good (it was,
-    // through a zeroing closure, in a third of the terminations measured).
-    // So JS zeroing is written out here, calling only the intrinsics.
-    const zeroPushFree = ops.zeroPushFree, zeroReg = ops.zeroReg;
-    const zObjects = inline?.objects ?? null, zBytes = inline?.bytes ?? null, zStride = inline?.stride ?? 0, zSize = inline?.size ?? 0;
-    push = (h) => {
-      if (typeof h !== 'number' || (h >>> 0) !== h || h >= capacity) throw badHandle(h, capacity);
-      if (state !== null && Atomics.compareExchange(state, h, TAKEN, FREE) !== TAKEN) throw doublePush(h, where);
-      let n: number;
-      try {
-        if (sharedArena) {
-          mem[REG_PUSH] = h;
-          if (cacheCap === 0 || attention[A] !== 0) return zeroPushFree();
-          zeroReg();
-        } else {
-          if (zObjects !== null) {
-            const o = zObjects[h]!;
-            if (byteLengthOf(o) !== 0) fillOf(o, 0);
-          } else if (byteLengthOf(zBytes!) !== 0) {
-            fillOf(zBytes!, 0, h * zStride, h * zStride + zSize);
-          }
-          if (cacheCap === 0 || attention[A] !== 0) {
-            mem[REG_PUSH] = h;
-            return pushFree();
-          }
-        }
-        n = mem[COUNT]!;
-        if (n >= mem[LIMIT]!) {
-          mem[REG_PUSH] = h;
-          if ((n = spill()) < 0) return;
-        }
-      } catch (err) {
-        if (state !== null) state[h] = TAKEN;
-        throw err;
-      }
-      mem[BASE + n] = h;
-      mem[COUNT] = n + 1;
-    };
-  }
-  if (leaks === null) return push;
-  return (h) => {
-    push(h);
-    if (leaks.size !== 0) leaks.untrack(h);
-  };
-}
-
-// pushMany for pools whose objects JS zeroes: every state word goes Taken ->
-// Free first (all or nothing), then each object is zeroed, then the batch is
-// linked in by one native call.
-function zeroingPushMany(ops: NativeOps, state: Int32Array | null, zero: (h: number) => void, capacity: number): NativeOps['pushMany'] {
-  return (handles, count) => {
-    if (!(handles instanceof Uint32Array)) throw invalidType('handles', 'an instance of Uint32Array', handles);
-    const n = count === undefined ? handles.length : checkInteger('count', count, 0, handles.length);
-    const hs = handles.slice(0, n); // a private copy: the caller's array may be shared memory
-    for (let i = 0; i < n; i++) if (hs[i]! >= capacity) throw outOfRange('handles', `an integer >= 0 and < ${capacity}`, hs[i]);
-    if (state !== null) {
-      for (let i = 0; i < n; i++) {
-        if (Atomics.compareExchange(state, hs[i]!, TAKEN, FREE) !== TAKEN) {
-          for (let j = 0; j < i; j++) Atomics.store(state, hs[j]!, TAKEN);
-          throw poolError(codes.DOUBLE_PUSH, 'A handle in the batch is not out of the pool (pushed twice, given twice, or never popped); nothing was pushed');
-        }
-      }
-    }
-    try {
-      for (let i = 0; i < n; i++) zero(hs[i]!);
-    } catch (err) {
-      if (state !== null) for (let i = 0; i < n; i++) state[hs[i]!] = TAKEN; // plain stores: see makePush
-      throw err;
-    }
-    ops.pushManyFree(hs, n);
-  };
-}
-
-function leakAwarePushMany(pushMany: NativeOps['pushMany'], leaks: LeakTracker | null): NativeOps['pushMany'] {
-  if (leaks === null) return pushMany;
-  return (handles, count) => {
-    // The handles are copied once, first, and pushed from that very copy:
-    // the caller's array may be shared memory that another thread changes
-    // meanwhile, and what is untracked must be exactly what was pushed.
-    if (uint32Tag(handles) !== 'Uint32Array') throw invalidType('handles', 'an instance of Uint32Array', handles);
-    const copy = sliceU32(handles);
-    pushMany(copy, count);
-    if (leaks.size === 0) return;
-    const n = count ?? copy.length;
-    for (let i = 0; i < n; i++) leaks.untrack(copy[i]!);
-  };
-}
-const uint32Tag = callOf.bind(Object.getOwnPropertyDescriptor(typedArrayProto, Symbol.toStringTag)!.get!) as (v: unknown) => string | undefined;
-const sliceU32 = callOf.bind(Uint32Array.prototype.slice) as (v: Uint32Array) => Uint32Array;
-
 // A real Uint8Array (or Buffer): not an object that only inherits from its
 // prototype, nor a Proxy of one, whose getters throw uncoded errors.
 function isUint8Array(v: unknown): v is Uint8Array {
   return v instanceof Uint8Array && ArrayBuffer.isView(v);
-}
-
-function badHandle(handle: unknown, capacity: number): Error {
-  if (typeof handle !== 'number') return invalidType('handle', 'of type number', handle);
-  return outOfRange('handle', `an integer >= 0 and < ${capacity}`, handle);
 }
 
 function outOfRangeCapacity(n: number, name = 'capacity'): RangeError {
