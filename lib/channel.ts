@@ -97,6 +97,16 @@ function badDescriptor(why: string): Error {
   return poolError(codes.BAD_DESCRIPTOR, `Invalid channel descriptor: ${why}`);
 }
 
+/**
+ * @internal Waits on `ch` with callbacks instead of a promise (for
+ * PoolSetChannel, which waits on several channels at once): `resolve` runs
+ * synchronously with the handle taken for this wait, so the caller can give
+ * up its other waits (abort `signal`) before any of them takes one; `reject`
+ * runs with the reason of a wait that gave up (the channel closed and
+ * empty, `signal` aborted, a native error).
+ */
+export let waitFor: (ch: HandleChannel, resolve: (h: number) => void, reject: (e: unknown) => void, signal: AbortSignal) => void;
+
 /** @internal A pending receiveAsync(). */
 interface Waiter {
   resolve: (h: number) => void;
@@ -280,20 +290,29 @@ export class HandleChannel {
     }
     const w: Waiter = { resolve: () => {}, reject: () => {}, timer: undefined, signal, onAbort: undefined };
     const promise = new Promise<number>((resolve, reject) => { w.resolve = resolve; w.reject = reject; });
+    this.#wait(w, timeout);
+    return promise;
+  }
+
+  // Queues a waiter, registers this instance as waiting and looks at the
+  // channel again; `w.resolve` and `w.reject` run synchronously when the
+  // waiter is served or gives up.
+  #wait(w: Waiter, timeout: number | undefined): void {
+    const signal = w.signal;
     this.#waiters.push(w);
     if (!this.#registered) {
       try {
         this.#host.ops.chanWaitBegin(this.#id, this.#onWake ??= () => this.#serve());
       } catch (err) {
         this.#giveUp(w, err);
-        return promise;
+        return;
       }
       this.#registered = true;
     }
     // Registered first, then looked at again: a send that missed the
     // registration published before this look (objpool.hpp, the waiter pairing).
     this.#serve();
-    if (!this.#waiters.includes(w)) return promise;
+    if (!this.#waiters.includes(w)) return;
     if (timeout !== undefined) {
       w.timer = setTimeout(() => {
         this.#giveUp(w, poolError(codes.TIMEOUT, `No handle arrived in the channel${this.#host.where} within ${timeout} ms`));
@@ -303,7 +322,13 @@ export class HandleChannel {
       w.onAbort = () => this.#giveUp(w, signal.reason);
       signal.addEventListener('abort', w.onAbort, { once: true });
     }
-    return promise;
+  }
+
+  static {
+    waitFor = (ch, resolve, reject, signal) => {
+      if (signal.aborted) return reject(signal.reason);
+      ch.#wait({ resolve, reject, timer: undefined, signal, onAbort: undefined }, undefined);
+    };
   }
 
   /**

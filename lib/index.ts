@@ -16,3 +16,5 @@ export { addonPath } from './native';
 export type { ErrorCode, ObjectPoolError } from './errors';
 export * as net from './net';
 export type { PooledReadOptions, WhenEmpty, OnRead, OnData, PipeOptions, PooledPipe, PipeCallback } from './net';
+export { PoolSet, PoolSetChannel } from './poolset';
+export type { PoolSetOptions, PoolSetStats, PoolSetDescriptor, PoolSetChannelDescriptor, SizeClass, Fallback } from './poolset';

@@ -74,6 +74,15 @@ function newMeta(capacity: number, slots: number, checked: boolean): SharedArray
  * pool; an empty pop asks them back); the pool's memory lives until
  * the last thread that sees the pool lets go of it.
  */
+/**
+ * @internal A Buffer of the first `n` bytes (1 .. objectSize) of object `h`,
+ * which the caller has just popped (for PoolSet): the cached view when `n`
+ * is the whole object, else a view of it; a tracked Buffer of its own when
+ * the pool's leak detection samples this one (`caller` names the API call
+ * in the report).
+ */
+export let sizedView: (pool: ObjectPool, h: number, n: number, caller: Function) => Buffer;
+
 export class ObjectPool {
   readonly capacity: number;
   readonly objectSize: number;
@@ -102,6 +111,8 @@ export class ObjectPool {
   /** ` (pool "name")` for messages, or ''. */
   readonly #where: string;
   readonly #views: (Buffer | undefined)[] = [];
+  // PoolSet's views shorter than the object (see sizedView), by handle.
+  #sizedViews: (Buffer | undefined)[] | null = null;
   readonly #leaks: LeakTracker | null = null;
   readonly #waiters: Waiter[] = [];
   #onWake: (() => void) | null = null;
@@ -200,7 +211,7 @@ export class ObjectPool {
         release: {
           value: (obj: Uint8Array): void => {
             const h = (obj as { [kHandle]?: number } | null | undefined)?.[kHandle];
-            if (h !== undefined && views[h] === obj) return push(h);
+            if (h !== undefined && (views[h] === obj || this.#sizedViews?.[h] === obj)) return push(h);
             release.call(this, obj);
           },
           enumerable: false,
@@ -402,12 +413,35 @@ export class ObjectPool {
     return (this.#views[handle] = made);
   }
 
-  // A new Buffer over the object's bytes.
-  #makeView(h: number): Buffer {
+  // A new Buffer over the object's first `n` bytes (all of them by default).
+  #makeView(h: number, n = this.#parts.objectSize): Buffer {
     const p = this.#parts;
     return p.objects
-      ? Buffer.from(p.objects[h]!.buffer, p.objects[h]!.byteOffset, p.objectSize)
-      : Buffer.from(p.arena!, h * p.stride, p.objectSize);
+      ? Buffer.from(p.objects[h]!.buffer, p.objects[h]!.byteOffset, n)
+      : Buffer.from(p.arena!, h * p.stride, n);
+  }
+
+  static {
+    sizedView = (pool, h, n, caller) => {
+      const leaks = pool.#leaks;
+      if (leaks !== null && leaks.sampled()) {
+        const buf = pool.#makeView(h, n);
+        leaks.track(h, buf, caller);
+        return buf;
+      }
+      const view = pool.#views[h] ?? pool.buffer(h);
+      if (n === view.length) return view;
+      // The last view of another length, kept per object: services ask for
+      // the same few sizes again and again.
+      const last = (pool.#sizedViews ??= [])[h];
+      if (last !== undefined && last.length === n) return last;
+      // Tagged by a plain store (one shared map transition, where
+      // defineProperty costs ~200 ns): a forged tag is harmless, as every
+      // use checks that the view is this very one.
+      const made = view.subarray(0, n) as Buffer & { [kHandle]?: number };
+      made[kHandle] = h;
+      return (pool.#sizedViews[h] = made);
+    };
   }
 
   // The cached view if this thread has one, else a fresh one that is not
@@ -593,7 +627,7 @@ export class ObjectPool {
   handleOf(obj: Uint8Array): number {
     // Fast path: a Buffer this instance handed out.
     const cached = (obj as { [kHandle]?: number } | null | undefined)?.[kHandle];
-    if (cached !== undefined && this.#views[cached] === obj) return cached;
+    if (cached !== undefined && (this.#views[cached] === obj || this.#sizedViews?.[cached] === obj)) return cached;
     if (!isUint8Array(obj)) throw invalidType('obj', 'an instance of Buffer or Uint8Array', obj);
     const p = this.#parts;
     let h = -1;
