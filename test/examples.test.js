@@ -186,3 +186,16 @@ test('examples/pipeline.js --corrupt: one flipped byte fails the check with exit
   t.is(code, 1);
   t.regex(stderr, /pipeline failed: Error: chunk at offset 524288 \(65536 bytes, object \d+, worker [01]\): sha256 differs from the stream's/);
 });
+
+test('examples/poolset.js: one set of three sizes serves this thread and a worker, and every object comes back', async (t) => {
+  const out = await new Promise((resolve, reject) => {
+    execFile(process.execPath, [path.join(root, 'examples', 'poolset.js'), '20000'], { timeout: 60_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
+  });
+  t.regex(out, /^classes: 512, 4096, 65536 bytes; sizes asked: 200, 4000, 60000$/m);
+  t.regex(out, /^main thread \d+ MiB, worker \d+ MiB through 1344 pooled objects$/m);
+  t.regex(out, /acquire\(n\)\+release \d+ ns\/op .* Buffer\.allocUnsafe\(n\) \d+ ns\/op/);
+  for (const [size, cap] of [[512, 1024], [4096, 256], [65536, 64]]) {
+    t.regex(out, new RegExp(`class +${size}: ${cap}/${cap} available, 0 in use`));
+  }
+  t.regex(out, /set closed: every object released/);
+});

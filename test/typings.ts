@@ -3,6 +3,7 @@ import { ObjectPool, codes, net, type PoolDescriptor, type PoolStats, type Relea
 import nodeNet = require('node:net');
 import { collectPoolMetrics, type PoolMetrics } from 'objpool/metrics';
 import { channels, type CreatedEvent, HandleChannel, type ChannelDescriptor, type ChannelOptions } from 'objpool';
+import { PoolSet, PoolSetChannel, type PoolSetOptions, type PoolSetStats, type PoolSetDescriptor, type PoolSetChannelDescriptor, type SizeClass, type Fallback } from 'objpool';
 import promClient = require('prom-client');
 
 const pool = new ObjectPool({ capacity: 8, objectSize: 64, align: 16, slots: 2, checked: true, init: (obj: Buffer, h: number) => obj.fill(h) });
@@ -78,3 +79,31 @@ hc.send('1');
 new ObjectPool({ objectSize: 8 });
 // @ts-expect-error fromBuffer takes no capacity
 ObjectPool.fromBuffer(new ArrayBuffer(8), { objectSize: 8, capacity: 1 });
+
+// PoolSet: several sizes.
+const set: PoolSet = new PoolSet({ classes: [{ objectSize: 512, capacity: 8 }, { objectSize: 4096, capacity: 4 }], fallback: 'larger', zero: true, cache: 2 });
+const gen: PoolSet = new PoolSet({ min: 256, max: 65536, bytes: 1 << 20, name: 'sizes' });
+const setBuf: Buffer | null = set.acquire(300);
+if (setBuf) set.release(setBuf);
+const setH: number = set.pop(100);
+set.push(setH);
+const setView: Buffer = set.buffer(set.pop(1));
+const setClass: { class: number; handle: number } = set.classOf(set.pop(1));
+const setAsync: Promise<Buffer> = set.acquireAsync(10, { timeout: 5 });
+const setLease: Lease | null = set.lease(10);
+const setStats: PoolSetStats = set.stats();
+const perClass: number = setStats.classes[0]!.objectSize;
+const setD: PoolSetDescriptor = set.descriptor;
+const setAgain: PoolSet = PoolSet.attach(setD, { cache: 0 });
+const classPool: ObjectPool = set.poolFor(4096);
+const setCh: PoolSetChannel = set.channel({ capacity: 8 });
+const setChD: PoolSetChannelDescriptor = setCh.descriptor;
+const setCh2: PoolSetChannel = PoolSetChannel.attach(setChD, setAgain);
+const setGot: Promise<number> = setCh2.receiveAsync({ timeout: 5 });
+const sizesOf: readonly number[] = set.sizes;
+const fb: Fallback = set.fallback;
+const sc: SizeClass = { objectSize: 1, capacity: 1 };
+const pso: PoolSetOptions = { classes: [sc] };
+void [gen, setView, setClass, setAsync, setLease, perClass, classPool, setCh.send(1), setGot, sizesOf, fb, pso, set.close()];
+// @ts-expect-error acquire takes a size
+set.acquire();
