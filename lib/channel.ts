@@ -42,7 +42,7 @@ export interface ChannelHost {
   /** Whether the pool is closed (in any thread). */
   readonly closed: () => boolean;
   readonly ops: NativeOps;
-  /** The view's own memory (native/addon.cc, MemWord): a channel call in progress is written there. */
+  /** The view's own memory (native/binding.hpp, MemWord): a channel call in progress is written there. */
   readonly mem: Int32Array;
   /** The state words (checked mode), else null. */
   readonly state: Int32Array | null;
@@ -69,7 +69,7 @@ const token = Symbol('objpool.channel.internal');
 // which it keeps alive.
 const keepAlive = new WeakMap<object, object>();
 
-// Words of the channel's memory (native/objpool.hpp, chan_layout), as
+// Words of the channel's memory (native/channel.hpp, chan_layout), as
 // indices of an Int32Array over it.
 const A = native.chanAttentionWord, ENQ = native.chanEnqueueWord, DEQ = native.chanDequeueWord, CELLS = native.chanCellsWord;
 const CLOSED = 1;
@@ -310,7 +310,7 @@ export class HandleChannel {
       this.#registered = true;
     }
     // Registered first, then looked at again: a send that missed the
-    // registration published before this look (objpool.hpp, the waiter pairing).
+    // registration published before this look (native/channel.hpp, the waiter pairing).
     this.#serve();
     if (!this.#waiters.includes(w)) return;
     if (timeout !== undefined) {
@@ -417,10 +417,10 @@ export class HandleChannel {
 // ---- the hot path ---------------------------------------------------------
 //
 // Vyukov's bounded MPMC queue over the channel's words, as in
-// native/objpool.hpp (Channel), which the batch calls and C++ threads use on
+// native/channel.hpp (Channel), which the batch calls and C++ threads use on
 // the same memory. Every access to a position, a seq word and the attention
 // word is an Atomics operation (sequentially consistent: the Dekker pairings
-// in objpool.hpp need no more). The value words are plain: a value is
+// in channel.hpp need no more). The value words are plain: a value is
 // written before the Atomics.store of its cell's seq and read after the
 // Atomics.load that saw it (and its claim), which orders both.
 //
@@ -432,7 +432,7 @@ export class HandleChannel {
 // cell and finishing with it, a call says what it is doing in the view's
 // own memory (`mem`: this thread's alone, plain stores, no call between the
 // claim and them); the binding's teardown of a stopped thread finishes the
-// call from there (native/addon.cc, repair_channels). The batch calls are
+// call from there (native/channels.cc, repair_channels). The batch calls are
 // native and cannot be cut.
 
 const S_CHAN = native.memSendWord, S_POS = S_CHAN + 1, S_HANDLE = S_CHAN + 2;
@@ -476,7 +476,7 @@ function makeSend(c: Int32Array, mask: number, host: ChannelHost, ext: object, i
     mem[S_CHAN] = id;
     if ((Atomics.load(c, A) & CLOSED) !== 0) {
       // Closed since the check above: a receiver may have seen the channel
-      // closed and drained, and nothing may arrive after that (objpool.hpp,
+      // closed and drained, and nothing may arrive after that (channel.hpp,
       // send_checked). A hole; the handle stays the caller's. The view's
       // memory says so first: a teardown that finishes this publish
       // (repair_channels) publishes what S_HANDLE holds, and in an

@@ -51,7 +51,7 @@ export interface JsZero {
 //     cached handles): read and written by this thread only (its JS and the
 //     native calls it makes: program order). Other threads read the count
 //     alone, in stats(), exact once they have synchronized with this thread
-//     after its last call (see native/addon.cc, MemWord).
+//     after its last call (see native/binding.hpp, MemWord).
 //   - `state[h] = TAKEN` in pop: the object came from this thread's cache, so
 //     no list holds it and no other thread can reach it. Its next reader is
 //     the push that returns it: in this thread (program order), or in another

@@ -3,7 +3,7 @@
 import fs = require('node:fs');
 import path = require('node:path');
 
-/** Functions bound to one attached view of a pool (see native/addon.cc). */
+/** Functions bound to one attached view of a pool (see native/addon.cc, and native/binding.hpp for the files beside it). */
 export interface NativeOps {
   popMany(out: Uint32Array, count?: number): number;
   pushMany(handles: Uint32Array, count?: number): void;
@@ -72,7 +72,7 @@ export interface NativeAddon {
   /** Index of the attention word (closed bit + 2 x waiters) in an Int32Array over the metadata. */
   readonly attentionWord: number;
   readonly releasedWord: number;
-  /** Byte offset of the counters (u64 each; native/objpool.hpp, Counter). */
+  /** Byte offset of the counters (u64 each; native/layout.hpp, Counter). */
   readonly countersOffset: number;
   /** Byte offset of the slot heads; the links and state words follow them. */
   readonly headsOffset: number;
@@ -84,12 +84,12 @@ export interface NativeAddon {
   channelFormat(memory: Uint8Array, capacity: number): void;
   readonly chanVersion: number;
   readonly chanMaxCapacity: number;
-  /** Word indices in a channel's memory (native/objpool.hpp, chan_layout). */
+  /** Word indices in a channel's memory (native/channel.hpp, chan_layout). */
   readonly chanAttentionWord: number;
   readonly chanEnqueueWord: number;
   readonly chanDequeueWord: number;
   readonly chanCellsWord: number;
-  /** Word indices in a view's own memory (native/addon.cc, MemWord): a send and a receive in progress, the cache. */
+  /** Word indices in a view's own memory (native/binding.hpp, MemWord): a send and a receive in progress, the cache. */
   readonly memSendWord: number;
   readonly memRecvWord: number;
   readonly memCacheBase: number;

@@ -12,7 +12,7 @@ export type { PoolDescriptor, PoolOptions, PoolStats, ReleaseCallback, ReleaseIn
 /** @internal */
 const token = Symbol('objpool.internal');
 
-// The counters in the metadata (native/objpool.hpp, Counter), u64 each.
+// The counters in the metadata (native/layout.hpp, Counter), u64 each.
 const C_EXHAUSTED = 0, C_WAITS = 1, C_WAIT_TIMEOUTS = 2, C_WAIT_ABORTS = 3, C_WAIT_NS = 4, C_LEAKS = 5, COUNTERS = 6;
 
 /** @internal `pool[metaOf]`: the pool's metadata, the same for every instance of one pool. */
@@ -162,7 +162,7 @@ export class ObjectPool {
     this.#counters = new BigInt64Array(p.meta, native.countersOffset, COUNTERS);
     const cacheCap = Math.min(v.cache ?? autoCache(p.capacity, p.slots), p.capacity);
     this.cache = cacheCap;
-    // This view's own words (see native/addon.cc, MemWord): [0] popped
+    // This view's own words (see native/binding.hpp, MemWord): [0] popped
     // handle, [1] handle to push, [2] cached count, [3] its limit, [4..9] a
     // channel call in progress, [BASE..] cached handles. A
     // SharedArrayBuffer, so it can never be detached, and reachable from

@@ -351,7 +351,7 @@ test('for await ends at the close even when a send claims a cell (its hole) righ
   const ch = pool.channel({ capacity: 4 });
   const d = pool.descriptor;
   const words = new Int32Array(ch.descriptor.memory);
-  const ENQ = 32; // the enqueue position's word (native/objpool.hpp, chan_layout)
+  const ENQ = 32; // the enqueue position's word (native/channel.hpp, chan_layout)
   const gate = new Int32Array(new SharedArrayBuffer(8));
   const sending = testing.sendPaused(new Uint8Array(d.meta), new Uint8Array(d.arena), words, gate);
   await until(() => Atomics.load(gate, 0) === 1); // the native send saw the channel open
@@ -570,7 +570,7 @@ test('forged channel memory cannot make receive hand out a handle that is not in
   const pool = new ObjectPool({ capacity: 8, objectSize: 8, cache: 0 });
   const ch = pool.channel({ capacity: 8 });
   const words = new Int32Array(ch.descriptor.memory);
-  const CELLS = 128; // word indices (native/objpool.hpp, chan_layout)
+  const CELLS = 128; // word indices (native/channel.hpp, chan_layout)
   const h = pool.pop();
   ch.send(h);
   // Forge three more full cells: out of range, a handle in the pool, a hole.

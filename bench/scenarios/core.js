@@ -9,8 +9,9 @@ const src = path.join(root, 'bench', 'native', 'core_bench.cc');
 const bin = path.join(root, 'build', 'bench', 'core_bench');
 
 function build() {
-  const header = path.join(root, 'native', 'objpool.hpp');
-  if (fs.existsSync(bin) && fs.statSync(bin).mtimeMs > Math.max(fs.statSync(src).mtimeMs, fs.statSync(header).mtimeMs)) return;
+  // The core: objpool.hpp and the headers it includes.
+  const headers = ['objpool.hpp', 'platform.hpp', 'layout.hpp', 'pool.hpp', 'channel.hpp'].map((f) => path.join(root, 'native', f));
+  if (fs.existsSync(bin) && fs.statSync(bin).mtimeMs > Math.max(...[src, ...headers].map((f) => fs.statSync(f).mtimeMs))) return;
   fs.mkdirSync(path.dirname(bin), { recursive: true });
   execFileSync(process.env.CXX || 'g++', ['-std=c++20', '-O2', '-pthread', src, '-o', bin], { stdio: 'inherit' });
 }

@@ -7,7 +7,8 @@ const path = require('node:path');
 
 const dir = __dirname;
 const target = path.join(dir, 'build', 'Release', 'objpool_testing.node');
-const sources = ['testing.cc', 'binding.gyp', '../../native/objpool.hpp'].map((f) => path.join(dir, f));
+const core = ['objpool.hpp', 'platform.hpp', 'layout.hpp', 'pool.hpp', 'channel.hpp'].map((f) => `../../native/${f}`);
+const sources = ['testing.cc', 'binding.gyp', ...core].map((f) => path.join(dir, f));
 
 function stale() {
   if (!fs.existsSync(target)) return true;

@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-// A hook inside Channel::send (see objpool.hpp): sendPaused() below stops a
+// A hook inside Channel::send (see channel.hpp): sendPaused() below stops a
 // send between its look at the closed flag and its claim.
 #include <functional>
 namespace {

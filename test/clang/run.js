@@ -31,7 +31,10 @@ const base = ['-std=c++20', '-Wall', '-Wextra', '-Werror', '-fsyntax-only', '-pt
 const addon = [...gyp.defines.map((d) => `-D${d}`), '-fexceptions', `-I${napi}`, `-I${nodeInclude}`, `-I${path.join(root, 'native')}`];
 const units = [
   ['native/objpool.hpp (the core on its own)', ['-x', 'c++', 'native/objpool.hpp']],
-  ['native/addon.cc', [...addon, 'native/addon.cc']],
+  // Each header of the core, and the binding's shared header, compiles alone.
+  ...['platform.hpp', 'layout.hpp', 'pool.hpp', 'channel.hpp'].map((h) => [`native/${h} (alone)`, ['-x', 'c++', `native/${h}`]]),
+  ['native/binding.hpp (alone)', [...addon, '-x', 'c++', 'native/binding.hpp']],
+  ...gyp.sources.map((src) => [src, [...addon, src]]),
   ...gyp.conditions.flatMap(([, c]) => c.sources ?? []).map((src) => [src, [...addon, src]]),
   ['test/native/stress.cc', ['test/native/stress.cc']],
   ['test/addon/testing.cc', [...addon, 'test/addon/testing.cc']],

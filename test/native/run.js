@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 'use strict';
-// npm run test:native: checks of the C++ core (native/objpool.hpp) alone.
+// npm run test:native: checks of the C++ core (native/objpool.hpp and the
+// headers it includes: platform.hpp, layout.hpp, pool.hpp, channel.hpp) alone.
 //  1. the stress test (test/native/stress.cc), optimised;
 //  2. the same under ThreadSanitizer, which must report nothing;
 //  3. a broken variant (pop's acquire weakened to relaxed) under

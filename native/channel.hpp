@@ -1,0 +1,456 @@
+// channel.hpp: objpool::Channel, handle channels: a bounded queue of a
+// pool's handles in shared memory, and its layout (chan_layout). Part of the
+// core (see objpool.hpp): header-only, no Node headers.
+#ifndef OBJPOOL_CHANNEL_HPP
+#define OBJPOOL_CHANNEL_HPP
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "atomic_ref.hpp"
+#include "layout.hpp"
+#include "platform.hpp"
+#include "pool.hpp"
+
+// Test-only: runs in a channel send between its first look at the closed
+// flag and its claim, so that test/addon/testing.cc can close the channel
+// there (the race the second look after the claim is for). Empty elsewhere.
+#ifndef OBJPOOL_TEST_CHAN_BEFORE_CLAIM
+#define OBJPOOL_TEST_CHAN_BEFORE_CLAIM()
+#endif
+
+namespace objpool {
+
+// ---- handle channels --------------------------------------------------------
+//
+// A bounded multi-producer/multi-consumer queue of handles in shared memory:
+// Dmitry Vyukov's bounded MPMC queue (1024cores.net, "Bounded MPMC queue"),
+// with three additions:
+//   - batches: a producer (consumer) claims k consecutive cells with one CAS
+//     of the enqueue (dequeue) position, after checking that each of them is
+//     free (full) for its position; cells checked so stay so, since only the
+//     claimer of a position can change its cell;
+//   - holes: a claimed cell always gets published, with kHole when the send
+//     turned out invalid (an ownership check lost a race after the claim);
+//     consumers skip holes, and any value >= the pool's capacity, which only
+//     forged memory can hold;
+//   - an attention word (closed flags and a waiter count), read by every send
+//     after it publishes: a send wakes receivers only when some wait, and
+//     gives its objects back itself when the pool was closed meanwhile.
+//
+// Words (u32, host-endian), at these indices of the channel's memory:
+//   0 magic, 1 version, 2 capacity (a power of two, >= 2), 4 attention,
+//   8..9 the pool's tag (a u64 its binding writes and checks: which pool
+//   the channel belongs to);
+//   32 the enqueue position (own line), 64 the dequeue position (own line),
+//   96 the wake word (own line: bumped by sends that find waiters, and by
+//   closes; waiting threads block on it);
+//   128.. the cells: {seq, value} per cell. Cell i starts with seq = i.
+// Positions run over all of u32 and wrap; differences are read as int32.
+//
+// The memory is shared with JS (lib/channel.ts runs single sends and
+// receives in JS over the same words), which may write anything into it:
+// every index is masked with the capacity copied at attach(), and every
+// handle read from a cell is checked against the pool before use. Forged
+// content can stall or empty a channel, never make this code touch other
+// memory, and in checked mode never hand out an object that is not in
+// flight (take_in_flight() must succeed).
+//
+// Ordering: the cell's seq is the Vyukov hand-off (release store by the
+// writer of the cell, acquire load by the next one). Two pairings more, each
+// a Dekker pattern through the single total order of seq_cst operations:
+//   - a send publishes, then (seq_cst fence) loads the attention word; a
+//     waiter adds itself to that word (seq_cst RMW), then (seq_cst fence)
+//     looks at the cells again: either the send sees the waiter and wakes it,
+//     or the waiter sees the object;
+//   - close_for_pool() sets the closed flags (seq_cst RMW), then (fence)
+//     takes everything out; a send that published after that take reads the
+//     flags after its own publish and takes the rest out itself.
+// The JS side uses Atomics (sequentially consistent) for the same accesses.
+namespace chan_layout {
+inline constexpr size_t magic = 0;
+inline constexpr size_t version = 1;
+inline constexpr size_t capacity = 2;
+inline constexpr size_t attention = 4;
+inline constexpr size_t pool_tag = 8;  // and 9
+inline constexpr size_t enqueue = 32;  // 128 bytes in: its own line
+inline constexpr size_t dequeue = 64;
+inline constexpr size_t wake = 96;
+inline constexpr size_t cells = 128;
+}  // namespace chan_layout
+
+inline constexpr uint32_t kChanMagic = 0x4e48434fu;  // "OCHN" in little-endian bytes
+inline constexpr uint32_t kChanVersion = 2;
+inline constexpr uint32_t kChanMaxCapacity = 1u << 20;
+// At least two cells: with one, "full at position p" (seq p + 1) and "free
+// at position p + 1" (seq p + 1) are the same value (Vyukov's queue needs two).
+inline constexpr uint32_t kChanMinCapacity = 2;
+inline constexpr uint32_t kChanClosed = 1;      // attention: no more sends
+inline constexpr uint32_t kChanPoolClosed = 2;  // attention: the pool closed; objects sent go back to it
+inline constexpr uint32_t kChanWaiterUnit = 4;  // attention: receivers waiting, counted in fours
+inline constexpr uint32_t kHole = 0xffffffffu;
+
+// Bytes of memory a channel of `capacity` cells (a power of two) needs.
+inline constexpr uint64_t channel_bytes_for(uint32_t capacity) {
+  return (chan_layout::cells + 2 * uint64_t(capacity)) * 4;
+}
+// The capacity a channel asked for `want` handles gets: the next power of
+// two, and at least kChanMinCapacity.
+inline uint32_t channel_capacity_for(uint32_t want) {
+  uint32_t c = kChanMinCapacity;
+  while (c < want && c < kChanMaxCapacity) c <<= 1;
+  return c;
+}
+
+class Channel {
+ public:
+  Channel() = default;
+
+  // Writes a new channel into `mem` (4-aligned, channel_bytes_for(capacity)
+  // bytes). Nobody else may use it until the memory is handed over.
+  static Status format(void* mem, size_t len, uint32_t capacity) {
+    if (capacity < kChanMinCapacity || capacity > kChanMaxCapacity || (capacity & (capacity - 1)) != 0)
+      return Status::bad_layout;
+    if ((reinterpret_cast<uintptr_t>(mem) & 3u) != 0 || len < channel_bytes_for(capacity)) return Status::bad_layout;
+    auto* w = static_cast<uint32_t*>(mem);
+    std::memset(w, 0, size_t(channel_bytes_for(capacity)));
+    w[chan_layout::magic] = kChanMagic;
+    w[chan_layout::version] = kChanVersion;
+    w[chan_layout::capacity] = capacity;
+    for (uint32_t i = 0; i < capacity; ++i) w[chan_layout::cells + 2 * size_t(i)] = i;
+    return Status::ok;
+  }
+
+  // Validates the header against the memory's real length; on success binds
+  // `out`. The capacity is copied: later writes to the header change nothing.
+  static Status attach(void* mem, size_t len, Channel& out) {
+    if (mem == nullptr || (reinterpret_cast<uintptr_t>(mem) & 3u) != 0 || len < chan_layout::cells * 4)
+      return Status::bad_layout;
+    const auto* b = static_cast<const uint8_t*>(mem);
+    if (detail::load_u32(b + chan_layout::magic * 4) != kChanMagic) return Status::bad_layout;
+    if (detail::load_u32(b + chan_layout::version * 4) != kChanVersion) return Status::bad_layout;
+    const uint32_t c = detail::load_u32(b + chan_layout::capacity * 4);
+    if (c < kChanMinCapacity || c > kChanMaxCapacity || (c & (c - 1)) != 0 || len < channel_bytes_for(c))
+      return Status::bad_layout;
+    out.words_ = static_cast<uint32_t*>(mem);
+    out.mask_ = c - 1;
+    return Status::ok;
+  }
+
+  uint32_t capacity() const { return mask_ + 1; }
+  const void* memory() const { return words_; }
+
+  // Which pool the channel belongs to, as its maker wrote it (0: not
+  // written). Nothing here depends on it: a binding uses it to refuse
+  // another pool's channel.
+  uint64_t pool_tag() const {
+    // relaxed (both): written before the channel's memory was handed over.
+    return uint64_t(word(chan_layout::pool_tag).load(std::memory_order_relaxed)) |
+           uint64_t(word(chan_layout::pool_tag + 1).load(std::memory_order_relaxed)) << 32;
+  }
+  void set_pool_tag(uint64_t tag) {
+    // relaxed (both): by the maker, before the hand-over of the memory.
+    word(chan_layout::pool_tag).store(uint32_t(tag), std::memory_order_relaxed);
+    word(chan_layout::pool_tag + 1).store(uint32_t(tag >> 32), std::memory_order_relaxed);
+  }
+
+  // relaxed (the three below): hints and counts; the decisions that matter
+  // re-read the word in the orders described above.
+  bool closed() const { return (attention().load(std::memory_order_relaxed) & kChanClosed) != 0; }
+  uint32_t waiters() const { return attention().load(std::memory_order_relaxed) / kChanWaiterUnit; }
+  // Handles in the channel now (claimed cells included); approximate while others work.
+  uint32_t size() const {
+    const uint32_t d = word(chan_layout::dequeue).load(std::memory_order_relaxed);
+    const uint32_t e = word(chan_layout::enqueue).load(std::memory_order_relaxed);
+    const int32_t n = int32_t(e - d);
+    return n < 0 ? 0 : (uint32_t(n) > capacity() ? capacity() : uint32_t(n));
+  }
+  // Closed, and every claimed cell taken: nothing more can come out.
+  bool drained() const {
+    // seq_cst: after a waiter's RMW of the attention word (see the pairings).
+    if ((attention().load(std::memory_order_seq_cst) & kChanClosed) == 0) return false;
+    const uint32_t d = word(chan_layout::dequeue).load(std::memory_order_seq_cst);
+    return word(chan_layout::enqueue).load(std::memory_order_seq_cst) == d;
+  }
+
+  // Sends one object: ok (or drain_needed: the pool was closed meanwhile and
+  // got it back); full, closed, out_of_range or double_push change nothing.
+  Status send(Pool& pool, uint32_t h) {
+    Status st;
+    send_many(pool, &h, 1, &st);
+    return st;
+  }
+
+  // Sends a prefix of `hs`: how many; `status` as for send() (full when none
+  // fit). All n handles are checked first (range, ownership), all or nothing.
+  // `zero` and `waiters` as for after_send().
+  template <class Zero>
+  size_t send_many(Pool& pool, const uint32_t* hs, size_t n, Status* status, Zero&& zero, uint32_t* waiters = nullptr) {
+    Status st = Status::ok;
+    size_t sent = 0;
+    if (waiters) *waiters = 0;
+    if (n > 0) sent = send_checked(pool, hs, n, st, zero, waiters);
+    if (status) *status = st;
+    return sent;
+  }
+  size_t send_many(Pool& pool, const uint32_t* hs, size_t n, Status* status) {
+    return send_many(pool, hs, n, status, [](uint32_t) {});
+  }
+
+  // Takes one object: ok with its handle; empty; closed once closed and
+  // drained. The receiving thread owns what it gets.
+  Status receive(Pool& pool, uint32_t& out) {
+    out = kNone;
+    return receive_many(pool, &out, 1) == 1 ? Status::ok : (drained() ? Status::closed : Status::empty);
+  }
+
+  // Takes up to `max` objects into `out`; how many.
+  size_t receive_many(Pool& pool, uint32_t* out, size_t max) {
+    size_t got = 0, claimed = 0;
+    // At most a lap of cells (holes included), as in give_back().
+    while (got < max && claimed < capacity()) {
+      uint32_t p;
+      const size_t k = claim(chan_layout::dequeue, 1, std::min(max - got, size_t(capacity()) - claimed), p);
+      if (k == 0) break;
+      claimed += k;
+      for (size_t i = 0; i < k; ++i) {
+        const uint32_t h = take(p + uint32_t(i));
+        if (h < pool.capacity() && pool.receive_in_flight(h)) out[got++] = h;
+      }
+    }
+    return got;
+  }
+
+  // No more sends; what is in the channel can still be received. Wakes
+  // waiting receivers (they see it closed once it is drained).
+  void close() {
+    // seq_cst: a waiter that registers after this sees the flag; a send
+    // that claims a cell after this sees it (send_checked()).
+    const uint32_t before = attention().fetch_or(kChanClosed, std::memory_order_seq_cst);
+    if (before >= kChanWaiterUnit) wake_waiters();
+  }
+
+  // The pool closed: no more sends, and everything in the channel goes back
+  // to the pool (for the closer to release). `zero(h)` as in
+  // Pool::return_in_flight. Returns how many went back.
+  template <class Zero>
+  size_t close_for_pool(Pool& pool, Zero&& zero) {
+    // seq_cst, then the fence in give_back(): the close pairing above.
+    const uint32_t before = attention().fetch_or(kChanClosed | kChanPoolClosed, std::memory_order_seq_cst);
+    const size_t n = give_back(pool, zero);
+    if (before >= kChanWaiterUnit) wake_waiters();
+    return n;
+  }
+
+  // After a send: the other half of both pairings. drain_needed when the
+  // pool closed and objects went back to it. Waiting receivers are woken
+  // through the wake word, or, given `waiters`, counted there for the
+  // caller to wake (the binding calls the waiting threads back directly).
+  template <class Zero>
+  Status after_send(Pool& pool, Zero&& zero, uint32_t* waiters = nullptr) {
+    // seq_cst fence: orders this thread's publishing stores before the load.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // acquire: the fence above orders it after the publish; acquire also
+    // makes what a waiter did before it counted itself (a seq_cst RMW) visible
+    // to what follows here (the binding reads each view's waiting flag).
+    const uint32_t a = attention().load(std::memory_order_acquire);
+    Status st = Status::ok;
+    if ((a & kChanPoolClosed) != 0 && give_back(pool, zero) > 0) st = Status::drain_needed;
+    if (waiters != nullptr)
+      *waiters = a / kChanWaiterUnit;
+    else if (a >= kChanWaiterUnit)
+      wake_waiters();
+    return st;
+  }
+  Status after_send(Pool& pool) {
+    return after_send(pool, [](uint32_t) {});
+  }
+
+  // For a thread that stopped between claiming a cell and finishing with it
+  // (the binding's teardown; see lib/channel.ts). finish_send(): the cell at
+  // `pos` claimed to send `h` is published if it still is not: with `h` if
+  // it went in flight (always, without state words), else with a hole (the
+  // object stays the sender's); `h` is kHole when the sender had already
+  // chosen a hole (a send refused after its claim). finish_receive(): the cell at `pos` claimed
+  // by a receive is emptied if it still is not, and the object it held, or
+  // `h` when the cell was emptied but `h` not taken (still in flight), goes
+  // back to the pool. True if that pool is closed (drain_needed).
+  void finish_send(Pool& pool, uint32_t pos, uint32_t h) {
+    // acquire: as in claim(). Only the claimer can publish this cell: seq
+    // == pos means claimed and never published (a cell's seq never returns
+    // to a value it left, short of 2^32 positions).
+    if (seq(pos).load(std::memory_order_acquire) != pos) return;
+    const bool sent = !pool.checked() || (h < pool.capacity() && pool.state_of(h) == kStateInFlight);
+    put(pos, sent ? h : kHole);
+  }
+  template <class Zero>
+  bool finish_receive(Pool& pool, uint32_t pos, uint32_t h, Zero&& zero) {
+    // acquire: as in claim(); seq == pos + 1: still full, and only its
+    // claimer (this stopped thread) can empty it.
+    if (seq(pos).load(std::memory_order_acquire) == pos + 1) {
+      h = take(pos);
+    } else if (!pool.checked() || h >= pool.capacity() || pool.state_of(h) != kStateInFlight) {
+      return false;  // taken (the thread owned it when it stopped), or nothing to do
+    }
+    if (h >= pool.capacity()) return false;  // a hole
+    return pool.return_in_flight(h, zero) == Status::drain_needed;
+  }
+
+  // The wake word: a waiting thread reads it, adds itself as a waiter,
+  // looks at the cells again, then blocks in wait_for_send() until a send
+  // (or a close) changes it. Only this channel's sends wake its waiters.
+  uint32_t wake_seq() const {
+    // acquire: see the sends that bumped it.
+    return word(chan_layout::wake).load(std::memory_order_acquire);
+  }
+  // Blocks until the wake word changes from `seen` (at once if it has;
+  // spurious returns are possible).
+  void wait_for_send(uint32_t seen) const { detail::wait_on(words_ + chan_layout::wake, seen); }
+  // Wakes every thread blocked in wait_for_send().
+  void wake_waiters() {
+    // release: a woken thread that reads the new value sees what preceded it.
+    word(chan_layout::wake).fetch_add(1, std::memory_order_release);
+    detail::wake_all(words_ + chan_layout::wake);
+  }
+
+  // Adds (or removes) a waiting receiver. A waiter adds itself, then looks
+  // at the cells again before it sleeps (the waiter pairing above).
+  void add_waiter() {
+    // seq_cst, then a fence: the waiter pairing above.
+    attention().fetch_add(kChanWaiterUnit, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+  }
+  void remove_waiter() {
+    // relaxed: a count; a send that still sees this waiter wakes nobody who cares.
+    attention().fetch_sub(kChanWaiterUnit, std::memory_order_relaxed);
+  }
+
+ private:
+  atomic_ref<uint32_t> word(size_t i) const { return atomic_ref<uint32_t>(words_[i]); }
+  atomic_ref<uint32_t> attention() const { return word(chan_layout::attention); }
+  atomic_ref<uint32_t> seq(uint32_t pos) const { return word(chan_layout::cells + 2 * size_t(pos & mask_)); }
+  atomic_ref<uint32_t> value(uint32_t pos) const { return word(chan_layout::cells + 2 * size_t(pos & mask_) + 1); }
+
+  // Claims up to `want` consecutive cells at the enqueue (lag 0) or dequeue
+  // (lag 1) position: each must hold seq == position + lag. Returns how many
+  // (0: the channel is full, or empty) and the first position in `at`.
+  size_t claim(size_t which, uint32_t lag, size_t want, uint32_t& at) {
+    auto pos = word(which);
+    // relaxed: a guess; the CAS validates it (Vyukov's queue).
+    uint32_t p = pos.load(std::memory_order_relaxed);
+    for (;;) {
+      // acquire: sees what the cell's previous owner did before it released
+      // the cell (a producer's value; a consumer's read of the old value).
+      const int32_t d = int32_t(seq(p).load(std::memory_order_acquire) - (p + lag));
+      if (d < 0) return 0;  // full (producer) or empty (consumer)
+      if (d > 0) {
+        // relaxed: another thread moved on; a new guess. A position that
+        // did not move means forged memory (a seq ahead of every position):
+        // full or empty, rather than a spin forever.
+        const uint32_t now = pos.load(std::memory_order_relaxed);
+        if (now == p) return 0;
+        p = now;
+        continue;
+      }
+      size_t k = 1;
+      // acquire: as above, for each further cell of the batch.
+      while (k < want && k <= mask_ &&
+             int32_t(seq(p + uint32_t(k)).load(std::memory_order_acquire) - (p + uint32_t(k) + lag)) == 0)
+        ++k;
+      // relaxed, success and failure: the position only allots cells; the
+      // seq words carry the data (Vyukov's queue).
+      if (pos.compare_exchange_weak(p, p + uint32_t(k), std::memory_order_relaxed, std::memory_order_relaxed)) {
+        at = p;
+        return k;
+      }
+    }
+  }
+
+  // Publishes a claimed cell with `h` (or kHole).
+  void put(uint32_t p, uint32_t h) {
+    // relaxed: published by the release store of seq below.
+    value(p).store(h, std::memory_order_relaxed);
+    // release: the consumer's acquire load of seq sees the value.
+    seq(p).store(p + 1, std::memory_order_release);
+  }
+
+  // Empties a claimed full cell: its value, and the cell freed for the
+  // producer one lap later.
+  uint32_t take(uint32_t p) {
+    // relaxed: ordered after claim()'s acquire load of this cell's seq.
+    const uint32_t h = value(p).load(std::memory_order_relaxed);
+    // release: the producer of the next lap writes the value only after this read.
+    seq(p).store(p + mask_ + 1, std::memory_order_release);
+    return h;
+  }
+
+  template <class Zero>
+  size_t send_checked(Pool& pool, const uint32_t* hs, size_t n, Status& st, Zero& zero, uint32_t* waiters) {
+    for (size_t i = 0; i < n; ++i)
+      if (hs[i] >= pool.capacity()) return st = Status::out_of_range, 0;
+    // relaxed: a hint; a send racing with close() is ordered either way.
+    if (closed()) return st = Status::closed, 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (!pool.mark_in_flight(hs[i])) {
+        for (size_t j = 0; j < i; ++j) pool.unmark_in_flight(hs[j]);
+        return st = Status::double_push, 0;
+      }
+    }
+    OBJPOOL_TEST_CHAN_BEFORE_CLAIM();
+    uint32_t p = 0;
+    const size_t k = claim(chan_layout::enqueue, 0, n, p);
+    for (size_t i = k; i < n; ++i) pool.unmark_in_flight(hs[i]);
+    if (k == 0) return st = Status::full, 0;
+    // Closed since the check above: a receiver may have seen the channel
+    // closed and drained (drained(): closed, then the positions equal), and
+    // nothing may arrive after that. seq_cst fence: after the claim's CAS,
+    // before the load: either that receiver's load of the enqueue position
+    // saw this claim (not drained), or this load sees the flag. The cells
+    // become holes; the objects stay the caller's.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // relaxed: ordered by the fence above.
+    if ((attention().load(std::memory_order_relaxed) & kChanClosed) != 0) {
+      for (size_t i = 0; i < k; ++i) {
+        put(p + uint32_t(i), kHole);
+        pool.unmark_in_flight(hs[i]);
+      }
+      // A waiter that looked before the holes were published waits for them.
+      after_send(pool, zero, waiters);
+      return st = Status::closed, 0;
+    }
+    for (size_t i = 0; i < k; ++i) put(p + uint32_t(i), hs[i]);
+    st = after_send(pool, zero, waiters);
+    return k;
+  }
+
+  // Takes everything that is in the channel back into the (closed) pool.
+  template <class Zero>
+  size_t give_back(Pool& pool, Zero& zero) {
+    // seq_cst fence: the close pairing (see the file comment above).
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    size_t n = 0, taken = 0;
+    uint32_t p;
+    // At most one lap: that is all a channel can hold; more is forged
+    // memory refilled by a hostile thread as fast as it is emptied.
+    for (size_t k; taken < capacity() && (k = claim(chan_layout::dequeue, 1, capacity() - taken, p)) > 0;) {
+      taken += k;
+      for (size_t i = 0; i < k; ++i) {
+        const uint32_t h = take(p + uint32_t(i));
+        if (h >= pool.capacity()) continue;  // a hole (or forged)
+        const Status st = pool.return_in_flight(h, zero);
+        if (st == Status::ok || st == Status::drain_needed) ++n;
+      }
+    }
+    return n;
+  }
+
+  uint32_t* words_ = nullptr;
+  uint32_t mask_ = 0;
+};
+
+}  // namespace objpool
+
+#endif  // OBJPOOL_CHANNEL_HPP
