@@ -1,11 +1,12 @@
 import { native, type NativeOps } from './native';
-import { checkInteger, checkNumber, codes, invalidType, invalidValue, poolError } from './errors';
+import { checkInteger, checkNumber, codes, invalidType, poolError } from './errors';
 import { LeakTracker, type LeakReport } from './leaks';
 import * as events from './events';
 import { HandleChannel, registerChannelHost, type ChannelHost, type ChannelOptions } from './channel';
 import type { PoolDescriptor, PoolOptions, PoolStats, ReleaseCallback, ReleaseInfo, ViewOptions, WaitOptions, Lease } from './types';
-import { Mode, type Parts, type View, autoCache, checkObject, leaksFor, readCommon, readName, readShape, readView } from './options';
-import { BASE, TAKEN, type JsZero, callOf, closedError, jsZeroer, leakAwarePushMany, makePop, makePush, typedArrayProto, zeroingPushMany } from './hotpath';
+import { Mode, type Parts, type View, autoCache, checkObject, leaksFor } from './options';
+import { descriptorParts, inSharedMemory, isUint8Array, memoryParts, objectsParts, ownParts } from './parts';
+import { BASE, TAKEN, type JsZero, closedError, jsZeroer, leakAwarePushMany, makePop, makePush, zeroingPushMany } from './hotpath';
 
 export type { PoolDescriptor, PoolOptions, PoolStats, ReleaseCallback, ReleaseInfo, ViewOptions, WaitOptions, Lease } from './types';
 
@@ -31,34 +32,14 @@ const kHandle = Symbol('objpool.handle');
  */
 export const onCloseHook = Symbol('objpool.onClose');
 
-function allocate<T>(what: string, bytes: number, make: (n: number) => T): T {
-  try {
-    return make(bytes);
-  } catch (err) {
-    if (err instanceof RangeError) throw poolError(codes.NO_MEMORY, `Cannot allocate ${bytes} bytes for the pool ${what}: ${err.message}`);
-    throw err;
-  }
-}
-
-// The intrinsics (see lib/hotpath.ts), taken at load.
-const bufferOf = callOf.bind(Object.getOwnPropertyDescriptor(typedArrayProto, 'buffer')!.get!) as (o: Uint8Array) => ArrayBufferLike;
-const sharedByteLengthOf = callOf.bind(Object.getOwnPropertyDescriptor(SharedArrayBuffer.prototype, 'byteLength')!.get!) as (b: unknown) => number;
-
-// Whether a view's memory is a SharedArrayBuffer, by the intrinsic's brand
-// check (instanceof can be fooled from JS: a replaced prototype or
-// Symbol.hasInstance), so that it agrees with what the binding sees.
-function inSharedMemory(o: Uint8Array): boolean {
-  try {
-    sharedByteLengthOf(bufferOf(o));
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function newMeta(capacity: number, slots: number, checked: boolean): SharedArrayBuffer {
-  return allocate('metadata', native.metaBytes(capacity, slots, checked), (n) => new SharedArrayBuffer(n));
-}
+/**
+ * @internal A Buffer of the first `n` bytes (1 .. objectSize) of object `h`,
+ * which the caller has just popped (for PoolSet): the cached view when `n`
+ * is the whole object, else a view of it; a tracked Buffer of its own when
+ * the pool's leak detection samples this one (`caller` names the API call
+ * in the report).
+ */
+export let sizedView: (pool: ObjectPool, h: number, n: number, caller: Function) => Buffer;
 
 /**
  * A fixed set of fixed-size objects handed out as integer handles through
@@ -74,14 +55,6 @@ function newMeta(capacity: number, slots: number, checked: boolean): SharedArray
  * pool; an empty pop asks them back); the pool's memory lives until
  * the last thread that sees the pool lets go of it.
  */
-/**
- * @internal A Buffer of the first `n` bytes (1 .. objectSize) of object `h`,
- * which the caller has just popped (for PoolSet): the cached view when `n`
- * is the whole object, else a view of it; a tracked Buffer of its own when
- * the pool's leak detection samples this one (`caller` names the API call
- * in the report).
- */
-export let sizedView: (pool: ObjectPool, h: number, n: number, caller: Function) => Buffer;
 
 export class ObjectPool {
   readonly capacity: number;
@@ -136,17 +109,7 @@ export class ObjectPool {
   /** @internal */
   constructor(options: (PoolOptions & ViewOptions) | typeof token, parts?: Parts, init?: PoolOptions['init'], view?: View);
   constructor(options: (PoolOptions & ViewOptions) | typeof token, parts?: Parts, init?: PoolOptions['init'], view?: View) {
-    if (options !== token) {
-      const o = checkObject('options', options);
-      const capacity = checkInteger('options.capacity', o.capacity, 1, native.maxCapacity);
-      const shape = readShape(o);
-      view = readView('options', o);
-      const arena = allocate('arena', capacity * shape.stride, (n) => new SharedArrayBuffer(n));
-      parts = { mode: Mode.Own, meta: newMeta(capacity, shape.slots, shape.checked), arena, objects: null,
-        objectSize: shape.objectSize, stride: shape.stride, capacity, slots: shape.slots, checked: shape.checked, zero: shape.zero, name: shape.name };
-      init = shape.init;
-      ObjectPool.#format(parts, shape.align);
-    }
+    if (options !== token) ({ parts, init, view } = ownParts(options));
     const p = parts!;
     const v: View = view ?? { cache: undefined, leaks: null, leaksGiven: false };
     const leakOpts = leaksFor(v, p.checked);
@@ -275,10 +238,6 @@ export class ObjectPool {
     return this.#zeroTarget;
   }
 
-  static #format(p: Parts, align: number): void {
-    native.format(new Uint8Array(p.meta), p.capacity, p.slots, p.objectSize, p.stride, align, p.checked, p.mode === Mode.Objects, p.zero);
-  }
-
   /**
    * A pool over memory you provide: `floor(memory.byteLength / stride)`
    * objects. A SharedArrayBuffer makes the pool shareable; an ArrayBuffer
@@ -286,19 +245,10 @@ export class ObjectPool {
    * whole memory once (`handle: -1, element: false`).
    */
   static fromBuffer(memory: ArrayBuffer | SharedArrayBuffer, options: Omit<PoolOptions, 'capacity'> & ViewOptions): ObjectPool {
-    const isShared = memory instanceof SharedArrayBuffer;
-    if (!isShared && !(memory instanceof ArrayBuffer)) throw invalidType('memory', 'an instance of ArrayBuffer or SharedArrayBuffer', memory);
-    const o = checkObject('options', options);
-    const shape = readShape(o);
-    const view = readView('options', o);
-    const capacity = Math.floor(memory.byteLength / shape.stride);
-    if (capacity < 1) throw invalidValue('memory', `must hold at least one object of ${shape.stride} bytes (byteLength ${memory.byteLength})`, memory);
-    if (capacity > native.maxCapacity) throw outOfRangeCapacity(capacity);
-    const parts: Parts = { mode: Mode.Memory, meta: newMeta(capacity, shape.slots, shape.checked), arena: memory, objects: null,
-      objectSize: shape.objectSize, stride: shape.stride, capacity, slots: shape.slots, checked: shape.checked, zero: shape.zero, name: shape.name };
-    ObjectPool.#format(parts, shape.align);
-    return new ObjectPool(token, parts, shape.init, view);
+    const { parts, init, view } = memoryParts(memory, options);
+    return new ObjectPool(token, parts, init, view);
   }
+
 
   /**
    * A pool of objects you provide: one per entry, all of one length, none
@@ -306,32 +256,10 @@ export class ObjectPool {
    * SharedArrayBuffer.
    */
   static fromBuffers(objects: readonly Uint8Array[], options: { slots?: number; checked?: boolean; zero?: boolean; name?: string } & ViewOptions = {}): ObjectPool {
-    if (!Array.isArray(objects)) throw invalidType('objects', 'an instance of Array', objects);
-    if (objects.length < 1 || objects.length > native.maxCapacity) throw outOfRangeCapacity(objects.length, 'objects.length');
-    const list: Uint8Array[] = [];
-    for (let i = 0; i < objects.length; i++) {
-      const obj: unknown = objects[i];
-      if (!isUint8Array(obj)) throw invalidType(`objects[${i}]`, 'an instance of Uint8Array', obj);
-      if (obj.byteLength !== objects[0]!.byteLength || obj.byteLength === 0) {
-        throw invalidValue(`objects[${i}]`, `must have the same non-zero byteLength as objects[0] (${objects[0]!.byteLength})`, obj);
-      }
-      list.push(obj);
-    }
-    const size = list[0]!.byteLength;
-    const spans = list.map((obj, i) => ({ at: native.address(obj), i })).sort((a, b) => a.at - b.at);
-    for (let k = 1; k < spans.length; k++) {
-      if (spans[k]!.at < spans[k - 1]!.at + size) {
-        throw invalidValue(`objects[${spans[k]!.i}]`, `overlaps objects[${spans[k - 1]!.i}]: every object must be distinct memory`, list[spans[k]!.i]);
-      }
-    }
-    const o = checkObject('options', options);
-    const common = readCommon({ slots: o.slots, checked: o.checked, zero: o.zero, name: o.name });
-    const view = readView('options', o);
-    const parts: Parts = { mode: Mode.Objects, meta: newMeta(list.length, common.slots, common.checked), arena: null, objects: list,
-      objectSize: size, stride: size, capacity: list.length, slots: common.slots, checked: common.checked, zero: common.zero, name: common.name };
-    ObjectPool.#format(parts, 1);
+    const { parts, view } = objectsParts(objects, options);
     return new ObjectPool(token, parts, undefined, view);
   }
+
 
   /**
    * Uses, in this thread, the pool another thread described. Everything is
@@ -339,43 +267,7 @@ export class ObjectPool {
    * descriptor throws ERR_OBJPOOL_BAD_DESCRIPTOR.
    */
   static attach(descriptor: PoolDescriptor, options: ViewOptions = {}): ObjectPool {
-    const d = checkObject('descriptor', descriptor) as Partial<Record<keyof PoolDescriptor, unknown>>;
-    const view = readView('options', checkObject('options', options));
-    const bad = (why: string) => poolError(codes.BAD_DESCRIPTOR, `Invalid pool descriptor: ${why}`);
-    if (d.kind !== 'objpool' || d.version !== native.layoutVersion) throw bad(`not an objpool descriptor of layout version ${native.layoutVersion}`);
-    if (!(d.meta instanceof SharedArrayBuffer)) throw bad('meta must be a SharedArrayBuffer');
-    if (d.arena !== null && !(d.arena instanceof SharedArrayBuffer)) throw bad('arena must be a SharedArrayBuffer or null');
-    if (d.meta.byteLength < native.headsOffset) throw bad('meta is truncated');
-    // The header is the authority; native.open() validates it against the
-    // real byte lengths before anything else reads it. Plain reads: format()
-    // wrote it before the descriptor left its thread (postMessage orders
-    // that), and it never changes; a forged one is caught by open().
-    const header = new Uint32Array(d.meta, 0, 8);
-    const capacity = header[2]!, slots = header[3]!, objectSize = header[4]!, stride = header[5]!, flags = header[7]!;
-    const checked = (flags & 1) !== 0, external = (flags & 2) !== 0, zero = (flags & 4) !== 0;
-    if (d.capacity !== capacity || d.slots !== slots || d.objectSize !== objectSize || d.stride !== stride || d.checked !== checked) {
-      throw bad('its sizes do not match the pool metadata');
-    }
-    let objects: Uint8Array[] | null = null;
-    if (external) {
-      if (d.arena !== null || !Array.isArray(d.objects) || d.objects.length !== capacity) throw bad('objects do not match the pool');
-      objects = d.objects.map((obj: unknown) => {
-        if (!isUint8Array(obj) || obj.byteLength !== objectSize) throw bad('objects do not match the pool');
-        return obj;
-      });
-    } else if (d.arena === null || d.objects !== null) {
-      throw bad('arena does not match the pool');
-    } else if (d.arena.byteLength < capacity * stride) {
-      throw bad('arena is truncated');
-    }
-    let name: string | null;
-    try {
-      name = readName('descriptor.name', d.name);
-    } catch {
-      throw bad('name must be a string of 1 to 256 characters, or null');
-    }
-    const parts: Parts = { mode: external ? Mode.Objects : d.user === true ? Mode.Memory : Mode.Own, meta: d.meta,
-      arena: d.arena as SharedArrayBuffer | null, objects, objectSize, stride, capacity, slots, checked, zero, name, attached: true };
+    const { parts, view, bad } = descriptorParts(descriptor, options);
     try {
       return new ObjectPool(token, parts, undefined, view);
     } catch (err) {
@@ -383,6 +275,7 @@ export class ObjectPool {
       throw bad((err as Error).message);
     }
   }
+
 
   /** True once any thread has called close(). */
   get closed(): boolean {
@@ -782,12 +675,3 @@ interface Waiter {
   onAbort: (() => void) | undefined;
 }
 
-// A real Uint8Array (or Buffer): not an object that only inherits from its
-// prototype, nor a Proxy of one, whose getters throw uncoded errors.
-function isUint8Array(v: unknown): v is Uint8Array {
-  return v instanceof Uint8Array && ArrayBuffer.isView(v);
-}
-
-function outOfRangeCapacity(n: number, name = 'capacity'): RangeError {
-  return Object.assign(new RangeError(`The value of "${name}" is out of range. It must be >= 1 and <= ${native.maxCapacity}. Received ${n}`), { code: codes.OUT_OF_RANGE });
-}
