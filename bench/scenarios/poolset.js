@@ -51,6 +51,18 @@ const implementations = {
     const s = set();
     return { run(n) { for (let i = 0; i < n; i++) s.release(s.acquire(anySize[i & 4095])); } };
   },
+  // The floor of any set of pools in JS: the same calls on three separate
+  // pools, the one of the drawn size taken by index (no size lookup).
+  'three pools, the drawn one acquire()+release(), n a random class size': () => {
+    const pools = CLASSES.map((c) => new ObjectPool(c));
+    const which = classSize.map((n) => SIZES.indexOf(n));
+    return { run(n) { for (let i = 0; i < n; i++) { const p = pools[which[i & 4095]]; p.release(p.acquire()); } } };
+  },
+  'three pools, the drawn one pop()+push(), n a random class size': () => {
+    const pools = CLASSES.map((c) => new ObjectPool(c));
+    const which = classSize.map((n) => SIZES.indexOf(n));
+    return { run(n) { for (let i = 0; i < n; i++) { const p = pools[which[i & 4095]]; p.push(p.pop()); } } };
+  },
   'one pool pop+push (4 KiB)': () => {
     const pool = new ObjectPool({ capacity: 1024, objectSize: 4096 });
     return { run(n) { for (let i = 0; i < n; i++) pool.push(pool.pop()); } };
