@@ -26,6 +26,18 @@ test('acquire(n) gives exactly n bytes from the smallest class that fits; classe
     t.is(buf.buffer, set.pools[c].descriptor.arena, `acquire(${n}) comes from class ${set.sizes[c]}`);
     set.release(buf);
   }
+  // A shorter view is a Buffer in every way, and the same one for the same size.
+  const short = set.acquire(5);
+  t.true(Buffer.isBuffer(short));
+  t.is(short.constructor, Buffer);
+  short.write('hello');
+  t.is(short.toString(), 'hello');
+  t.true(short.subarray(1, 3).equals(Buffer.from('el')));
+  t.true(Buffer.concat([short, short]).equals(Buffer.from('hellohello')));
+  set.release(short);
+  const again = set.acquire(5);
+  t.is(again, short, 'the view of that length is kept per object');
+  set.release(again);
   // A whole object is the class's own cached Buffer.
   const whole = set.acquire(4096);
   t.is(whole, set.pools[1].buffer(set.pools[1].handleOf(whole)));
