@@ -165,7 +165,7 @@ test('examples/pipeline.js: a TCP stream through pooled buffers and two channels
     });
   });
   t.is(code, 0, stderr);
-  const m = /^pipeline: (\d+) bytes in (\d+) chunks, 2 workers \(w0: (\d+), w1: (\d+) chunks\), every byte checked, \d+ MB\/s, pool inUse (\d+)$/m.exec(stdout);
+  const m = /^pipeline \(channels\): (\d+) bytes in (\d+) chunks of 65536, 2 workers \(w0: (\d+), w1: (\d+) chunks\), every byte checked, \d+ MB\/s, CPU \d+ ms\/GiB, pool inUse (\d+)$/m.exec(stdout);
   t.truthy(m, stdout);
   const [bytes, chunks, w0, w1, inUse] = m.slice(1).map(Number);
   t.is(bytes, 4 << 20);
@@ -175,6 +175,19 @@ test('examples/pipeline.js: a TCP stream through pooled buffers and two channels
   // runs at once and 3 CPU burners), so only the sum is asserted.
   t.is(w0 + w1, chunks, 'the workers hashed every chunk, each once');
   t.is(inUse, 0, 'every buffer back in the pool before it closed');
+});
+
+test('examples/pipeline.js --mode transfer|copy|single: the same stream and check by postMessage and in one thread', async (t) => {
+  for (const mode of ['transfer', 'copy', 'single']) {
+    const { code, stdout, stderr } = await new Promise((resolve) => {
+      execFile(process.execPath, [path.join(root, 'examples', 'pipeline.js'), '--mib', '2', '--object-size', '16384', '--mode', mode], { timeout: 60_000 }, (err, stdout, stderr) => {
+        resolve({ code: err ? err.code ?? err.signal : 0, stdout, stderr });
+      });
+    });
+    t.is(code, 0, stderr);
+    const workers = mode === 'single' ? '0 workers \\(the main thread\\)' : '2 workers \\(w0: 64, w1: 64 chunks\\)';
+    t.regex(stdout, new RegExp(`^pipeline \\(${mode}\\): 2097152 bytes in 128 chunks of 16384, ${workers}, every byte checked, \\d+ MB/s, CPU \\d+ ms/GiB, pool inUse 0$`, 'm'));
+  }
 });
 
 test('examples/pipeline.js --corrupt: one flipped byte fails the check with exit code 1', async (t) => {
