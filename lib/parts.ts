@@ -26,7 +26,8 @@ function allocate<T>(what: string, bytes: number, make: (n: number) => T): T {
 }
 
 // The intrinsics (see lib/hotpath.ts), taken at load.
-const bufferOf = callOf.bind(Object.getOwnPropertyDescriptor(typedArrayProto, 'buffer')!.get!) as (o: Uint8Array) => ArrayBufferLike;
+export const bufferOf = callOf.bind(Object.getOwnPropertyDescriptor(typedArrayProto, 'buffer')!.get!) as (o: ArrayBufferView) => ArrayBufferLike;
+export const byteOffsetOf = callOf.bind(Object.getOwnPropertyDescriptor(typedArrayProto, 'byteOffset')!.get!) as (o: ArrayBufferView) => number;
 export const sharedByteLengthOf = callOf.bind(Object.getOwnPropertyDescriptor(SharedArrayBuffer.prototype, 'byteLength')!.get!) as (b: unknown) => number;
 
 /**

@@ -5,8 +5,8 @@ import * as events from './events';
 import { HandleChannel, registerChannelHost, type ChannelHost, type ChannelOptions } from './channel';
 import type { PoolDescriptor, PoolOptions, PoolStats, ReleaseCallback, ReleaseInfo, ViewOptions, WaitOptions, Lease } from './types';
 import { Mode, type Parts, type View, autoCache, checkObject, leaksFor } from './options';
-import { descriptorParts, inSharedMemory, isUint8Array, memoryParts, objectsParts, ownParts } from './parts';
-import { BASE, TAKEN, type JsZero, closedError, jsZeroer, leakAwarePushMany, makePop, makePush, zeroingPushMany } from './hotpath';
+import { bufferOf, byteOffsetOf, descriptorParts, inSharedMemory, isUint8Array, memoryParts, objectsParts, ownParts } from './parts';
+import { BASE, TAKEN, type JsZero, byteLengthOf, closedError, jsZeroer, leakAwarePushMany, makePop, makePush, zeroingPushMany } from './hotpath';
 
 export type { PoolDescriptor, PoolOptions, PoolStats, ReleaseCallback, ReleaseInfo, ViewOptions, WaitOptions, Lease } from './types';
 
@@ -32,23 +32,28 @@ const kHandle = Symbol('objpool.handle');
  */
 export const onCloseHook = Symbol('objpool.onClose');
 
-/**
- * A view of an object's first bytes, made for PoolSet's acquire(n): a Buffer
- * in every way (its prototype chain goes through Buffer.prototype, as
- * Node's own Buffers do), made in a third of the time of
- * `buffer.subarray(0, n)` (23 against 70 ns measured on Node 20), and
- * tagged with its handle in the constructor (one shape for all). A forged
- * tag is harmless: every use checks that the view is this very one.
- */
-class SizedView extends Uint8Array {
-  [kHandle]: number;
-  constructor(memory: ArrayBufferLike, offset: number, length: number, handle: number) {
-    super(memory as ArrayBuffer, offset, length);
-    this[kHandle] = handle;
+// Stamps a handle on a Buffer as a private field (the return-override
+// idiom: Stamp's constructor returns the Buffer, so the field lands on it).
+// For PoolSet's views shorter than their object: invisible to JS (no
+// property or symbol for inspect, assert or Object.assign to see), and no
+// prototype's setter runs, whatever user code put there. Only trusted when
+// the instance's own cache holds that very view.
+class Stamp {
+  constructor(o: object) {
+    return o as Stamp;
   }
 }
-Object.setPrototypeOf(SizedView.prototype, Buffer.prototype);
-Object.defineProperty(SizedView.prototype, 'constructor', { value: Buffer, writable: true, configurable: true });
+class HandleStamp extends Stamp {
+  readonly #handle: number;
+  constructor(o: object, handle: number) {
+    super(o);
+    this.#handle = handle;
+  }
+  static of(o: unknown): number {
+    return typeof o === 'object' && o !== null && #handle in o ? (o as HandleStamp).#handle : -1;
+  }
+}
+const bufferFrom = Buffer.from as (memory: ArrayBufferLike, offset: number, length: number) => Buffer;
 
 /**
  * @internal A Buffer of the first `n` bytes (1 .. objectSize) of object `h`,
@@ -103,7 +108,7 @@ export class ObjectPool {
   readonly #where: string;
   readonly #views: (Buffer | undefined)[] = [];
   // PoolSet's views shorter than the object (see sizedView), by handle.
-  #sizedViews: (SizedView | undefined)[] | null = null;
+  #sizedViews: (Buffer | undefined)[] | null = null;
   readonly #leaks: LeakTracker | null = null;
   readonly #waiters: Waiter[] = [];
   #onWake: (() => void) | null = null;
@@ -192,7 +197,7 @@ export class ObjectPool {
         release: {
           value: (obj: Uint8Array): void => {
             const h = (obj as { [kHandle]?: number } | null | undefined)?.[kHandle];
-            if (h !== undefined && (views[h] === obj || this.#sizedViews?.[h] === obj)) return push(h);
+            if (h !== undefined && views[h] === obj) return push(h);
             release.call(this, obj);
           },
           enumerable: false,
@@ -328,7 +333,7 @@ export class ObjectPool {
   #makeView(h: number, n = this.#parts.objectSize): Buffer {
     const p = this.#parts;
     return p.objects
-      ? Buffer.from(p.objects[h]!.buffer, p.objects[h]!.byteOffset, n)
+      ? Buffer.from(bufferOf(p.objects[h]!), byteOffsetOf(p.objects[h]!), n)
       : Buffer.from(p.arena!, h * p.stride, n);
   }
 
@@ -346,10 +351,11 @@ export class ObjectPool {
       // the same few sizes again and again.
       const sized = (pool.#sizedViews ??= []);
       const last = sized[h];
-      if (last !== undefined && last.length === n) return last as unknown as Buffer;
+      if (last !== undefined && last.length === n) return last;
       const o = p.objects;
-      const made = o === null ? new SizedView(p.arena!, h * p.stride, n, h) : new SizedView(o[h]!.buffer, o[h]!.byteOffset, n, h);
-      return (sized[h] = made) as unknown as Buffer;
+      const made = o === null ? bufferFrom(p.arena!, h * p.stride, n) : bufferFrom(bufferOf(o[h]!), byteOffsetOf(o[h]!), n);
+      new HandleStamp(made, h);
+      return (sized[h] = made);
     };
   }
 
@@ -536,15 +542,21 @@ export class ObjectPool {
   handleOf(obj: Uint8Array): number {
     // Fast path: a Buffer this instance handed out.
     const cached = (obj as { [kHandle]?: number } | null | undefined)?.[kHandle];
-    if (cached !== undefined && (this.#views[cached] === obj || this.#sizedViews?.[cached] === obj)) return cached;
+    if (cached !== undefined && this.#views[cached] === obj) return cached;
+    // A shorter view PoolSet took from this instance.
+    if (this.#sizedViews !== null) {
+      const stamped = HandleStamp.of(obj);
+      if (stamped >= 0 && this.#sizedViews[stamped] === obj) return stamped;
+    }
     if (!isUint8Array(obj)) throw invalidType('obj', 'an instance of Buffer or Uint8Array', obj);
     const p = this.#parts;
     let h = -1;
-    if (obj.byteLength <= p.objectSize) {
+    // The intrinsic getters: a subclass's own could name another object.
+    if (byteLengthOf(obj) <= p.objectSize) {
       if (p.objects) {
         h = this.#byAddress!.get(native.address(obj)) ?? -1;
       } else {
-        const rel = obj.buffer === p.arena ? obj.byteOffset : native.address(obj) - this.#arenaAddress;
+        const rel = bufferOf(obj) === p.arena ? byteOffsetOf(obj) : native.address(obj) - this.#arenaAddress;
         if (rel >= 0 && rel % p.stride === 0 && rel / p.stride < p.capacity) h = rel / p.stride;
       }
     }

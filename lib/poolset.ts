@@ -14,6 +14,7 @@ import { checkInteger, checkNumber, codes, invalidType, invalidValue, outOfRange
 import { checkObject } from './options';
 import { native } from './native';
 import { byteLengthOf, callOf, typedArrayProto } from './hotpath';
+import { bufferOf, byteOffsetOf } from './parts';
 import type { Lease, PoolDescriptor, PoolOptions, PoolStats, ReleaseCallback, ViewOptions, WaitOptions } from './types';
 
 /** One size class: `capacity` objects of `objectSize` bytes. */
@@ -75,10 +76,16 @@ const sized = sizedView;
 
 // The intrinsic getters: a subclass's own getters, or a Proxy's traps, are
 // not asked (release() checks that it has a real Uint8Array first).
-const bufferOf = callOf.bind(Object.getOwnPropertyDescriptor(typedArrayProto, 'buffer')!.get!) as (o: Uint8Array) => ArrayBufferLike;
+const tagOf = callOf.bind(Object.getOwnPropertyDescriptor(typedArrayProto, Symbol.toStringTag)!.get!) as (o: unknown) => string | undefined;
 
 function badHandle(h: unknown): RangeError {
   return outOfRange('handle', 'a handle of this pool set', h);
+}
+
+// A class pool's error for a set handle `h`: a range error names the set's
+// handle (the class's own names its class-local one).
+function asSetError(err: unknown, h: number): unknown {
+  return (err as { code?: string } | null)?.code === codes.OUT_OF_RANGE ? badHandle(h) : err;
 }
 
 // Reads `classes`, or generates them from `min`, `max` and `bytes`: sorted
@@ -142,6 +149,9 @@ export class PoolSet {
   readonly #pops: (() => number)[];
   readonly #pushes: ((h: number) => void)[];
   readonly #arenas: (ArrayBufferLike | null)[];
+  // Each class's arena as [first address, end address), for a buffer whose
+  // memory came by another message (another SharedArrayBuffer object).
+  readonly #spans: [number, number][];
   // #lo[k]: the first class larger than 2**(k-1): where the search for an n
   // in (2**(k-1), 2**k] starts.
   readonly #lo = new Uint8Array(34);
@@ -179,6 +189,10 @@ export class PoolSet {
     this.#pops = ps.map((p) => p.pop);
     this.#pushes = ps.map((p) => p.push);
     this.#arenas = ps.map((p) => p.descriptor.arena);
+    this.#spans = ps.map((p) => {
+      const at = native.address(new Uint8Array(p.descriptor.arena!, 0, 1));
+      return [at, at + p.capacity * p.stride];
+    });
     for (let k = 0, c = 0; k < this.#lo.length; k++) {
       const above = k === 0 ? 0 : 2 ** (k - 1);
       while (c < ps.length - 1 && this.#sizes[c]! <= above) c++;
@@ -225,7 +239,11 @@ export class PoolSet {
     if (typeof handle !== 'number' || (handle >>> 0) !== handle) throw badHandle(handle);
     const push = this.#pushes[handle >>> SHIFT];
     if (push === undefined) throw badHandle(handle);
-    push(handle & INDEX);
+    try {
+      push(handle & INDEX);
+    } catch (err) {
+      throw asSetError(err, handle);
+    }
   }
 
   /** The whole object of a handle (its class's objectSize bytes); the same Buffer each time in a thread. */
@@ -233,12 +251,18 @@ export class PoolSet {
     if (typeof handle !== 'number' || (handle >>> 0) !== handle) throw badHandle(handle);
     const pool = this.#pools[handle >>> SHIFT];
     if (pool === undefined) throw badHandle(handle);
-    return pool.buffer(handle & INDEX);
+    try {
+      return pool.buffer(handle & INDEX);
+    } catch (err) {
+      throw asSetError(err, handle);
+    }
   }
 
   /** The class of a handle (an index into `sizes`) and its handle in that class's pool. */
   classOf(handle: number): { class: number; handle: number } {
-    if (typeof handle !== 'number' || (handle >>> 0) !== handle || (handle >>> SHIFT) >= this.#pools.length) throw badHandle(handle);
+    if (typeof handle !== 'number' || (handle >>> 0) !== handle) throw badHandle(handle);
+    const pool = this.#pools[handle >>> SHIFT];
+    if (pool === undefined || (handle & INDEX) >= pool.capacity) throw badHandle(handle);
     return { class: handle >>> SHIFT, handle: handle & INDEX };
   }
 
@@ -266,15 +290,23 @@ export class PoolSet {
    * for one already back (checked pools).
    */
   release(buf: Uint8Array): void {
-    if (!(buf instanceof Uint8Array) || !ArrayBuffer.isView(buf)) throw invalidType('buf', 'an instance of Buffer or Uint8Array', buf);
+    // The brand, by the intrinsic getter: a Proxy, a DataView or an object
+    // that only inherits from Uint8Array.prototype has none.
+    if (tagOf(buf) !== 'Uint8Array') throw invalidType('buf', 'an instance of Buffer or Uint8Array', buf);
     const len = byteLengthOf(buf);
     const memory = bufferOf(buf);
     const arenas = this.#arenas;
     // A buffer from acquire(n) is n bytes long, so without fallback its
-    // class is the one that fits n: one comparison. Else look at them all.
+    // class is the one that fits n: one comparison. Else look at them all,
+    // and then by address: memory that reached this thread by another
+    // message is another SharedArrayBuffer object over the same bytes.
     let c = len >= 1 && len <= this.maxSize ? this.#fit(len) : 0;
     if (arenas[c] !== memory) {
       c = arenas.indexOf(memory);
+      if (c < 0 && len > 0) {
+        const at = native.address(buf);
+        c = this.#spans.findIndex(([lo, hi]) => at >= lo && at < hi);
+      }
       if (c < 0) throw poolError(codes.FOREIGN_BUFFER, 'The buffer is not an object of this pool set (or does not start at one, or is longer than its objectSize)');
     }
     this.#pools[c]!.release(buf);
@@ -311,12 +343,20 @@ export class PoolSet {
   async acquireAsync(n: number, options?: WaitOptions): Promise<Buffer> {
     const c = this.#classOf(n);
     const pool = this.#pools[c]!;
-    // A signal aborted before the call takes nothing (as for one pool).
-    if (this.#larger && !((options as { signal?: unknown } | undefined)?.signal instanceof AbortSignal && options!.signal!.aborted)) {
-      const h = this.#pops[c]!();
-      if (h >= 0) return sized(pool, h, n, this.acquireAsync);
-      const above = this.#popAbove(c);
-      if (above >= 0) return sized(this.#pools[above >>> SHIFT]!, above & INDEX, n, this.acquireAsync);
+    if (this.#larger) {
+      // The options checked (and read once) as popAsync checks them, before
+      // anything is taken; a signal aborted before the call takes nothing.
+      const o = checkObject('options', options === undefined ? {} : options) as WaitOptions;
+      const signal = o.signal, timeout = o.timeout;
+      if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidType('options.signal', 'an instance of AbortSignal', signal);
+      if (timeout !== undefined) checkNumber('options.timeout', timeout, 0, 2 ** 31 - 1);
+      options = { signal, timeout };
+      if (signal?.aborted !== true) {
+        const h = this.#pops[c]!();
+        if (h >= 0) return sized(pool, h, n, this.acquireAsync);
+        const above = this.#popAbove(c);
+        if (above >= 0) return sized(this.#pools[above >>> SHIFT]!, above & INDEX, n, this.acquireAsync);
+      }
     }
     return sized(pool, await pool.popAsync(options), n, this.acquireAsync);
   }
@@ -345,14 +385,19 @@ export class PoolSet {
     const d = checkObject('descriptor', descriptor) as Partial<Record<keyof PoolSetDescriptor, unknown>>;
     const bad = (why: string) => poolError(codes.BAD_DESCRIPTOR, `Invalid pool set descriptor: ${why}`);
     if (d.kind !== 'objpool-set' || d.version !== 1) throw bad('not an objpool pool set descriptor of version 1');
-    if (!Array.isArray(d.classes) || d.classes.length < 1 || d.classes.length > MAX_CLASSES) throw bad(`classes must be an array of 1 to ${MAX_CLASSES} pool descriptors`);
-    if (d.fallback !== 'none' && d.fallback !== 'larger') throw bad("fallback must be 'none' or 'larger'");
-    const pools = (d.classes as PoolDescriptor[]).map((c) => ObjectPool.attach(c, options));
+    // Each field read once, the list copied by index: a getter or an own
+    // `map` cannot make the set longer than what was checked.
+    const classes = d.classes, fallback = d.fallback;
+    const count = Array.isArray(classes) ? classes.length : 0;
+    if (!(count >= 1 && count <= MAX_CLASSES)) throw bad(`classes must be an array of 1 to ${MAX_CLASSES} pool descriptors`);
+    if (fallback !== 'none' && fallback !== 'larger') throw bad("fallback must be 'none' or 'larger'");
+    const pools: ObjectPool[] = [];
+    for (let i = 0; i < count; i++) pools.push(ObjectPool.attach((classes as PoolDescriptor[])[i]!, options));
     for (let i = 0; i < pools.length; i++) {
       if (pools[i]!.descriptor.arena === null) throw bad('a class is not a pool with its own arena');
       if (i > 0 && pools[i]!.objectSize <= pools[i - 1]!.objectSize) throw bad('classes must grow in objectSize');
     }
-    return new PoolSet(token, pools, d.fallback);
+    return new PoolSet(token, pools, fallback);
   }
 
   /** Sums over the classes (perSlot element by element), with each class's own stats in `classes`. */
@@ -394,6 +439,8 @@ export class PoolSetChannel {
   readonly #chans: HandleChannel[];
   // The class a receive looks at first: classes take turns.
   #next = 0;
+  // receiveAsync() calls of this instance that wait.
+  #waiting = 0;
 
   /** @internal */
   constructor(key: typeof token, chans: HandleChannel[]) {
@@ -408,8 +455,12 @@ export class PoolSetChannel {
     const d = checkObject('descriptor', descriptor) as Partial<Record<keyof PoolSetChannelDescriptor, unknown>>;
     const bad = (why: string) => poolError(codes.BAD_DESCRIPTOR, `Invalid pool set channel descriptor: ${why}`);
     if (d.kind !== 'objpool-set-channel' || d.version !== 1) throw bad('not an objpool pool set channel descriptor of version 1');
-    if (!Array.isArray(d.channels) || d.channels.length !== set.pools.length) throw bad('it has not one channel per class of this set');
-    return new PoolSetChannel(token, (d.channels as ChannelDescriptor[]).map((c, i) => HandleChannel.attach(c, set.pools[i]!)));
+    const channels = d.channels; // read once (see PoolSet.attach)
+    const count = set.pools.length;
+    if (!Array.isArray(channels) || channels.length !== count) throw bad('it has not one channel per class of this set');
+    const chans: HandleChannel[] = [];
+    for (let i = 0; i < count; i++) chans.push(HandleChannel.attach((channels as ChannelDescriptor[])[i]!, set.pools[i]!));
+    return new PoolSetChannel(token, chans);
   }
 
   get descriptor(): PoolSetChannelDescriptor {
@@ -439,12 +490,17 @@ export class PoolSetChannel {
 
   /** Takes up to `count` (default `out.length`) handles of any class into `out`; returns how many. */
   receiveMany(out: Uint32Array, count?: number): number {
-    if (!(out instanceof Uint32Array)) throw invalidType('out', 'an instance of Uint32Array', out);
-    const want = count === undefined ? out.length : checkInteger('count', count, 0, out.length);
+    // The intrinsics, and an array of its own over out's memory: a
+    // subclass's or a Proxy's subarray could hand back any array, and the
+    // handles taken into it would be lost.
+    if (tagOf(out) !== 'Uint32Array') throw invalidType('out', 'an instance of Uint32Array', out);
+    const length = byteLengthOf(out as unknown as Uint8Array) / 4;
+    const want = count === undefined ? length : checkInteger('count', count, 0, length);
+    const mine = new Uint32Array(bufferOf(out), byteOffsetOf(out), length);
     let got = 0;
     for (let c = 0; c < this.#chans.length && got < want; c++) {
-      const k = this.#chans[c]!.receiveMany(out.subarray(got, want));
-      for (let i = got; i < got + k; i++) out[i] = (c << SHIFT) | out[i]!;
+      const k = this.#chans[c]!.receiveMany(mine.subarray(got, want));
+      for (let i = got; i < got + k; i++) mine[i] = (c << SHIFT) | mine[i]!;
       got += k;
     }
     return got;
@@ -478,8 +534,13 @@ export class PoolSetChannel {
     if (signal !== undefined && !(signal instanceof AbortSignal)) throw invalidType('options.signal', 'an instance of AbortSignal', signal);
     const timeout = o.timeout === undefined ? undefined : checkNumber('options.timeout', o.timeout, 0, 2 ** 31 - 1);
     if (signal?.aborted) return Promise.reject(signal.reason);
-    const now = this.receive();
-    if (now >= 0) return Promise.resolve(now);
+    // In the order of the calls in this thread: only when none waits here
+    // may a call take a handle that is there now (as HandleChannel's).
+    if (this.#waiting === 0) {
+      const now = this.receive();
+      if (now >= 0) return Promise.resolve(now);
+    }
+    this.#waiting++;
     return new Promise<number>((resolve, reject) => {
       const chans = this.#chans;
       const ends = new AbortController();
@@ -490,6 +551,7 @@ export class PoolSetChannel {
       const finish = (settle: () => void) => {
         if (done) return;
         done = true;
+        this.#waiting--;
         if (timer !== undefined) clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
         ends.abort();

@@ -318,3 +318,92 @@ test('metrics and events name each class', (t) => {
   t.deepEqual(set.pools.map((p) => p.name), ['replies/512', 'replies/4096', 'replies/65536']);
   t.true(set.pools.every((p) => p instanceof ObjectPool));
 });
+
+test('a Buffer posted to another thread on its own is released there by its set', async (t) => {
+  const set = new PoolSet({ classes: [{ objectSize: 512, capacity: 4 }, { objectSize: 4096, capacity: 4 }] });
+  const w = spawnWorker(worker, { set: set.descriptor, job: 'release' });
+  const held = [set.acquire(100), set.acquire(512), set.acquire(3000)];
+  w.w.postMessage(held);
+  const { codes } = await w.wait((m) => m.codes);
+  await w.w.terminate();
+  t.deepEqual(codes, ['ok', 'ok', 'ok']);
+  t.is(set.stats().inUse, 0);
+});
+
+test('what user code can reach changes nothing: prototype setters, lying getters, own map, subarray of a subclass', async (t) => {
+  const set = new PoolSet({ classes: [{ objectSize: 512, capacity: 4 }, { objectSize: 4096, capacity: 2 }], cache: 0 });
+  // A shorter view carries no property or symbol: nothing for inspect, assert or Object.assign to see.
+  const four = set.acquire(4).fill(1);
+  t.deepEqual(Object.getOwnPropertySymbols(four), []);
+  require('node:assert').deepStrictEqual(four, Buffer.alloc(4, 1));
+  set.release(four);
+  // A read-only or throwing property on the prototypes: acquire(n) neither throws nor loses its object.
+  const whole = set.acquire(512);
+  const syms = [Symbol('x'), ...Object.getOwnPropertySymbols(whole)];
+  set.release(whole);
+  for (const sym of syms) {
+    Object.defineProperty(Uint8Array.prototype, sym, { value: -1, writable: false, configurable: true });
+  }
+  try {
+    const got = [set.acquire(100), set.acquire(200), set.acquire(300)];
+    t.true(got.every((b) => b !== null));
+    for (const b of got) set.release(b);
+  } finally {
+    for (const sym of syms) delete Uint8Array.prototype[sym];
+  }
+  // A subclass that lies about byteOffset names another object: the real offset decides.
+  const mine = set.acquire(512), theirs = set.acquire(512);
+  class Liar extends Uint8Array { get byteOffset() { return theirs.byteOffset; } get byteLength() { return 1; } }
+  set.release(new Liar(mine.buffer, mine.byteOffset, 10));
+  t.throws(() => set.release(mine), { code: 'ERR_OBJPOOL_DOUBLE_PUSH' }, 'mine was the one released');
+  set.release(theirs);
+  // A DataView dressed as a Buffer has no Uint8Array brand.
+  const dv = new DataView(new ArrayBuffer(8));
+  Object.setPrototypeOf(dv, Buffer.prototype);
+  t.throws(() => set.release(dv), { code: 'ERR_INVALID_ARG_TYPE' });
+  // attach reads the list once, by index: an own map cannot add classes.
+  const d = set.descriptor;
+  const classes = [d.classes[0]];
+  classes.map = () => Array.from({ length: 129 }, () => d.classes[0]);
+  const one = PoolSet.attach({ ...d, classes });
+  t.deepEqual(one.sizes, [512]);
+  // receiveMany writes through its own array over out's memory, whatever out's subarray does.
+  const ch = set.channel();
+  const hs = [set.pop(10), set.pop(10), set.pop(1000), set.pop(1000)];
+  for (const h of hs) ch.send(h);
+  class Out extends Uint32Array { subarray() { return new Uint32Array(this.buffer); } }
+  const out = new Out(4);
+  t.is(ch.receiveMany(out), 4);
+  t.deepEqual([...out].sort(), [...hs].sort());
+  for (const h of out) set.push(h);
+  intact(t, set);
+});
+
+test("acquireAsync checks its options with fallback: 'larger' too; handle errors name the set's handle", async (t) => {
+  const set = new PoolSet({ classes: [{ objectSize: 16, capacity: 2 }, { objectSize: 64, capacity: 2 }], fallback: 'larger' });
+  await t.throwsAsync(set.acquireAsync(10, { signal: 'x' }), { code: 'ERR_INVALID_ARG_TYPE' });
+  await t.throwsAsync(set.acquireAsync(10, { timeout: -1 }), { code: 'ERR_OUT_OF_RANGE' });
+  await t.throwsAsync(set.acquireAsync(10, null), { code: 'ERR_INVALID_ARG_TYPE' });
+  await t.throwsAsync(set.acquireAsync(10, { signal: AbortSignal.abort(new Error('no')) }), { message: 'no' });
+  const big = (1 << 24) | 5;
+  t.throws(() => set.classOf(big), { code: 'ERR_OUT_OF_RANGE' });
+  t.throws(() => set.push(big), { code: 'ERR_OUT_OF_RANGE', message: new RegExp(`Received ${big}`) });
+  t.throws(() => set.buffer(big), { code: 'ERR_OUT_OF_RANGE', message: new RegExp(`Received ${big}`) });
+  intact(t, set);
+});
+
+test('a set channel serves receiveAsync calls in the order they were made', async (t) => {
+  const set = new PoolSet({ classes: [{ objectSize: 8, capacity: 4 }, { objectSize: 16, capacity: 4 }] });
+  const ch = set.channel();
+  const first = ch.receiveAsync();
+  const a = set.pop(16);
+  ch.send(a); // in the channel: the waiting call is owed it, not a newer one
+  const second = ch.receiveAsync();
+  t.is(await first, a);
+  const b = set.pop(8);
+  ch.send(b);
+  t.is(await second, b);
+  set.push(a);
+  set.push(b);
+  intact(t, set);
+});
