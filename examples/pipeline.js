@@ -49,8 +49,8 @@ function streamBytes(offset, length) {
 
 const sha256 = (bytes) => createHash('sha256').update(bytes).digest();
 
-// ---- the client (a child process): streams `total` bytes, then the digest
-// of every `chunk` bytes of them on fd 3 ----
+// ---- the client (a child process): streams `total` bytes, then sends the
+// digest of every `chunk` bytes of them to its parent ----
 
 if (process.argv[2] === '--client') {
   const [port, total, corrupt, chunk] = process.argv.slice(3).map(Number);
@@ -86,7 +86,8 @@ if (process.argv[2] === '--client') {
     }
     if (inChunk > 0) hash.digest().copy(digests, 32 * done++);
     socket.end();
-    new net.Socket({ fd: 3, readable: false, writable: true }).end(digests);
+    // The digests to the parent, over the IPC channel (base64: it carries JSON).
+    process.send({ digests: digests.toString('base64') }, () => process.disconnect());
   });
   return;
 }
@@ -303,12 +304,12 @@ const server = net.createServer({ pauseOnConnect: true }, (accepted) => {
 let clientDone;
 server.listen(0, '127.0.0.1', () => {
   const corrupt = process.argv.includes('--corrupt') ? 1 : 0;
-  const client = spawn(process.execPath, [__filename, '--client', server.address().port, total, corrupt, objectSize], { stdio: ['ignore', 'inherit', 'inherit', 'pipe'] });
-  const parts = [];
-  client.stdio[3].on('data', (d) => parts.push(d));
-  clientDone = Promise.all([once(client, 'exit'), once(client.stdio[3], 'end')]).then(([[code]]) => {
-    if (code !== 0) fail(new Error(`the client exited with ${code}`));
-    return Buffer.concat(parts);
+  const client = spawn(process.execPath, [__filename, '--client', server.address().port, total, corrupt, objectSize], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  let digestsIn = null;
+  client.on('message', (m) => { digestsIn = Buffer.from(m.digests, 'base64'); });
+  clientDone = once(client, 'exit').then(([code]) => {
+    if (code !== 0 || digestsIn === null) fail(new Error(`the client exited with ${code}${digestsIn === null ? ', without its digests' : ''}`));
+    return digestsIn;
   });
 });
 
