@@ -180,13 +180,13 @@ test('examples/pipeline.js: a TCP stream through pooled buffers and two channels
 test('examples/pipeline.js --mode transfer|copy|single: the same stream and check by postMessage and in one thread', async (t) => {
   for (const mode of ['transfer', 'copy', 'single']) {
     const { code, stdout, stderr } = await new Promise((resolve) => {
-      execFile(process.execPath, [path.join(root, 'examples', 'pipeline.js'), '--mib', '2', '--object-size', '16384', '--mode', mode], { timeout: 60_000 }, (err, stdout, stderr) => {
+      execFile(process.execPath, [path.join(root, 'examples', 'pipeline.js'), '--mib', '1', '--object-size', '16384', '--mode', mode], { timeout: 60_000 }, (err, stdout, stderr) => {
         resolve({ code: err ? err.code ?? err.signal : 0, stdout, stderr });
       });
     });
     t.is(code, 0, stderr);
-    const workers = mode === 'single' ? '0 workers \\(the main thread\\)' : '2 workers \\(w0: 64, w1: 64 chunks\\)';
-    t.regex(stdout, new RegExp(`^pipeline \\(${mode}\\): 2097152 bytes in 128 chunks of 16384, ${workers}, every byte checked, \\d+ MB/s, CPU \\d+ ms/GiB, pool inUse 0$`, 'm'));
+    const workers = mode === 'single' ? '0 workers \\(the main thread\\)' : '2 workers \\(w0: 32, w1: 32 chunks\\)';
+    t.regex(stdout, new RegExp(`^pipeline \\(${mode}\\): 1048576 bytes in 64 chunks of 16384, ${workers}, every byte checked, \\d+ MB/s, CPU \\d+ ms/GiB, pool inUse 0$`, 'm'));
   }
 });
 
