@@ -650,3 +650,45 @@ test('worker.terminate() in the middle of sends and receives: nothing lost, noth
   t.is(lost, 0, 'no object lost in flight');
   t.log(`30 terminations: ${heldByWorker} objects were in the worker's hands when it stopped`);
 });
+
+test.serial('receiveAsync spins briefly before it sleeps, and a spin that catches nothing makes the next ones skip it (1, 2, 4 ... up to 64 calls)', async (t) => {
+  const pool = new ObjectPool({ capacity: 4, objectSize: 8 });
+  const ch = pool.channel();
+  // A clock that moves 1 ms a look (every spin ends after one), counting the
+  // spins (each starts with one look), and that can send a handle from
+  // inside a spin, as a peer thread would.
+  const real = performance.now;
+  let looks = 0, sendOnLook = -1;
+  performance.now = () => {
+    looks++;
+    if (looks !== sendOnLook) return looks;
+    ch.send(pool.pop());
+    return looks - 1; // within that spin still
+  };
+  const spins = [];
+  try {
+    const wait = async () => {
+      const before = looks;
+      const ac = new AbortController();
+      const p = ch.receiveAsync({ signal: ac.signal });
+      spins.push(looks > before);
+      ac.abort();
+      await p.catch(() => {});
+    };
+    for (let i = 0; i < 200; i++) await wait();
+    const at = spins.flatMap((s, i) => (s ? [i + 1] : []));
+    t.deepEqual(at, [1, 3, 6, 11, 20, 37, 70, 135, 200]);
+    // The skips run out, a spin catches a handle sent meanwhile: it is taken
+    // at once, without a wait, and the next call spins again.
+    for (let i = 0; i < 64; i++) await wait();
+    sendOnLook = looks + 2;
+    const h = await ch.receiveAsync();
+    t.true(h >= 0);
+    pool.push(h);
+    spins.length = 0;
+    await wait();
+    t.deepEqual(spins, [true]);
+  } finally {
+    performance.now = real;
+  }
+});
