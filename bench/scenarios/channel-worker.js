@@ -71,6 +71,23 @@ const ops = {
       sent += k;
     }
   },
+  // Sends back through `back` each handle that arrives through `fwd`, n in all.
+  circulate(n) {
+    for (let got = 0, idle = 0; got < n;) {
+      const h = ch.fwd.receive();
+      if (h >= 0) { while (!ch.back.send(h)) idle = miss(idle); got++; idle = 0; } else idle = miss(idle);
+    }
+  },
+  circulate32(n) {
+    const out = new Uint32Array(32);
+    for (let got = 0, idle = 0; got < n;) {
+      const k = ch.fwd.receiveMany(out);
+      if (k === 0) { idle = miss(idle); continue; }
+      for (let at = 0; at < k;) { const m = ch.back.sendMany(at === 0 ? out : out.subarray(at), k - at); at += m; idle = m > 0 ? 0 : miss(idle); }
+      got += k;
+      idle = 0;
+    }
+  },
   mpmcSend(n) { sendEach(pool, ch.mpmc.send, n); },
   mpmcReceive(n) { receiveEach(pool, ch.mpmc, n); },
   async pingChannel(n) {

@@ -34,6 +34,13 @@ const HANDOFF_UNCHECKED = 'pop + send -> receive + push, two threads, unchecked 
 const PAIR32 = 'popMany + pushMany (32), one thread';
 const LOCAL32 = 'popMany + sendMany + receiveMany + pushMany (32), one thread';
 const HANDOFF32 = 'popMany + sendMany -> receiveMany + pushMany (32), two threads (= batches above)';
+// The channel's own cost: handles that stay out of the pool, going round
+// between this thread and a worker through two channels (no pool call in
+// the loop); and the same calls in one thread, where no cache line moves.
+const CIRC = 'channel only: send / receive, handles going round two threads, per hop';
+const CIRC32 = 'channel only: sendMany / receiveMany (32), handles going round two threads, per hop';
+const SELF = 'channel only: send + receive, one thread';
+const SELF32 = 'channel only: sendMany + receiveMany (32), one thread';
 
 function startWorker(workerData, transferList) {
   const w = new Worker(path.join(__dirname, 'channel-worker.js'), { workerData, transferList });
@@ -67,6 +74,8 @@ module.exports = {
       pong: pool.channel({ capacity: 16 }),
       local: pool.channel({ capacity: 1024 }),
       unchecked: loose.channel({ capacity: 1024 }),
+      fwd: pool.channel({ capacity: 1024 }),
+      back: pool.channel({ capacity: 1024 }),
     };
     const floorSab = SabQueue.create(1024);
     const floor = new SabQueue(floorSab);
@@ -170,6 +179,64 @@ module.exports = {
             }
           },
         },
+        // 256 handles go round (popped once, pushed back at the end): this
+        // thread sends them through fwd, the worker sends each back through
+        // back as it arrives. A hop is one handle through one channel.
+        [CIRC]: {
+          async run(n) {
+            let pre = 0;
+            for (let h; pre < 256 && (h = pool.pop()) >= 0; pre++) ch.fwd.send(h);
+            const trips = Math.ceil(n / 2), total = pre + trips;
+            const done = command(w0, 'circulate', total);
+            for (let received = 0, resent = 0, idle = 0; received < total;) {
+              const h = ch.back.receive();
+              if (h < 0) { idle = missed(idle); continue; }
+              received++;
+              idle = 0;
+              if (resent < trips) { while (!ch.fwd.send(h)) idle = missed(idle); resent++; } else pool.push(h);
+            }
+            await done;
+          },
+        },
+        [CIRC32]: {
+          scale: 0.25,
+          async run(n) {
+            const out = new Uint32Array(32);
+            let pre = 0;
+            for (let k = 0; k < 8; k++) { const m = pool.popMany(out); ch.fwd.sendMany(out, m); pre += m; }
+            const trips = Math.ceil(n / 2), total = pre + trips;
+            const done = command(w0, 'circulate32', total);
+            for (let received = 0, resent = 0, idle = 0; received < total;) {
+              const k = ch.back.receiveMany(out);
+              if (k === 0) { idle = missed(idle); continue; }
+              received += k;
+              idle = 0;
+              const r = Math.min(k, trips - resent);
+              for (let at = 0; at < r;) { const m = ch.fwd.sendMany(at === 0 ? out : out.subarray(at), r - at); at += m; if (m === 0) idle = missed(idle); }
+              resent += r;
+              if (k > r) pool.pushMany(out.subarray(r), k - r);
+            }
+            await done;
+          },
+        },
+        [SELF]: {
+          run(n) {
+            const c = ch.local;
+            let h = pool.pop();
+            for (let i = 0; i < n; i++) { c.send(h); h = c.receive(); }
+            pool.push(h);
+          },
+        },
+        [SELF32]: {
+          scale: 0.5,
+          run(n) {
+            const c = ch.local;
+            const out = new Uint32Array(32);
+            const k = pool.popMany(out);
+            for (let i = 0; i < n; i += 32) { c.sendMany(out, k); c.receiveMany(out, k); }
+            pool.pushMany(out, k);
+          },
+        },
         [HANDOFF_FLOOR]: {
           async run(n) { const done = command(w0, 'floorPool', n); receiveEach(pool, floor, n); await done; },
         },
@@ -266,6 +333,12 @@ module.exports = {
         'ping-pong: process CPU (all threads) per round trip, us, median: postMessage / channel / waitAsync': [PP_POST, PP_CHAN, PP_WAIT].map((k) => (med(cpu[k]) / 1000).toFixed(1)).join(' / '),
         'hand-off added to a pop+push pair: two threads (pipelined) / one thread, ns per handle': `${(med(s1[CHAN]) - med(s1[PAIR])).toFixed(1)} / ${(med(s1[LOCAL]) - med(s1[PAIR])).toFixed(1)}`,
         'hand-off added to popMany+pushMany (32): two threads (pipelined) / one thread, ns per handle': `${(med(s1[MANY]) - med(s1[PAIR32])).toFixed(1)} / ${(med(s1[LOCAL32]) - med(s1[PAIR32])).toFixed(1)}`,
+        'channel only, ns per hop: one by one two threads / one thread; batches of 32 two threads / one thread': [CIRC, SELF, CIRC32, SELF32].map((k) => med(s1[k]).toFixed(1)).join(' / '),
+        // Going round, each thread makes one receive and one send per round
+        // trip (two hops), as the one-thread loop makes per hop: what a
+        // round trip costs beyond that is cache lines moving between the
+        // cores (cells, positions, state words) and waiting on them.
+        'channel only: share of a round trip (2 hops, two threads) beyond one thread doing the same calls (cache lines moving between cores, and waiting on them): one by one / batches': `${(100 * (1 - med(s1[SELF]) / (2 * med(s1[CIRC])))).toFixed(0)}% / ${(100 * (1 - med(s1[SELF32]) / (2 * med(s1[CIRC32])))).toFixed(0)}%`,
         'idle receiveAsync, 300 ms: process CPU, median of 3 (target < 60 ms)': ms(idle.wait),
         ...(idle.thread.length ? { 'idle receiveAsync, 300 ms: this thread\'s CPU (process.threadCpuUsage)': ms(idle.thread) } : {}),
         'idle 300 ms timer, for reference: process CPU': ms(idle.timer),
@@ -282,6 +355,11 @@ module.exports = {
             samples: {
               ...pick(s1, [PAIR, LOCAL]), [HANDOFF]: s1[CHAN], ...pick(s1, [HANDOFF_UNCHECKED, HANDOFF_FLOOR, PAIR32, LOCAL32]), [HANDOFF32]: s1[MANY],
             },
+          },
+          {
+            title: 'handle channels, the channel alone (no pool call in the loop): ns per handle per channel hop (same run)',
+            baseline: SELF,
+            samples: pick(s1, [SELF, CIRC, SELF32, CIRC32]),
           },
         ],
         extra,
