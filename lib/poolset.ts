@@ -78,7 +78,9 @@ const sized = sizedView;
 // not asked (release() checks that it has a real Uint8Array first).
 const tagOf = callOf.bind(Object.getOwnPropertyDescriptor(typedArrayProto, Symbol.toStringTag)!.get!) as (o: unknown) => string | undefined;
 
-function badHandle(h: unknown): RangeError {
+// As a pool's: a non-number is a type error, any other bad handle a range error.
+function badHandle(h: unknown): Error {
+  if (typeof h !== 'number') return invalidType('handle', 'of type number', h);
   return outOfRange('handle', 'a handle of this pool set', h);
 }
 
