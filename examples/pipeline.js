@@ -144,7 +144,7 @@ const mib = option('mib', 32);
 const workers = mode === 'single' ? 0 : option('workers', 2);
 const objectSize = option('object-size', 64 * 1024);
 const capacity = option('capacity', 64);
-if ((mode !== 'single' && workers < 1) || objectSize < 1) usage('--workers and --object-size must be at least 1');
+if ((mode !== 'single' && workers < 1) || objectSize < 1 || mib < 1) usage('--mib, --workers and --object-size must be at least 1');
 // A read's object is held while its bytes are packed into another: with one
 // object there would be nothing to pack into.
 if (capacity < 2) usage('--capacity must be at least 2');
@@ -297,7 +297,6 @@ const server = net.createServer({ pauseOnConnect: true }, (accepted) => {
     if (filled > 0) ship(); // the last, partly filled object
     ended = true;
     if (mode === 'channels') jobs.close(); // the workers take what is left, then their for-await ends
-    else for (const w of threads) w.unref();
   });
 });
 

@@ -308,20 +308,24 @@ export class HandleChannel {
   // and its CPU from 64 to 1.2 us. A spin that catches nothing makes the
   // next ones skip it, 1, 2, 4 ... up to 64 calls, so a peer that is always
   // slower costs at most one 20 us spin in 64 waits; a catch resets it. It
-  // runs only when no call of this instance waits, and only calls receive().
+  // runs only when no call of this instance waits, and only calls receive()
+  // (at most SPIN_MAX_LOOKS times, whatever the clock says).
   #spin(): number {
     if (this.#spinSkip > 0) {
       this.#spinSkip--;
       return -1;
     }
     const end = performance.now() + SPIN_MS;
+    // Bounded by looks too: a clock that stands still (fake timers) must
+    // not hold the thread for good.
+    let looks = SPIN_MAX_LOOKS;
     do {
       const h = this.receive();
       if (h >= 0) {
         this.#spinBackoff = 0;
         return h;
       }
-    } while (performance.now() < end);
+    } while (--looks > 0 && performance.now() < end);
     this.#spinSkip = this.#spinBackoff = Math.min(2 * this.#spinBackoff || 1, SPIN_MAX_SKIP);
     return -1;
   }
@@ -470,6 +474,7 @@ export class HandleChannel {
 // The bounded spin before a receiveAsync() sleeps (see HandleChannel#spin).
 const SPIN_MS = 0.02;
 const SPIN_MAX_SKIP = 64;
+const SPIN_MAX_LOOKS = 4096; // far more than 20 us of empty receives
 
 const S_CHAN = native.memSendWord, S_POS = S_CHAN + 1, S_HANDLE = S_CHAN + 2;
 const R_CHAN = native.memRecvWord, R_POS = R_CHAN + 1, R_HANDLE = R_CHAN + 2;

@@ -396,7 +396,8 @@ export class PoolSet {
     const pools: ObjectPool[] = [];
     for (let i = 0; i < count; i++) pools.push(ObjectPool.attach((classes as PoolDescriptor[])[i]!, options));
     for (let i = 0; i < pools.length; i++) {
-      if (pools[i]!.descriptor.arena === null) throw bad('a class is not a pool with its own arena');
+      const cd = pools[i]!.descriptor;
+      if (cd.arena === null || cd.user) throw bad('a class is not a pool with its own arena');
       if (i > 0 && pools[i]!.objectSize <= pools[i - 1]!.objectSize) throw bad('classes must grow in objectSize');
     }
     return new PoolSet(token, pools, fallback);

@@ -692,3 +692,17 @@ test.serial('receiveAsync spins briefly before it sleeps, and a spin that catche
     performance.now = real;
   }
 });
+
+test.serial('receiveAsync does not hang when the clock stands still (fake timers): its spin is bounded by looks too', async (t) => {
+  const pool = new ObjectPool({ capacity: 2, objectSize: 8 });
+  const ch = pool.channel();
+  const real = performance.now;
+  performance.now = () => 1000;
+  let err;
+  try {
+    err = await ch.receiveAsync({ timeout: 20 }).then(() => null, (e) => e);
+  } finally {
+    performance.now = real;
+  }
+  t.is(err?.code, 'ERR_OBJPOOL_TIMEOUT');
+});

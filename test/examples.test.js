@@ -200,6 +200,20 @@ test('examples/pipeline.js --corrupt: one flipped byte fails the check with exit
   t.regex(stderr, /pipeline failed: Error: chunk at offset 524288 \(65536 bytes, object \d+, worker [01]\): sha256 differs from the stream's/);
 });
 
+test('examples/pipeline.js --mode transfer --corrupt: the check runs there too, and --mib 0 is refused', async (t) => {
+  const run = (args) => new Promise((resolve) => {
+    execFile(process.execPath, [path.join(root, 'examples', 'pipeline.js'), ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? err.code ?? err.signal : 0, stderr });
+    });
+  });
+  const bad = await run(['--mib', '1', '--corrupt', '--mode', 'transfer']);
+  t.is(bad.code, 1);
+  t.regex(bad.stderr, /pipeline failed: Error: chunk at offset 524288 \(65536 bytes, worker [01]\): sha256 differs from the stream's/);
+  const none = await run(['--mib', '0']);
+  t.is(none.code, 2);
+  t.regex(none.stderr, /--mib, --workers and --object-size must be at least 1/);
+});
+
 test('examples/poolset.js: one set of three sizes serves this thread and a worker, and every object comes back', async (t) => {
   const out = await new Promise((resolve, reject) => {
     execFile(process.execPath, [path.join(root, 'examples', 'poolset.js'), '20000'], { timeout: 60_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));

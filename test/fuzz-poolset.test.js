@@ -1,7 +1,9 @@
 'use strict';
 // Model-based fuzzing of PoolSet with fast-check: random sequences of its
-// calls, valid and invalid (sizes, handles, buffers: held, released, from
-// another set, shorter views, garbage), run against a set and a model of it
+// synchronous calls (acquire, release, pop, push, buffer), valid and
+// invalid (sizes, handles, buffers: held, released, from another set,
+// shorter views, the same bytes through another SharedArrayBuffer object,
+// garbage), run against a set and a model of it
 // (which objects of which class are out, and through what), checked after
 // every call: every error has its code, no object is handed out twice,
 // `stats()` is exact (one thread, one instance), and at the end every object
@@ -90,14 +92,18 @@ const commands = [
     },
   })),
   // release(buf): of a held buffer (or a view at its start), a gone one, another set's, garbage.
-  fc.tuple(fc.nat(), fc.constantFrom('held', 'view', 'gone', 'other', 'garbage', 'offset')).map(([i, how]) => ({
+  fc.tuple(fc.nat(), fc.constantFrom('held', 'view', 'remote', 'gone', 'other', 'garbage', 'offset')).map(([i, how]) => ({
     name: `release(${how} ${i})`,
     run(m) {
       const byBuf = [...m.held].filter(([, v]) => v.buf !== null);
-      if (how === 'held' || how === 'view') {
+      if (how === 'held' || how === 'view' || how === 'remote') {
         if (byBuf.length === 0) return;
         const [h, { buf }] = pick(byBuf, i);
-        m.set.release(how === 'view' ? buf.subarray(0, 1 + (i % buf.length)) : buf);
+        // remote: the same bytes through another SharedArrayBuffer object,
+        // as a Buffer posted to another thread on its own arrives there.
+        const view = how === 'view' ? buf.subarray(0, 1 + (i % buf.length))
+          : how === 'remote' ? new Uint8Array(structuredClone(buf.buffer), buf.byteOffset, 1 + (i % buf.length)) : buf;
+        m.set.release(view);
         m.held.delete(h);
         m.gone.push({ h, buf });
       } else if (how === 'gone') {

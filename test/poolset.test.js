@@ -407,3 +407,24 @@ test('a set channel serves receiveAsync calls in the order they were made', asyn
   set.push(b);
   intact(t, set);
 });
+
+test("acquireAsync and lease with fallback: 'larger' take the next class up at once when the one that fits is empty", async (t) => {
+  const set = new PoolSet({ classes: [{ objectSize: 8, capacity: 1 }, { objectSize: 16, capacity: 1 }, { objectSize: 32, capacity: 1 }], fallback: 'larger', cache: 0 });
+  const classOfBuf = (b) => set.pools.findIndex((p) => p.descriptor.arena === b.buffer);
+  const a = set.acquire(8);
+  const b = await set.acquireAsync(8);
+  t.deepEqual([classOfBuf(a), classOfBuf(b), b.length], [0, 1, 8]);
+  const lease = set.lease(8);
+  t.deepEqual([lease.handle >>> 24, classOfBuf(lease.buffer), lease.buffer.length], [2, 2, 8]);
+  t.is(set.lease(8), null);
+  lease.release();
+  set.release(a);
+  set.release(b);
+  intact(t, set);
+});
+
+test('attach refuses a set descriptor whose class is a pool over user memory', (t) => {
+  const set = new PoolSet({ classes: [{ objectSize: 8, capacity: 2 }] });
+  const user = require('..').ObjectPool.fromBuffer(new SharedArrayBuffer(64), { objectSize: 16 });
+  t.throws(() => PoolSet.attach({ ...set.descriptor, classes: [user.descriptor] }), { code: 'ERR_OBJPOOL_BAD_DESCRIPTOR' });
+});
