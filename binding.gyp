@@ -5,7 +5,7 @@
   "targets": [
     {
       "target_name": "objpool",
-      "sources": ["native/addon.cc", "native/registry.cc", "native/waiting.cc", "native/channels.cc"],
+      "sources": ["native/addon.cc", "native/registry.cc", "native/waiting.cc", "native/channels.cc", "native/segment.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")", "native"],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-fno-exceptions"],

@@ -47,7 +47,7 @@ export interface ChannelHost {
   /** The state words (checked mode), else null. */
   readonly state: Int32Array | null;
   readonly capacity: number;
-  readonly meta: SharedArrayBuffer;
+  readonly meta: SharedArrayBuffer | ArrayBuffer;
   /** ` (pool "name")` for messages, or ''. */
   readonly where: string;
   /** The leak tracker's untrack, when this view tracks leaks. */
@@ -231,7 +231,7 @@ export class HandleChannel {
 
   /** Structured-cloneable description of this channel for `HandleChannel.attach()` in another thread. */
   get descriptor(): ChannelDescriptor {
-    return Object.freeze({ kind: 'objpool-channel', version: 2, memory: this.#memory, meta: this.#host.meta, capacity: this.capacity });
+    return Object.freeze({ kind: 'objpool-channel', version: 2, memory: this.#memory, meta: this.#host.meta as SharedArrayBuffer, capacity: this.capacity });
   }
 
   /** Handles in the channel now (approximate while other threads work). */

@@ -15,6 +15,9 @@ export const codes = Object.freeze({
   TIMEOUT: 'ERR_OBJPOOL_TIMEOUT',
   NO_ADDON: 'ERR_OBJPOOL_NO_ADDON',
   NO_PROM_CLIENT: 'ERR_OBJPOOL_NO_PROM_CLIENT',
+  UNSUPPORTED: 'ERR_OBJPOOL_UNSUPPORTED',
+  ACCESS: 'ERR_OBJPOOL_ACCESS',
+  NOT_CREATOR: 'ERR_OBJPOOL_NOT_CREATOR',
 } as const);
 
 export type ErrorCode = (typeof codes)[keyof typeof codes];

@@ -8,6 +8,11 @@ import type { LeakTracker } from './leaks';
 
 const TAKEN = 1;
 const FREE = 0;
+// A process-shared pool's state words carry their owner (native/layout.hpp):
+// kind | owner << 8. This process's views write Taken|owner for what they
+// hand out and Cached|owner for what their caches hold (`taken` and `free`
+// in the closures below); a thread pool's are TAKEN and FREE.
+const KIND_MASK = 0xff;
 
 // The TypedArray intrinsics, taken at load: objects of fromBuffers() pools are
 // the user's and may override them (see #zeroer), and a prototype patched
@@ -77,7 +82,7 @@ if (native.memCacheBase !== BASE) throw new Error(`objpool: the addon's view lay
 // `empty()`: called when a pop finds nothing (publishes the exhausted event
 // if anyone subscribes); returns -1.
 export function makePop(ops: NativeOps, mem: Int32Array, attention: Int32Array, state: Int32Array | null, cacheCap: number,
-  empty: () => -1, where: string): () => number {
+  empty: () => -1, where: string, taken = TAKEN): () => number {
   const popReg = ops.popReg;
   if (cacheCap === 0) {
     return () => {
@@ -110,14 +115,14 @@ export function makePop(ops: NativeOps, mem: Int32Array, attention: Int32Array, 
     if (n === 0 && (n = refill()) === 0) return empty();
     mem[COUNT] = --n;
     const h = mem[BASE + n]!;
-    state[h] = TAKEN; // plain: ordered before any other thread's push by the hand-off of h (see above)
+    state[h] = taken; // plain: ordered before any other thread's push by the hand-off of h (see above)
     return h;
   };
 }
 
 export function makePush(ops: NativeOps, mem: Int32Array, attention: Int32Array, state: Int32Array | null, cacheCap: number,
   capacity: number, zeroing: boolean, sharedArena: boolean, leaks: LeakTracker | null, where: string,
-  inline: JsZero | null): (handle: number) => void {
+  inline: JsZero | null, taken = TAKEN, free = FREE): (handle: number) => void {
   const pushReg = ops.pushReg, pushFree = ops.pushFree, spill = ops.spill;
   const A = native.attentionWord;
   // Between a push's state change (Taken -> Free) and the moment its object
@@ -139,7 +144,8 @@ export function makePush(ops: NativeOps, mem: Int32Array, attention: Int32Array,
   } else if (!zeroing && state !== null) {
     push = (h) => {
       if (typeof h !== 'number' || (h >>> 0) !== h || h >= capacity) throw badHandle(h, capacity);
-      if (Atomics.compareExchange(state, h, TAKEN, FREE) !== TAKEN) throw doublePush(h, where);
+      const was = Atomics.compareExchange(state, h, taken, free);
+      if (was !== taken && (taken === TAKEN || !retake(state, h, was, free))) throw doublePush(h, where);
       let n = mem[COUNT]!;
       try {
         // Closed, or threads wait for objects: straight to the pool (a plain
@@ -155,7 +161,7 @@ export function makePush(ops: NativeOps, mem: Int32Array, attention: Int32Array,
           if ((n = spill()) < 0) return;
         }
       } catch (err) {
-        state[h] = TAKEN;
+        state[h] = taken;
         throw err;
       }
       mem[BASE + n] = h;
@@ -196,7 +202,10 @@ export function makePush(ops: NativeOps, mem: Int32Array, attention: Int32Array,
     const zObjects = inline?.objects ?? null, zBytes = inline?.bytes ?? null, zStride = inline?.stride ?? 0, zSize = inline?.size ?? 0;
     push = (h) => {
       if (typeof h !== 'number' || (h >>> 0) !== h || h >= capacity) throw badHandle(h, capacity);
-      if (state !== null && Atomics.compareExchange(state, h, TAKEN, FREE) !== TAKEN) throw doublePush(h, where);
+      if (state !== null) {
+        const was = Atomics.compareExchange(state, h, taken, free);
+        if (was !== taken && (taken === TAKEN || !retake(state, h, was, free))) throw doublePush(h, where);
+      }
       let n: number;
       try {
         if (sharedArena) {
@@ -221,7 +230,7 @@ export function makePush(ops: NativeOps, mem: Int32Array, attention: Int32Array,
           if ((n = spill()) < 0) return;
         }
       } catch (err) {
-        if (state !== null) state[h] = TAKEN;
+        if (state !== null) state[h] = taken;
         throw err;
       }
       mem[BASE + n] = h;
@@ -238,7 +247,8 @@ export function makePush(ops: NativeOps, mem: Int32Array, attention: Int32Array,
 // pushMany for pools whose objects JS zeroes: every state word goes Taken ->
 // Free first (all or nothing), then each object is zeroed, then the batch is
 // linked in by one native call.
-export function zeroingPushMany(ops: NativeOps, state: Int32Array | null, zero: (h: number) => void, capacity: number): NativeOps['pushMany'] {
+export function zeroingPushMany(ops: NativeOps, state: Int32Array | null, zero: (h: number) => void, capacity: number,
+  taken = TAKEN, free = FREE): NativeOps['pushMany'] {
   return (handles, count) => {
     if (!(handles instanceof Uint32Array)) throw invalidType('handles', 'an instance of Uint32Array', handles);
     const n = count === undefined ? handles.length : checkInteger('count', count, 0, handles.length);
@@ -246,8 +256,9 @@ export function zeroingPushMany(ops: NativeOps, state: Int32Array | null, zero: 
     for (let i = 0; i < n; i++) if (hs[i]! >= capacity) throw outOfRange('handles', `an integer >= 0 and < ${capacity}`, hs[i]);
     if (state !== null) {
       for (let i = 0; i < n; i++) {
-        if (Atomics.compareExchange(state, hs[i]!, TAKEN, FREE) !== TAKEN) {
-          for (let j = 0; j < i; j++) Atomics.store(state, hs[j]!, TAKEN);
+        const was = Atomics.compareExchange(state, hs[i]!, taken, free);
+        if (was !== taken && (taken === TAKEN || !retake(state, hs[i]!, was, free))) {
+          for (let j = 0; j < i; j++) Atomics.store(state, hs[j]!, taken);
           throw poolError(codes.DOUBLE_PUSH, 'A handle in the batch is not out of the pool (pushed twice, given twice, or never popped); nothing was pushed');
         }
       }
@@ -255,7 +266,7 @@ export function zeroingPushMany(ops: NativeOps, state: Int32Array | null, zero: 
     try {
       for (let i = 0; i < n; i++) zero(hs[i]!);
     } catch (err) {
-      if (state !== null) for (let i = 0; i < n; i++) state[hs[i]!] = TAKEN; // plain stores: see makePush
+      if (state !== null) for (let i = 0; i < n; i++) state[hs[i]!] = taken; // plain stores: see makePush
       throw err;
     }
     ops.pushManyFree(hs, n);
@@ -279,6 +290,14 @@ export function leakAwarePushMany(pushMany: NativeOps['pushMany'], leaks: LeakTr
 const uint32Tag = callOf.bind(Object.getOwnPropertyDescriptor(typedArrayProto, Symbol.toStringTag)!.get!) as (v: unknown) => string | undefined;
 const sliceU32 = callOf.bind(Uint32Array.prototype.slice) as (v: Uint32Array) => Uint32Array;
 
+// A process-shared pool: a push of an object that another process took (it
+// was handed over by other means than a channel) takes it over, by one
+// compare-exchange from the Taken state seen: a race with that process's
+// own push, or with a recovery of it, has one winner.
+function retake(state: Int32Array, h: number, was: number, free: number): boolean {
+  return (was & KIND_MASK) === TAKEN && Atomics.compareExchange(state, h, was, free) === was;
+}
+
 export function badHandle(handle: unknown, capacity: number): Error {
   if (typeof handle !== 'number') return invalidType('handle', 'of type number', handle);
   return outOfRange('handle', `an integer >= 0 and < ${capacity}`, handle);
@@ -295,4 +314,4 @@ export function jsZeroer(js: JsZero): (h: number) => void {
 
 // Exported by a list, not at their declarations: TypeScript compiles a use
 // of an `export const` inside its own module as a property load.
-export { TAKEN, FREE, typedArrayProto, callOf, fillOf, byteLengthOf, REG_POPPED, REG_PUSH, COUNT, LIMIT, BASE };
+export { TAKEN, FREE, KIND_MASK, typedArrayProto, callOf, fillOf, byteLengthOf, REG_POPPED, REG_PUSH, COUNT, LIMIT, BASE };

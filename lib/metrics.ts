@@ -60,6 +60,7 @@ const METRICS: readonly [string, 'gauge' | 'counter', string, StatKey][] = [
   ['wait_seconds_total', 'counter', 'Time spent in waits that have ended, in seconds.', 'waitSeconds'],
   ['leaks_total', 'counter', 'Objects reported leaked (leak detection).', 'leaks'],
   ['released_total', 'counter', 'Objects released by close().', 'released'],
+  ['recovered_total', 'counter', 'Objects taken back from processes that died (process-shared pools).', 'recovered'],
 ];
 
 /**
@@ -78,7 +79,9 @@ export function collectPoolMetrics(options: PoolMetricsOptions = {}): PoolMetric
   if (given !== null && !given.every((p) => p instanceof ObjectPool)) throw invalidType('options.pools', 'an array of ObjectPool', options.pools);
 
   // Labels of pools without a name, by pool (its metadata), in the order first seen.
+  // By metadata (or a process-shared pool's token: a few bytes a pool, kept).
   const unnamed = new WeakMap<SharedArrayBuffer, string>();
+  const unnamedProcess = new Map<string, string>();
   let nextUnnamed = 0;
   // One scrape's view, each pool once with its label and stats: every
   // metric's collect() of one scrape reads the same one (a registry calls
@@ -87,13 +90,14 @@ export function collectPoolMetrics(options: PoolMetricsOptions = {}): PoolMetric
   let snapshot: { label: string; stats: ReturnType<ObjectPool['stats']> }[] | null = null;
   const rows = () => {
     if (snapshot !== null) return snapshot;
-    const byMeta = new Map<SharedArrayBuffer, ObjectPool>();
+    const byMeta = new Map<SharedArrayBuffer | string, ObjectPool>();
     for (const pool of given ?? livePools()) if (!byMeta.has(pool[metaOf])) byMeta.set(pool[metaOf], pool);
     snapshot = [...byMeta].map(([meta, pool]) => {
       let label = pool.name;
       if (label === null) {
-        label = unnamed.get(meta) ?? `unnamed-${++nextUnnamed}`;
-        unnamed.set(meta, label);
+        label = (typeof meta === 'string' ? unnamedProcess.get(meta) : unnamed.get(meta)) ?? `unnamed-${++nextUnnamed}`;
+        if (typeof meta === 'string') unnamedProcess.set(meta, label);
+        else unnamed.set(meta, label);
       }
       return { label, stats: pool.stats() };
     });

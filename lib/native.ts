@@ -57,11 +57,28 @@ export interface NativeOps {
   chanWaitEnd(channel: number): void;
 }
 
+/** A process-shared pool's segment, for lib/parts.ts. */
+export interface ProcessSegment {
+  segment: object;
+  meta: ArrayBuffer;
+  arena: ArrayBuffer;
+  pid: number;
+  fd: number;
+  token: string;
+  owner: number;
+}
+
 export interface NativeAddon {
   metaBytes(capacity: number, slots: number, checked: boolean): number;
   format(meta: Uint8Array, capacity: number, slots: number, objectSize: number, stride: number,
     align: number, checked: boolean, external: boolean, zero: boolean): void;
-  open(meta: Uint8Array, arena: Uint8Array | null, memory: Int32Array, cache: number, name?: string, objects?: readonly Uint8Array[]): NativeOps;
+  open(meta: Uint8Array, arena: Uint8Array | null, memory: Int32Array, cache: number, name?: string, objects?: readonly Uint8Array[], segment?: object): NativeOps;
+  /** A new process-shared pool's segment, formatted (native/segment.hpp). */
+  processCreate(capacity: number, slots: number, objectSize: number, stride: number, align: number, zero: boolean): ProcessSegment;
+  /** The segment of a process descriptor, mapped (the same one if this process has it already). */
+  processAttach(pid: number, fd: number, token: string): ProcessSegment;
+  /** Whether this build has process-shared pools. */
+  processSupported(): boolean;
   /** The objects given to own() by this thread's live views of every pool, in the order the views were opened. */
   views(): object[];
   /** The address of a view's first byte: compares views across threads. */

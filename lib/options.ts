@@ -16,7 +16,8 @@ export const enum Mode {
 /** @internal */
 export interface Parts {
   mode: Mode;
-  meta: SharedArrayBuffer;
+  /** A SharedArrayBuffer, or for a process-shared pool an ArrayBuffer over its segment. */
+  meta: SharedArrayBuffer | ArrayBuffer;
   arena: ArrayBuffer | SharedArrayBuffer | null;
   objects: Uint8Array[] | null;
   objectSize: number;
@@ -28,6 +29,21 @@ export interface Parts {
   name: string | null;
   /** Made by attach(): another thread made the pool. */
   attached?: boolean;
+  /** A process-shared pool's segment (see native/segment.hpp), else absent. */
+  process?: ProcessPart;
+}
+
+/** @internal A process-shared pool's segment, as processCreate()/processAttach() give it. */
+export interface ProcessPart {
+  /** The native segment (an External): held by every view opened with it. */
+  segment: object;
+  pid: number;
+  fd: number;
+  token: string;
+  /** This process's owner tag in the pool's state words. */
+  owner: number;
+  /** This process made the pool (and so closes it). */
+  creator: boolean;
 }
 
 function defaultSlots(): number {

@@ -7,7 +7,7 @@ import { native } from './native';
 import { codes, invalidType, invalidValue, poolError, checkInteger } from './errors';
 import { Mode, type Parts, type View, checkObject, readCommon, readName, readShape, readView } from './options';
 import { callOf, typedArrayProto } from './hotpath';
-import type { PoolDescriptor, PoolOptions, ViewOptions } from './types';
+import type { PoolDescriptor, PoolOptions, ProcessDescriptor, ViewOptions } from './types';
 
 /** A pool's parts, the init callback to run over its objects, and this thread's view options. */
 export interface Made {
@@ -71,6 +71,17 @@ export function ownParts(options: unknown): Made {
   const capacity = checkInteger('options.capacity', o.capacity, 1, native.maxCapacity);
   const shape = readShape(o);
   const view = readView('options', o);
+  if (o.processShared !== undefined && typeof o.processShared !== 'boolean') throw invalidType('options.processShared', 'of type boolean', o.processShared);
+  if (o.processShared === true) {
+    // Owner tags live in the state words: a process-shared pool is checked.
+    if (!shape.checked) throw invalidValue('options.checked', 'must be true for a process-shared pool: what a dead process held is found by its state words', false);
+    if (capacity * shape.stride > Number.MAX_SAFE_INTEGER) throw poolError(codes.NO_MEMORY, 'The arena is too large');
+    const r = native.processCreate(capacity, shape.slots, shape.objectSize, shape.stride, shape.align, shape.zero);
+    const parts: Parts = { mode: Mode.Own, meta: r.meta, arena: r.arena, objects: null, objectSize: shape.objectSize, stride: shape.stride,
+      capacity, slots: shape.slots, checked: true, zero: shape.zero, name: shape.name,
+      process: { segment: r.segment, pid: r.pid, fd: r.fd, token: r.token, owner: r.owner, creator: true } };
+    return { parts, init: shape.init, view };
+  }
   const arena = allocate('arena', capacity * shape.stride, (n) => new SharedArrayBuffer(n));
   const parts = format({ mode: Mode.Own, meta: newMeta(capacity, shape.slots, shape.checked), arena, objects: null,
     objectSize: shape.objectSize, stride: shape.stride, capacity, slots: shape.slots, checked: shape.checked, zero: shape.zero, name: shape.name }, shape.align);
@@ -118,6 +129,46 @@ export function objectsParts(objects: unknown, options: unknown): Made {
   const parts = format({ mode: Mode.Objects, meta: newMeta(list.length, common.slots, common.checked), arena: null, objects: list,
     objectSize: size, stride: size, capacity: list.length, slots: common.slots, checked: common.checked, zero: common.zero, name: common.name }, 1);
   return { parts, init: undefined, view };
+}
+
+/**
+ * `ObjectPool.attachProcess(descriptor, options)`: a process-shared pool,
+ * mapped from the process the descriptor names. Plain JSON is checked here;
+ * the binding checks the memory itself (its owner and mode, its token, its
+ * header against its real size) before it forms a pointer into it.
+ */
+export function processParts(descriptor: unknown, options: ViewOptions): Made & { bad: (why: string) => Error } {
+  const bad = (why: string) => poolError(codes.BAD_DESCRIPTOR, `Invalid process descriptor: ${why}`);
+  if (descriptor === null || typeof descriptor !== 'object') throw bad('not an object');
+  const d = descriptor as Partial<Record<keyof ProcessDescriptor, unknown>>;
+  const view = readView('options', checkObject('options', options));
+  if (d.kind !== 'objpool/process' || d.version !== 1) throw bad('not an objpool process descriptor of version 1');
+  const int = (v: unknown, max: number) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
+  if (!int(d.pid, 2 ** 22) || (d.pid as number) < 1) throw bad('pid must be a process ID');
+  if (!int(d.fd, 2 ** 20)) throw bad('fd must be a file descriptor number');
+  if (typeof d.token !== 'string' || !/^[0-9a-f]{32}$/.test(d.token)) throw bad('token must be 32 lowercase hexadecimal digits');
+  if (!int(d.capacity, 2 ** 32) || !int(d.objectSize, 2 ** 32) || !int(d.stride, 2 ** 32) || !int(d.slots, 2 ** 32) || typeof d.zero !== 'boolean') {
+    throw bad('capacity, objectSize, stride, slots and zero must be given');
+  }
+  let name: string | null;
+  try {
+    name = readName('descriptor.name', d.name);
+  } catch {
+    throw bad('name must be a string of 1 to 256 characters, or null');
+  }
+  if (!native.processSupported()) throw poolError(codes.UNSUPPORTED, `Process-shared pools are not available on ${process.platform} yet (Linux only)`);
+  const r = native.processAttach(d.pid as number, d.fd as number, d.token);
+  // The header, as in descriptorParts (validated natively against the real
+  // length). Plain reads: written before the pool's first descriptor left
+  // its process, never changed since; a forged one is caught by open().
+  const header = new Uint32Array(r.meta, 0, 8);
+  const capacity = header[2]!, slots = header[3]!, objectSize = header[4]!, stride = header[5]!, flags = header[7]!;
+  if (d.capacity !== capacity || d.slots !== slots || d.objectSize !== objectSize || d.stride !== stride || d.zero !== ((flags & 4) !== 0)) {
+    throw bad('its sizes do not match the pool metadata');
+  }
+  const parts: Parts = { mode: Mode.Own, meta: r.meta, arena: r.arena, objects: null, objectSize, stride, capacity, slots, checked: true,
+    zero: d.zero, name, attached: true, process: { segment: r.segment, pid: r.pid, fd: r.fd, token: r.token, owner: r.owner, creator: false } };
+  return { parts, init: undefined, view, bad };
 }
 
 /**

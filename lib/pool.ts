@@ -3,18 +3,18 @@ import { checkInteger, checkNumber, codes, invalidType, poolError } from './erro
 import { LeakTracker, type LeakReport } from './leaks';
 import * as events from './events';
 import { HandleChannel, registerChannelHost, type ChannelHost, type ChannelOptions } from './channel';
-import type { PoolDescriptor, PoolOptions, PoolStats, ReleaseCallback, ReleaseInfo, ViewOptions, WaitOptions, Lease } from './types';
+import type { PoolDescriptor, PoolOptions, PoolStats, ProcessDescriptor, ReleaseCallback, ReleaseInfo, ViewOptions, WaitOptions, Lease } from './types';
 import { Mode, type Parts, type View, autoCache, checkObject, leaksFor } from './options';
-import { bufferOf, byteOffsetOf, descriptorParts, inSharedMemory, isUint8Array, memoryParts, objectsParts, ownParts } from './parts';
-import { BASE, TAKEN, type JsZero, byteLengthOf, closedError, jsZeroer, leakAwarePushMany, makePop, makePush, zeroingPushMany } from './hotpath';
+import { bufferOf, byteOffsetOf, descriptorParts, inSharedMemory, isUint8Array, memoryParts, objectsParts, ownParts, processParts } from './parts';
+import { BASE, TAKEN, FREE, KIND_MASK, type JsZero, byteLengthOf, closedError, jsZeroer, leakAwarePushMany, makePop, makePush, zeroingPushMany } from './hotpath';
 
-export type { PoolDescriptor, PoolOptions, PoolStats, ReleaseCallback, ReleaseInfo, ViewOptions, WaitOptions, Lease } from './types';
+export type { PoolDescriptor, PoolOptions, PoolStats, ProcessDescriptor, ReleaseCallback, ReleaseInfo, ViewOptions, WaitOptions, Lease } from './types';
 
 /** @internal */
 const token = Symbol('objpool.internal');
 
 // The counters in the metadata (native/layout.hpp, Counter), u64 each.
-const C_EXHAUSTED = 0, C_WAITS = 1, C_WAIT_TIMEOUTS = 2, C_WAIT_ABORTS = 3, C_WAIT_NS = 4, C_LEAKS = 5, COUNTERS = 6;
+const C_EXHAUSTED = 0, C_WAITS = 1, C_WAIT_TIMEOUTS = 2, C_WAIT_ABORTS = 3, C_WAIT_NS = 4, C_LEAKS = 5, C_RECOVERED = 6, C_RECOVERED_MID = 7, COUNTERS = 8;
 
 /** @internal `pool[metaOf]`: the pool's metadata, the same for every instance of one pool. */
 export const metaOf = Symbol('objpool.meta');
@@ -159,25 +159,31 @@ export class ObjectPool {
     // them too (it holds them; shared memory cannot be detached), so that a
     // push runs no JS between its state change and its store.
     this.#nativeObjects = p.zero && p.objects !== null && p.objects.every(inSharedMemory);
-    const ops = native.open(new Uint8Array(p.meta), arenaView, mem, cacheCap, p.name ?? undefined, this.#nativeObjects ? p.objects! : undefined);
-    // Native code zeroes a push in a shared arena or of shared objects.
-    const nativeZero = p.arena instanceof SharedArrayBuffer || this.#nativeObjects;
+    const ops = native.open(new Uint8Array(p.meta), arenaView, mem, cacheCap, p.name ?? undefined, this.#nativeObjects ? p.objects! : undefined,
+      p.process?.segment);
+    // Native code zeroes a push in a shared arena (a process-shared pool's
+    // included) or of shared objects.
+    const nativeZero = p.arena instanceof SharedArrayBuffer || p.process !== undefined || this.#nativeObjects;
     // Where native code cannot reach the objects (memory that is not
     // shared), JS zeroes what it pushes, pushMany included.
     const jsZero = p.zero && !nativeZero;
     this.#ops = ops;
     this.#attention = new Int32Array(p.meta, 0, native.attentionWord + 1);
     const state = (this.#state = p.checked ? new Int32Array(p.meta, native.headsOffset + p.slots * native.lineBytes + p.capacity * 4, p.capacity) : null);
-    const leaks = leakOpts ? new LeakTracker({ ...leakOpts, onLeak: (r) => this.#leaked(r, leakOpts.onLeak) }, (h) => Atomics.load(state!, h) === TAKEN) : null;
+    // A process-shared pool's state words carry this process's owner tag
+    // (see lib/hotpath.ts): Taken|owner out of the pool, Cached|owner in a cache.
+    const taken = p.process ? TAKEN | p.process.owner << 8 : TAKEN;
+    const free = p.process ? 4 | p.process.owner << 8 : FREE;
+    const leaks = leakOpts ? new LeakTracker({ ...leakOpts, onLeak: (r) => this.#leaked(r, leakOpts.onLeak) }, (h) => (Atomics.load(state!, h) & KIND_MASK) === TAKEN) : null;
     this.#leaks = leaks;
     Object.defineProperties(this, {
-      pop: { value: makePop(ops, mem, this.#attention, state, cacheCap, () => this.#exhausted(), where), enumerable: false },
+      pop: { value: makePop(ops, mem, this.#attention, state, cacheCap, () => this.#exhausted(), where, taken), enumerable: false },
       // Without a cache, pushes into a shared arena are zeroed by the core itself.
       push: { value: makePush(ops, mem, this.#attention, state, cacheCap, p.capacity,
-        p.zero && !(cacheCap === 0 && p.arena instanceof SharedArrayBuffer), nativeZero, leaks, where,
-        this.#jsZero()), enumerable: false },
+        p.zero && !(cacheCap === 0 && (p.arena instanceof SharedArrayBuffer || p.process !== undefined)), nativeZero, leaks, where,
+        this.#jsZero(), taken, free), enumerable: false },
       popMany: { value: ops.popMany, enumerable: false },
-      pushMany: { value: leakAwarePushMany(jsZero ? zeroingPushMany(ops, state, this.#zeroer()!, p.capacity) : ops.pushMany, leaks), enumerable: false },
+      pushMany: { value: leakAwarePushMany(jsZero ? zeroingPushMany(ops, state, this.#zeroer()!, p.capacity, taken, free) : ops.pushMany, leaks), enumerable: false },
     });
     // acquire() and release() as closures of this instance too (without leak
     // tracking), so that their calls of pop/push stay monomorphic however
@@ -254,7 +260,7 @@ export class ObjectPool {
   // it are zeroed (fill clamps to the end; a detached buffer has no bytes).
   #jsZero(): JsZero | null {
     const p = this.#parts;
-    if (!p.zero || p.arena instanceof SharedArrayBuffer || this.#nativeObjects) return null;
+    if (!p.zero || p.arena instanceof SharedArrayBuffer || p.process !== undefined || this.#nativeObjects) return null;
     this.#zeroTarget ??= p.objects
       ? { objects: p.objects, bytes: null, stride: p.stride, size: p.objectSize }
       : { objects: null, bytes: new Uint8Array(p.arena as ArrayBuffer), stride: p.stride, size: p.objectSize };
@@ -289,7 +295,8 @@ export class ObjectPool {
    * validated before native code forms a pointer: a forged or truncated
    * descriptor throws ERR_OBJPOOL_BAD_DESCRIPTOR.
    */
-  static attach(descriptor: PoolDescriptor, options: ViewOptions = {}): ObjectPool {
+  static attach(descriptor: PoolDescriptor | ProcessDescriptor, options: ViewOptions = {}): ObjectPool {
+    if ((descriptor as { kind?: unknown } | null)?.kind === 'objpool/process') return ObjectPool.attachProcess(descriptor as ProcessDescriptor, options);
     const { parts, view, bad } = descriptorParts(descriptor, options);
     try {
       return new ObjectPool(token, parts, undefined, view);
@@ -300,6 +307,39 @@ export class ObjectPool {
   }
 
 
+  /**
+   * Uses, in this thread, a process-shared pool that another process (or
+   * thread) described with `processDescriptor`. The memory is opened through
+   * the process the descriptor names, which must still have it; only a
+   * process of the same user may (otherwise ERR_OBJPOOL_ACCESS). A forged,
+   * truncated or foreign descriptor throws ERR_OBJPOOL_BAD_DESCRIPTOR.
+   */
+  static attachProcess(descriptor: ProcessDescriptor, options: ViewOptions = {}): ObjectPool {
+    const { parts, view, bad } = processParts(descriptor, options);
+    try {
+      return new ObjectPool(token, parts, undefined, view);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === codes.BAD_DESCRIPTOR || code === codes.NO_MEMORY) throw err;
+      throw bad((err as Error).message);
+    }
+  }
+
+  /**
+   * A process-shared pool's description (plain JSON) for
+   * `ObjectPool.attachProcess()` in another process or thread; null for a
+   * pool that is not process-shared. It names this process: hand it on from
+   * a process that will keep the pool while the other attaches.
+   */
+  get processDescriptor(): ProcessDescriptor | null {
+    const p = this.#parts;
+    if (!p.process) return null;
+    return Object.freeze({
+      kind: 'objpool/process', version: 1, pid: p.process.pid, fd: p.process.fd, token: p.process.token, capacity: p.capacity,
+      objectSize: p.objectSize, stride: p.stride, slots: p.slots, zero: p.zero, name: p.name,
+    });
+  }
+
   /** True once any thread has called close(). */
   get closed(): boolean {
     return (Atomics.load(this.#attention, native.attentionWord) & 1) !== 0;
@@ -308,10 +348,11 @@ export class ObjectPool {
   /** Structured-cloneable description of this pool for `ObjectPool.attach()` in another thread. */
   get descriptor(): PoolDescriptor {
     const p = this.#parts;
+    if (p.process) throw poolError(codes.NOT_SHAREABLE, 'A process-shared pool is shared through its processDescriptor, with any thread of any process of this user: pass pool.processDescriptor to ObjectPool.attachProcess() (or attach())');
     const shared = p.objects ? p.objects.every((o) => o.buffer instanceof SharedArrayBuffer) : p.arena instanceof SharedArrayBuffer;
     if (!shared) throw poolError(codes.NOT_SHAREABLE, 'This pool is built on memory that is not shared (an ArrayBuffer), so only this thread can use it; build it on a SharedArrayBuffer to share it');
     return Object.freeze({
-      kind: 'objpool', version: 3, meta: p.meta, arena: (p.arena as SharedArrayBuffer | null),
+      kind: 'objpool', version: 3, meta: p.meta as SharedArrayBuffer, arena: (p.arena as SharedArrayBuffer | null),
       objects: p.objects ? Object.freeze(p.objects.slice()) : null, capacity: p.capacity, objectSize: p.objectSize,
       stride: p.stride, slots: p.slots, checked: p.checked, zero: p.zero, user: p.mode !== Mode.Own, name: p.name,
     });
@@ -576,12 +617,15 @@ export class ObjectPool {
       waiting: s.waiting, perSlot: s.perSlot, closed: this.closed,
       exhausted: c(C_EXHAUSTED), waits: c(C_WAITS), waitTimeouts: c(C_WAIT_TIMEOUTS), waitAborts: c(C_WAIT_ABORTS),
       waitSeconds: c(C_WAIT_NS) / 1e9, leaks: c(C_LEAKS), released: s.released,
+      recovered: c(C_RECOVERED), recoveredMidOperation: c(C_RECOVERED_MID),
     };
   }
 
   /** @internal See metaOf. */
-  get [metaOf](): SharedArrayBuffer {
-    return this.#parts.meta;
+  get [metaOf](): SharedArrayBuffer | string {
+    // A process-shared pool's memory is a new ArrayBuffer in each view: its
+    // token names it instead.
+    return this.#parts.process ? this.#parts.process.token : this.#parts.meta as SharedArrayBuffer;
   }
 
   /**
@@ -599,6 +643,9 @@ export class ObjectPool {
    */
   close(release?: ReleaseCallback): Promise<void> {
     if (release !== undefined && typeof release !== 'function') throw invalidType('release', 'of type function', release);
+    if (this.#parts.process && !this.#parts.process.creator) {
+      throw poolError(codes.NOT_CREATOR, `A process-shared pool${this.#where} is closed by the process that made it (pid ${this.#parts.process.pid} made this view's descriptor); this process lets go of it when its views are collected`);
+    }
     if (this.#closing) return this.#closing;
     let resolve!: () => void, reject!: (e: unknown) => void;
     // Set before anything runs: a close() from inside `release` gets this promise.

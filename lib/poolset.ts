@@ -174,6 +174,9 @@ export class PoolSet {
       const base = (o.name as string | undefined) ?? 'poolset';
       const init = o.init;
       if (init !== undefined && typeof init !== 'function') throw invalidType('options.init', 'of type function', init);
+      if (o.processShared !== undefined && o.processShared !== false) {
+        throw invalidValue('options.processShared', 'is not available for a PoolSet yet (one ObjectPool per size can be process-shared)', o.processShared);
+      }
       const shared = { align: o.align, slots: o.slots, checked: o.checked, zero: o.zero, cache: o.cache, leaks: o.leaks } as Record<string, unknown>;
       pools = classes.map((k, c) => new ObjectPool({
         ...shared, capacity: k.capacity, objectSize: k.objectSize, name: `${base}/${k.objectSize}`,
@@ -412,7 +415,8 @@ export class PoolSet {
       perSlot: each[0]!.perSlot.map((_, i) => each.reduce((a, s) => a + (s.perSlot[i] ?? 0), 0)),
       closed: each.every((s) => s.closed),
       exhausted: sum('exhausted'), waits: sum('waits'), waitTimeouts: sum('waitTimeouts'), waitAborts: sum('waitAborts'),
-      waitSeconds: sum('waitSeconds'), leaks: sum('leaks'), released: sum('released'), classes: each,
+      waitSeconds: sum('waitSeconds'), leaks: sum('leaks'), released: sum('released'),
+      recovered: sum('recovered'), recoveredMidOperation: sum('recoveredMidOperation'), classes: each,
     };
   }
 

@@ -33,6 +33,13 @@ export interface PoolOptions {
   init?: (obj: Buffer, handle: number) => void;
   /** A name for errors, leak reports, metrics and events (1 to 256 characters); carried by the descriptor. */
   name?: string;
+  /**
+   * Put the pool in OS shared memory, so that other processes of this user
+   * can use it (see `processDescriptor` and `ObjectPool.attachProcess()`);
+   * what a process that dies held comes back to the pool. Linux only for
+   * now; always checked. Default false.
+   */
+  processShared?: boolean;
 }
 
 /** Options of `popAsync()` and `acquireAsync()`. */
@@ -92,6 +99,33 @@ export interface PoolStats {
   leaks: number;
   /** Objects released by close() so far. */
   released: number;
+  /** Process-shared pools: objects taken back from processes that died (0 otherwise). */
+  recovered: number;
+  /** Of those, objects a process died with in the middle of a pool operation. */
+  recoveredMidOperation: number;
+}
+
+/**
+ * Everything another process (or thread) needs to use a process-shared
+ * pool: plain JSON, for `process.send()`, argv or an environment variable.
+ * It names the pool's shared memory through a process that has it mapped;
+ * only processes of the same user can open it.
+ */
+export interface ProcessDescriptor {
+  readonly kind: 'objpool/process';
+  readonly version: 1;
+  /** A process that has the pool mapped (the one that made this descriptor). */
+  readonly pid: number;
+  /** Its file descriptor of the pool's memory. */
+  readonly fd: number;
+  /** 128 random bits, in hexadecimal, that the pool's memory must carry. */
+  readonly token: string;
+  readonly capacity: number;
+  readonly objectSize: number;
+  readonly stride: number;
+  readonly slots: number;
+  readonly zero: boolean;
+  readonly name: string | null;
 }
 
 /**

@@ -12,6 +12,7 @@
 // channels.cc (handle channels); binding.hpp holds what they share.
 
 #include "binding.hpp"
+#include "segment.hpp"
 
 namespace objpool::binding {
 
@@ -473,19 +474,31 @@ Napi::Value Format(const Napi::CallbackInfo& info) {
 // (a string, optional) is shown in the errors this view throws. `objects`
 // (optional, a zero pool without an arena only): the pool's objects, one
 // Uint8Array over a SharedArrayBuffer per handle, of at least objectSize
-// bytes each, which pushes then zero natively.
+// bytes each, which pushes then zero natively. `segment` (optional, a
+// process-shared pool): the External from processCreate()/processAttach();
+// the metadata and arena are then the segment's own (`meta` and `arena` are
+// ignored), held by the segment for as long as this view lives.
 Napi::Value Open(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
+  std::shared_ptr<Segment> segment = info.Length() > 6 ? segment_of(env, info[6]) : nullptr;
   void* meta;
   size_t meta_len;
   bool meta_shared = false;
-  if (!get_bytes(env, info[0], "meta", &meta, &meta_len, &meta_shared)) return Napi::Value();
-  if (!meta_shared) return throw_type(env, "meta", "a Uint8Array over a SharedArrayBuffer", info[0]), Napi::Value();
   void* arena = nullptr;
   size_t arena_len = 0;
   bool arena_shared = false;
-  const bool has_arena = !info[1].IsNull() && !info[1].IsUndefined();
-  if (has_arena && !get_bytes(env, info[1], "arena", &arena, &arena_len, &arena_shared)) return Napi::Value();
+  const bool has_arena = segment != nullptr || (!info[1].IsNull() && !info[1].IsUndefined());
+  if (segment != nullptr) {
+    meta = segment->meta();
+    meta_len = size_t(segment->meta_len);
+    arena = segment->arena();
+    arena_len = size_t(segment->arena_len);
+    meta_shared = arena_shared = true;  // mapped by the segment, which nothing in JS can unmap
+  } else {
+    if (!get_bytes(env, info[0], "meta", &meta, &meta_len, &meta_shared)) return Napi::Value();
+    if (!meta_shared) return throw_type(env, "meta", "a Uint8Array over a SharedArrayBuffer", info[0]), Napi::Value();
+    if (has_arena && !get_bytes(env, info[1], "arena", &arena, &arena_len, &arena_shared)) return Napi::Value();
+  }
   void* mem;
   size_t mem_len;
   bool mem_shared = false;
@@ -506,6 +519,23 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
     return Napi::Value();
   }
   if (!arena_shared) pool = pool.without_arena();
+  if (pool.process_shared() != (segment != nullptr)) {
+    napi_throw_error(env, "ERR_OBJPOOL_BAD_DESCRIPTOR", "The pool metadata is invalid: process-shared metadata outside its segment");
+    return Napi::Value();
+  }
+  int view = -1;
+  if (segment != nullptr) {
+    view = segment->claim_view();
+    if (view < 0) {
+      napi_throw_error(env, "ERR_OBJPOOL_NO_MEMORY",
+                       ("A process-shared pool has room for " + std::to_string(seg::kMaxViews) +
+                        " views (ObjectPool instances over all threads and processes): none is free")
+                           .c_str());
+      return Napi::Value();
+    }
+    pool.set_owner(segment->me, segment->view_word(uint32_t(view), seg::v_gap),
+                   segment->proc_word(segment->me - 1, seg::p_budget));
+  }
   std::vector<uint8_t*> objects;
   std::vector<napi_value> views;  // the very values whose bytes `objects` holds (an element read twice could differ)
   if (info.Length() > 5 && !info[5].IsUndefined()) {
@@ -528,6 +558,8 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   }
   auto* b = new Binding;
   b->pool = pool;
+  b->segment = std::move(segment);
+  b->view = view;
   b->env = env;
   b->key = meta;
   b->mem = static_cast<int32_t*>(mem);
@@ -536,6 +568,7 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   std::memset(b->mem, 0, kCacheBase * sizeof(int32_t));
   for (size_t i = 0; i < 3; ++i) {
     if (i == 1 && !arena_shared) continue;
+    if (i < 2 && b->segment != nullptr) continue;  // the segment holds them
     napi_create_reference(env, info[i], 1, &b->refs[i]);
   }
   if (!objects.empty()) {
@@ -613,6 +646,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("metaBytes", Napi::Function::New(env, MetaBytes, "metaBytes"));
   exports.Set("format", Napi::Function::New(env, Format, "format"));
   exports.Set("open", Napi::Function::New(env, Open, "open"));
+  exports.Set("processCreate", Napi::Function::New(env, ProcessCreate, "processCreate"));
+  exports.Set("processAttach", Napi::Function::New(env, ProcessAttach, "processAttach"));
+  exports.Set("processSupported", Napi::Function::New(env, ProcessSupported, "processSupported"));
   exports.Set("views", Napi::Function::New(env, Views, "views"));
   exports.Set("maxCapacity", Napi::Number::New(env, objpool::kMaxCapacity));
   exports.Set("maxSlots", Napi::Number::New(env, objpool::kMaxSlots));

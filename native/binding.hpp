@@ -89,6 +89,7 @@ struct Waiter {
 
 struct Binding;
 struct ChanPeers;
+struct Segment;  // segment.hpp: a process-shared pool's OS shared memory
 
 // A handle channel opened through a view (HandleChannel in lib/channel.ts):
 // owned by a JS external, whose finalizer frees it. `ref` holds the
@@ -164,6 +165,11 @@ struct Binding {
   // listed in free_ids): a call names its channel by id, found in O(1).
   std::vector<ChanRec*> channels;
   std::vector<int32_t> free_ids;
+  // A process-shared pool: its segment (which holds the metadata and arena
+  // mapped while this view lives) and this view's record in it (see
+  // segment.hpp), or null and -1.
+  std::shared_ptr<Segment> segment;
+  int view = -1;
 
   // Zeroes an object this thread owns: in the arena, or one of `objects`.
   void zero_object(uint32_t h) {
@@ -217,6 +223,7 @@ std::unordered_map<const void*, Members>& registry();
 
 void unlist_channel_locked(Members& m, ChanRec* r);
 bool flush_others_locked(Binding* b, bool holders = false, bool* drain = nullptr);
+void flush_all(const void* key);
 bool reclaim(Binding* b);
 void request_drain(napi_env env, const void* key);
 void call_js(napi_env env, napi_value fn);

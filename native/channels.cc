@@ -114,6 +114,10 @@ void finalize_channel(napi_env env, void* data, void* hint) {
 Napi::Value OpenChannel(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
   auto* b = static_cast<Binding*>(info.Data());
+  if (b->pool.process_shared()) {
+    napi_throw_error(env, "ERR_OBJPOOL_UNSUPPORTED", "Handle channels of process-shared pools are not available yet");
+    return Napi::Value();
+  }
   void* mem;
   size_t len;
   bool shared = false;

@@ -23,7 +23,8 @@ inline constexpr size_t kLine = 128;  // adjacent-line prefetch makes 64 too lit
 inline constexpr uint32_t kFlagChecked = 1u << 0;
 inline constexpr uint32_t kFlagExternal = 1u << 1;  // objects live in caller memory, no arena
 inline constexpr uint32_t kFlagZero = 1u << 2;      // zero each object when it is pushed back
-inline constexpr uint32_t kKnownFlags = kFlagChecked | kFlagExternal | kFlagZero;
+inline constexpr uint32_t kFlagProcess = 1u << 3;   // process-shared: owner-tagged states (see pool.hpp)
+inline constexpr uint32_t kKnownFlags = kFlagChecked | kFlagExternal | kFlagZero | kFlagProcess;
 
 // Attention word: closed flag and waiter count.
 inline constexpr uint32_t kClosedBit = 1;
@@ -34,6 +35,15 @@ inline constexpr uint32_t kStateFree = 0;
 inline constexpr uint32_t kStateTaken = 1;
 inline constexpr uint32_t kStateReleased = 2;
 inline constexpr uint32_t kStateInFlight = 3;  // in a handle channel (see Channel)
+// Process-shared pools (kFlagProcess) only: in a view's cache. Thread pools
+// keep cached objects Free.
+inline constexpr uint32_t kStateCached = 4;
+// A process-shared pool's state word is kind | owner << kOwnerShift, the
+// owner (1..kMaxOwners: a process's slot in the segment, plus one) on Taken
+// and Cached, 0 elsewhere; a thread pool's owner is always 0.
+inline constexpr uint32_t kKindMask = 0xff;
+inline constexpr unsigned kOwnerShift = 8;
+inline constexpr uint32_t kMaxOwners = 256;
 
 // Byte offsets in the metadata. Header words are host-endian.
 namespace layout {
@@ -65,7 +75,9 @@ enum class Counter : size_t {
   wait_aborts = 3,    // waits that gave up on their signal
   wait_ns = 4,        // time spent waiting, over all waits that ended, in nanoseconds
   leaks = 5,          // leaks reported
-  count = 6,
+  recovered = 6,      // process-shared pools: objects taken back from processes that died
+  recovered_mid = 7,  // of those, objects a process died with in the middle of a list operation
+  count = 8,
 };
 
 enum class Status : int {
@@ -77,6 +89,7 @@ enum class Status : int {
   drain_needed,  // push: done, but the pool is closed: the closer must drain again
   bad_layout,    // attach/format: the metadata or a size is invalid
   full,          // channel send: no room; nothing was sent
+  frozen,        // internal (process-shared pools): a recovery holds the slot; see Pool::recover()
 };
 
 struct Config {
@@ -88,6 +101,7 @@ struct Config {
   bool checked = true;
   bool external = false;  // no arena: objects are caller memory
   bool zero = false;      // push zeroes the object (where the pool has an arena)
+  bool process = false;   // process-shared (checked only): owner-tagged states, recoverable
 };
 
 // The share of a pool that all per-thread caches together may hold: a
@@ -106,6 +120,7 @@ inline bool valid_config(const Config& c) {
   if (c.object_size < 1) return false;
   if (c.align < 1 || c.align > kMaxAlign || (c.align & (c.align - 1)) != 0) return false;
   if (c.stride < c.object_size || c.stride % c.align != 0) return false;
+  if (c.process && (!c.checked || c.external)) return false;
   return true;
 }
 

@@ -5,6 +5,8 @@
 #ifndef OBJPOOL_PLATFORM_HPP
 #define OBJPOOL_PLATFORM_HPP
 
+#include <time.h>
+
 #include <atomic>
 #include <cstdint>
 
@@ -29,6 +31,12 @@
 #endif
 #ifndef FUTEX_WAKE_PRIVATE
 #define FUTEX_WAKE_PRIVATE 129  // FUTEX_WAKE | FUTEX_PRIVATE_FLAG
+#endif
+#ifndef FUTEX_WAIT
+#define FUTEX_WAIT 0  // the shared ops, for process-shared pools (a word in a MAP_SHARED mapping)
+#endif
+#ifndef FUTEX_WAKE
+#define FUTEX_WAKE 1
 #endif
 #define OBJPOOL_HAVE_SCHED_GETCPU 1
 #define OBJPOOL_WAIT_FUTEX 1
@@ -92,11 +100,13 @@ inline uint32_t current_cpu() {
 }
 
 // Blocks while *word == expected (spurious returns allowed), and wakes all
-// blocked on it. The word lives in memory shared by every thread of the
-// process (never across processes), so process-private waits do.
-inline void wait_on(uint32_t* word, uint32_t expected) {
+// blocked on it. `shared`: the word is in memory mapped by several processes
+// (a process-shared pool, Linux only): the futex must be a shared one, keyed
+// by the page rather than by this process's address space. Otherwise
+// process-private waits do.
+inline void wait_on(uint32_t* word, uint32_t expected, bool shared = false) {
 #if defined(OBJPOOL_WAIT_FUTEX)
-  syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
+  syscall(SYS_futex, word, shared ? FUTEX_WAIT : FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
 #elif defined(OBJPOOL_WAIT_WAITONADDRESS)
   WaitOnAddress(word, &expected, sizeof expected, INFINITE);
 #elif defined(OBJPOOL_WAIT_ULOCK)
@@ -106,15 +116,26 @@ inline void wait_on(uint32_t* word, uint32_t expected) {
   std::atomic_ref<uint32_t>(*word).wait(expected, std::memory_order_relaxed);
 #endif
 }
-inline void wake_all(uint32_t* word) {
+inline void wake_all(uint32_t* word, bool shared = false) {
 #if defined(OBJPOOL_WAIT_FUTEX)
-  syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+  syscall(SYS_futex, word, shared ? FUTEX_WAKE : FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
 #elif defined(OBJPOOL_WAIT_WAITONADDRESS)
   WakeByAddressAll(word);
 #elif defined(OBJPOOL_WAIT_ULOCK)
   __ulock_wake(OBJPOOL_UL_COMPARE_AND_WAIT | OBJPOOL_ULF_WAKE_ALL, word, 0);
 #else
   std::atomic_ref<uint32_t>(*word).notify_all();
+#endif
+}
+
+// Sleeps for about `us` microseconds: a thread waiting out another process's
+// recovery of a pool (a few hundred microseconds at most) off the CPU.
+inline void pause_us(unsigned us) {
+#if defined(_WIN32)
+  Sleep(us >= 1000 ? us / 1000 : 0);
+#else
+  struct timespec ts = {0, long(us) * 1000};
+  nanosleep(&ts, nullptr);
 #endif
 }
 }  // namespace detail

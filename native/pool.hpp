@@ -12,9 +12,10 @@
 // loses objects or hands one out twice. So each slot here is a complete
 // multi-producer/multi-consumer Treiber stack, and the CPU number is only a
 // hint for locality:
-//   - the slot head is one 64-bit word {index:25, tag:39}, changed only by
-//     CAS, the tag bumped on every change: ABA needs 2^39 changes of one head
-//     while a thread sits between its load and its CAS;
+//   - the slot head is one 64-bit word {index:25, tag:38, frozen:1}, changed
+//     only by CAS, the tag bumped on every change: ABA needs 2^38 changes of
+//     one head while a thread sits between its load and its CAS (the frozen
+//     bit is set only in process-shared pools, by recover());
 //   - links live in a per-object `next` array in the metadata; object memory
 //     is never freed while the pool lives, so a stale read of `next` is
 //     harmless (the tag makes the CAS that would use it fail);
@@ -33,6 +34,23 @@
 // until any thread, JS or native, returns an object (futex on Linux,
 // WaitOnAddress on Windows, __ulock_wait on macOS: the platform seam, in
 // platform.hpp).
+//
+// Process-shared pools (Config::process; the binding maps the metadata and
+// arena from OS shared memory into every process, see native/segment.hpp):
+// a process can die at any instruction, so every object must stay
+// accountable to someone. The state word is then the object's location:
+// Free (on a free list, or inside a list operation), Taken|owner (in a
+// process's hands), Cached|owner (in a view's cache), InFlight (in a
+// channel), Released; the owner is the process's slot in the segment. An
+// object moves between owners only by a CAS on its state word, so at every
+// instant it belongs to one process, a list, or a list operation. List
+// operations run inside the view's gap (an odd count in a word of the
+// segment, `gap_`), the only time an object can be Free and on no list.
+// recover() takes back what dead owners held: it freezes every slot head
+// (pops see the slot empty; pushes wait), waits until no live view is inside
+// a gap, then every object that is neither listed nor held by a live owner
+// (Taken or Cached by a dead one, or Free off every list: a dead process's
+// unfinished gap) goes back, and the heads thaw. See recover().
 //
 // Limitations:
 //   - capacity is fixed (at most 2^24 objects); nothing grows;
@@ -88,8 +106,8 @@ class Pool {
     detail::store_u32(m + layout::object_size, c.object_size);
     detail::store_u32(m + layout::stride, c.stride);
     detail::store_u32(m + layout::align, c.align);
-    detail::store_u32(m + layout::flags,
-                      (c.checked ? kFlagChecked : 0u) | (c.external ? kFlagExternal : 0u) | (c.zero ? kFlagZero : 0u));
+    detail::store_u32(m + layout::flags, (c.checked ? kFlagChecked : 0u) | (c.external ? kFlagExternal : 0u) |
+                                             (c.zero ? kFlagZero : 0u) | (c.process ? kFlagProcess : 0u));
     detail::store_u64(m + layout::arena_bytes, c.external ? 0 : uint64_t(c.capacity) * c.stride);
     detail::store_u64(m + layout::meta_bytes, need);
     detail::store_u32(m + layout::cache_room, cache_budget_for(c.capacity));
@@ -130,6 +148,7 @@ class Pool {
     c.checked = (flags & kFlagChecked) != 0;
     c.external = (flags & kFlagExternal) != 0;
     c.zero = (flags & kFlagZero) != 0;
+    c.process = (flags & kFlagProcess) != 0;
     if (!valid_config(c)) return Status::bad_layout;
     const uint64_t need = meta_bytes_for(c.capacity, c.slots, c.checked);
     if (detail::load_u64(m + layout::meta_bytes) != need || meta_len < need) return Status::bad_layout;
@@ -147,6 +166,22 @@ class Pool {
   uint32_t stride() const { return stride_; }
   bool checked() const { return state_ != nullptr; }
   bool zeroes() const { return zero_; }
+  bool process_shared() const { return process_; }
+
+  // A process-shared pool's view in one process: `owner` (1..kMaxOwners)
+  // tags what it takes; `gap` is this view's gap word and `budget` its
+  // process's share of the cache budget, both in the segment (nullptr: a
+  // view that does no list operation, as recover()'s). No-op for a thread pool.
+  void set_owner(uint32_t owner, uint32_t* gap, uint32_t* budget) {
+    if (!process_ || owner == 0 || owner > kMaxOwners) return;
+    taken_ = kStateTaken | owner << kOwnerShift;
+    cached_ = kStateCached | owner << kOwnerShift;
+    gap_ = gap;
+    budget_ = budget;
+  }
+  // What this view writes for an object it takes and for one it caches.
+  uint32_t taken_state() const { return taken_; }
+  uint32_t cached_state() const { return cached_; }
 
   // The same view, minus its arena: for memory that may go away while the
   // pool lives (a user's ArrayBuffer), which this view must then never touch.
@@ -192,11 +227,12 @@ class Pool {
   Status pop(uint32_t& out) {
     out = kNone;
     if (is_closed()) return Status::closed;
+    Gap gap(gap_);
     uint32_t s = this_slot();
     for (uint32_t i = 0; i < slots_; ++i) {
       uint32_t h;
-      if (pop_list(s, &h, 1, OBJPOOL_TEST_POP_ORDER) == 1) {
-        mark(h, kStateTaken);
+      if (pop_list(s, &h, 1, pop_order()) == 1) {
+        mark(h, taken_);
         out = h;
         return Status::ok;
       }
@@ -216,14 +252,17 @@ class Pool {
       return 0;
     }
     if (max == 0) return 0;
+    Gap gap(gap_);
     size_t got = 0;
     uint32_t s = this_slot();
     for (uint32_t i = 0; i < slots_ && got < max; ++i) {
-      got += pop_list(s, out + got, max - got, OBJPOOL_TEST_POP_ORDER);
+      got += pop_list(s, out + got, max - got, pop_order());
       if (++s == slots_) s = 0;
     }
-    if (mark_taken)
-      for (size_t i = 0; i < got; ++i) mark(out[i], kStateTaken);
+    // A process-shared pool's cache holds its objects as Cached|owner; a
+    // thread pool's as Free (no store).
+    if (mark_taken || process_)
+      for (size_t i = 0; i < got; ++i) mark(out[i], mark_taken ? taken_ : cached_);
     return got;
   }
 
@@ -232,9 +271,11 @@ class Pool {
   // the pool untouched.
   Status push(uint32_t handle) {
     if (handle >= capacity_) return Status::out_of_range;
-    if (!unmark(handle)) return Status::double_push;
-    clear(handle);
-    return push_list(this_slot(), handle, handle);
+    return guarded_push(&handle, 1, [&] {
+      if (!unmark(handle)) return Status::double_push;
+      clear(handle);
+      return Status::ok;
+    });
   }
 
   // Returns `n` objects with one CAS. All or nothing: on out_of_range or
@@ -251,20 +292,23 @@ class Pool {
     if (n == 0) return Status::ok;
     for (size_t i = 0; i < n; ++i)
       if (handles[i] >= capacity_) return Status::out_of_range;
-    if (state_ != nullptr) {
-      for (size_t i = 0; i < n; ++i) {
-        if (!unmark(handles[i])) {
-          // relaxed: these objects are still ours; no other thread may use them.
-          for (size_t j = 0; j < i; ++j) state(handles[j]).store(kStateTaken, std::memory_order_relaxed);
-          return Status::double_push;
+    return guarded_push(handles, n, [&] {
+      if (state_ != nullptr) {
+        for (size_t i = 0; i < n; ++i) {
+          if (!unmark(handles[i])) {
+            // relaxed: these objects are still ours; no other thread may use them.
+            for (size_t j = 0; j < i; ++j) state(handles[j]).store(taken_, std::memory_order_relaxed);
+            return Status::double_push;
+          }
         }
       }
-    }
-    for (size_t i = 0; i < n; ++i) {
-      clear(handles[i]);
-      zero(handles[i]);
-    }
-    return give(handles, n);
+      for (size_t i = 0; i < n; ++i) {
+        clear(handles[i]);
+        zero(handles[i]);
+      }
+      link(handles, n);
+      return Status::ok;
+    });
   }
 
   // Returns `n` objects that are already Free (checked mode: their state word
@@ -272,14 +316,19 @@ class Pool {
   // does) with one CAS, without touching state words or bytes. Handles out
   // of range are refused (nothing is returned); the caller owns the objects,
   // so each must appear once.
+  // In a process-shared pool they are Cached|owner (or Taken|owner: see
+  // guarded_push()) and become Free here, inside the gap.
   Status give(const uint32_t* handles, size_t n) {
     if (n == 0) return Status::ok;
     for (size_t i = 0; i < n; ++i)
       if (handles[i] >= capacity_) return Status::out_of_range;
-    // Chain the batch privately; push_list's release CAS publishes the links.
-    // relaxed: nobody can reach these objects until that CAS.
-    for (size_t i = 0; i + 1 < n; ++i) next(handles[i]).store(handles[i + 1], std::memory_order_relaxed);
-    return push_list(this_slot(), handles[0], handles[n - 1]);
+    return guarded_push(handles, n, [&] {
+      // relaxed: this view owns them (its cache); the push's CAS publishes.
+      if (process_)
+        for (size_t i = 0; i < n; ++i) state(handles[i]).store(kStateFree, std::memory_order_relaxed);
+      link(handles, n);
+      return Status::ok;
+    });
   }
 
   // Marks the pool closed. True for the one call that closed it; the caller
@@ -300,17 +349,20 @@ class Pool {
   // for capacity entries. Each object is reported once even if unchecked
   // misuse linked it twice or into a cycle; `corrupt` (if given) is set when
   // a walk met such a link.
+  // A slot that a recovery holds frozen is left alone: the recovery reports
+  // drain_needed when it lets go (see recover()).
   size_t drain(uint32_t* out, uint8_t* seen, bool* corrupt = nullptr) {
     size_t got = 0;
+    Gap gap(gap_);
     for (uint32_t s = 0; s < slots_; ++s) {
       auto top = head(s);
       // seq_cst load and CAS: must not miss a push that missed the closed
       // flag (see push_list()); acquire makes the detached links and bytes
       // visible.
       uint64_t h = top.load(std::memory_order_seq_cst);
-      while (index_of(h) < capacity_ &&
+      while (index_of(h) < capacity_ && (h & kFrozenBit) == 0 &&
              !top.compare_exchange_weak(h, retag(h, kNone), std::memory_order_seq_cst, std::memory_order_seq_cst)) {}
-      uint32_t i = index_of(h);
+      uint32_t i = (h & kFrozenBit) != 0 ? kNone : index_of(h);
       // The list is ours now; a walk longer than capacity can only be a cycle.
       for (uint32_t steps = 0; i < capacity_ && steps < capacity_; ++steps) {
         if (seen[i >> 3] & (1u << (i & 7))) {
@@ -344,12 +396,13 @@ class Pool {
       wait_end();
       return Status::closed;
     }
+    Gap gap(gap_);
     uint32_t s = this_slot();
     for (uint32_t i = 0; i < slots_; ++i) {
       uint32_t h;
       // seq_cst: the retry half of the pairing above (see push_list()).
       if (pop_list(s, &h, 1, std::memory_order_seq_cst) == 1) {
-        mark(h, kStateTaken);
+        mark(h, taken_);
         wait_end();
         out = h;
         return Status::ok;
@@ -374,14 +427,32 @@ class Pool {
 
   // Blocks until a push or close() changes the wake word from `seen`
   // (returns at once if it already has; spurious returns are possible).
-  void wait_for_push(uint32_t seen) const { detail::wait_on(reinterpret_cast<uint32_t*>(meta_ + layout::wake), seen); }
+  void wait_for_push(uint32_t seen) const {
+    detail::wait_on(reinterpret_cast<uint32_t*>(meta_ + layout::wake), seen, process_);
+  }
 
   // Wakes every thread blocked in wait_for_push(), as a push that finds
   // waiters does.
   void wake_waiters() {
     // release: a woken thread that reads the new value sees what preceded it.
     wake_word().fetch_add(1, std::memory_order_release);
-    detail::wake_all(reinterpret_cast<uint32_t*>(meta_ + layout::wake));
+    detail::wake_all(reinterpret_cast<uint32_t*>(meta_ + layout::wake), process_);
+  }
+
+  // Whether any slot holds an object now (a hint: relaxed loads).
+  bool any_listed() const {
+    for (uint32_t s = 0; s < slots_; ++s)
+      if (index_of(head(s).load(std::memory_order_relaxed)) < capacity_) return true;
+    return false;
+  }
+
+  // Objects whose state word's kind is `kind` (checked mode; a racy count:
+  // relaxed loads), for a process-shared pool's stats().
+  uint32_t count_kind(uint32_t kind) const {
+    uint32_t n = 0;
+    if (state_ == nullptr) return 0;
+    for (uint32_t i = 0; i < capacity_; ++i) n += (state(i).load(std::memory_order_relaxed) & kKindMask) == kind;
+    return n;
   }
 
   // Objects in each slot now. Walks the lists, counting each object once
@@ -417,14 +488,24 @@ class Pool {
       const uint32_t take = r < want ? r : want;
       if (take == 0) return 0;
       // relaxed, success and failure: as above.
-      if (room.compare_exchange_weak(r, r - take, std::memory_order_relaxed, std::memory_order_relaxed)) return take;
+      if (room.compare_exchange_weak(r, r - take, std::memory_order_relaxed, std::memory_order_relaxed)) {
+        // A process-shared pool: the process's share, which recover() gives
+        // back if it dies (relaxed: a counter, as above). A death between the
+        // two read-modify-writes loses `take` of budget (caches may then keep
+        // fewer objects), never objects.
+        if (budget_ != nullptr) atomic_ref<uint32_t>(*budget_).fetch_add(take, std::memory_order_relaxed);
+        return take;
+      }
     }
   }
   // The room left (relaxed: a hint; see reserve_cache()).
   uint32_t cache_room() const { return cache_room_word().load(std::memory_order_relaxed); }
   void release_cache(uint32_t n) {
-    // relaxed: as in reserve_cache().
-    if (n != 0) cache_room_word().fetch_add(n, std::memory_order_relaxed);
+    if (n == 0) return;
+    // relaxed (both): as in reserve_cache(); the share first, so that a death
+    // between the two loses budget rather than counting it twice.
+    if (budget_ != nullptr) atomic_ref<uint32_t>(*budget_).fetch_sub(n, std::memory_order_relaxed);
+    cache_room_word().fetch_add(n, std::memory_order_relaxed);
   }
 
   // Adds to a counter. relaxed: statistics; nothing is published through them.
@@ -473,10 +554,15 @@ class Pool {
   template <class Zero>
   Status return_in_flight(uint32_t h, Zero&& zero) {
     if (h >= capacity_) return Status::out_of_range;
-    if (!transition(h, kStateInFlight, kStateFree)) return Status::double_push;
-    clear(h);
-    zero(h);
-    return push_list(this_slot(), h, h);
+    bool first = true;  // a retry after a frozen slot finds it Taken by this view (see guarded_push())
+    return guarded_push(&h, 1, [&] {
+      if (!(first ? transition(h, kStateInFlight, kStateFree) : transition(h, taken_, kStateFree)))
+        return Status::double_push;
+      first = false;
+      clear(h);
+      zero(h);
+      return Status::ok;
+    });
   }
 
   // State word of an object (checked mode), for tests and diagnostics.
@@ -486,14 +572,177 @@ class Pool {
     return state(handle).load(std::memory_order_relaxed);
   }
 
+  // Process-shared pools: takes back every object that dead owners held (see
+  // the file comment). One recovery at a time: the caller holds the
+  // segment's recovery lock. `dead(owner)`: whether an owner (1..kMaxOwners)
+  // is a process that has died. `quiesce()`: returns once no view of a live
+  // process is inside a gap that it entered before this call froze the
+  // heads (see Gap). Objects come back zeroed in a zero pool, onto slot 0.
+  // `objects`: how many came back; `drain`: the pool is closed, so its
+  // closer must drain again (slots it skipped while frozen included).
+  struct Recovered {
+    size_t objects = 0;
+    size_t mid = 0;  // of those, Free off every list: a dead view's unfinished list operation
+    bool drain = false;
+  };
+  template <class Dead, class Quiesce>
+  Recovered recover(Dead&& dead, Quiesce&& quiesce) {
+    Recovered r;
+    if (!process_ || state_ == nullptr) return r;
+    // 1. Freeze every head. seq_cst: pairs with Gap's seq_cst store and the
+    // seq_cst head accesses that follow it (see guarded_push() and
+    // pop_order()); acquire: the links of the list the head holds.
+    for (uint32_t s = 0; s < slots_; ++s) {
+      auto top = head(s);
+      uint64_t h = top.load(std::memory_order_seq_cst);
+      while ((h & kFrozenBit) == 0 &&
+             !top.compare_exchange_weak(h, h | kFrozenBit, std::memory_order_seq_cst, std::memory_order_seq_cst)) {}
+    }
+    // 2. Every live view's gap that saw the heads unfrozen ends (the views
+    // publish its states with release; quiesce() acquires them).
+    quiesce();
+    // 3. What the lists hold: nobody changes a frozen list, and no listed
+    // object's link changes while it is listed.
+    std::vector<uint8_t> listed((size_t(capacity_) + 7) / 8, 0);
+    for (uint32_t s = 0; s < slots_; ++s) {
+      // relaxed: frozen above by this thread (step 1 acquired the links).
+      uint32_t i = index_of(head(s).load(std::memory_order_relaxed));
+      for (uint32_t steps = 0; i < capacity_ && steps < capacity_; ++steps) {
+        if (listed[i >> 3] & (1u << (i & 7))) break;  // a cycle: forged links
+        listed[i >> 3] = uint8_t(listed[i >> 3] | (1u << (i & 7)));
+        // relaxed: as above.
+        i = next(i).load(std::memory_order_relaxed);
+      }
+    }
+    // 4. What nobody alive holds: Free off every list (a dead view's gap,
+    // since no live view is in one), or Taken or Cached by a dead owner.
+    uint32_t first = kNone, last = kNone;
+    for (uint32_t i = 0; i < capacity_; ++i) {
+      if (listed[i >> 3] & (1u << (i & 7))) continue;
+      // acquire: what the last owner wrote, before this view zeroes it.
+      uint32_t st = state(i).load(std::memory_order_acquire);
+      const uint32_t kind = st & kKindMask, owner = st >> kOwnerShift;
+      bool take = st == kStateFree;
+      if ((kind == kStateTaken || kind == kStateCached) && owner >= 1 && owner <= kMaxOwners && dead(owner)) {
+        // A live view may race for a dead owner's Taken object (pushed by a
+        // process it was handed to): one CAS wins. acquire: as above.
+        take = state(i).compare_exchange_strong(st, kStateFree, std::memory_order_acquire, std::memory_order_relaxed);
+      }
+      if (!take) continue;
+      if (st == kStateFree) ++r.mid;
+      if (zero_) zero_object(i);
+      // relaxed: private until the thaw's release CAS below.
+      next(i).store(first, std::memory_order_relaxed);
+      if (last == kNone) last = i;
+      first = i;
+      ++r.objects;
+    }
+    // 5. Thaw, the objects taken back onto slot 0. seq_cst: release
+    // publishes their links and bytes, and orders the CAS before the
+    // attention load below (as in push_list()).
+    for (uint32_t s = 0; s < slots_; ++s) {
+      auto top = head(s);
+      // relaxed: only a guess; the CAS validates it.
+      uint64_t h = top.load(std::memory_order_relaxed);
+      for (;;) {
+        uint32_t to = index_of(h);
+        if (s == 0 && first != kNone) {
+          // relaxed: published by the CAS.
+          next(last).store(to < capacity_ ? to : kNone, std::memory_order_relaxed);
+          to = first;
+        }
+        if (top.compare_exchange_weak(h, retag(h, to), std::memory_order_seq_cst, std::memory_order_relaxed)) break;
+      }
+    }
+    // seq_cst: as push_list()'s.
+    count(Counter::recovered, r.objects);
+    count(Counter::recovered_mid, r.mid);
+    const uint32_t a = attention().load(std::memory_order_seq_cst);
+    r.drain = (a & kClosedBit) != 0;
+    if (!r.drain && a >= kWaiterUnit) wake_waiters();
+    return r;
+  }
+
  private:
   static constexpr unsigned kIndexBits = 25;
   static constexpr uint64_t kIndexMask = (uint64_t(1) << kIndexBits) - 1;
+  static constexpr uint64_t kFrozenBit = uint64_t(1) << 63;
+  static constexpr uint64_t kTagMask = ~kIndexMask & ~kFrozenBit;
 
   static uint32_t index_of(uint64_t head) { return uint32_t(head & kIndexMask); }
-  // New head value naming `index`, the tag bumped (wraps in 39 bits).
+  // New head value naming `index`, the tag bumped (wraps in 38 bits), not frozen.
   static uint64_t retag(uint64_t old, uint32_t index) {
-    return ((old & ~kIndexMask) + (uint64_t(1) << kIndexBits)) | index;
+    return (((old & kTagMask) + (uint64_t(1) << kIndexBits)) & kTagMask) | index;
+  }
+
+  // A view's gap (process-shared pools; a no-op for a null word): the word
+  // is odd while the view is inside a list operation, when the objects it
+  // moves may be Free and on no list. Only this view's thread writes it.
+  static void gap_enter(uint32_t* w) {
+    if (w == nullptr) return;
+    // relaxed load: only this thread writes the word. seq_cst store: comes
+    // before this operation's seq_cst head accesses in the single total
+    // order, so a recover() that froze the heads and then reads the word
+    // sees it odd (and waits), or this operation sees the heads frozen.
+    const uint32_t v = atomic_ref<uint32_t>(*w).load(std::memory_order_relaxed);
+    atomic_ref<uint32_t>(*w).store(v | 1u, std::memory_order_seq_cst);
+  }
+  static void gap_exit(uint32_t* w) {
+    if (w == nullptr) return;
+    // relaxed load: as above. release: recover(), which acquires the word,
+    // sees the states this operation wrote.
+    const uint32_t v = atomic_ref<uint32_t>(*w).load(std::memory_order_relaxed);
+    atomic_ref<uint32_t>(*w).store((v | 1u) + 1u, std::memory_order_release);
+  }
+  struct Gap {
+    explicit Gap(uint32_t* w) : w_(w) { gap_enter(w_); }
+    ~Gap() { gap_exit(w_); }
+    Gap(const Gap&) = delete;
+    Gap& operator=(const Gap&) = delete;
+    uint32_t* w_;
+  };
+
+  // A pop's order: seq_cst in a process-shared pool (its CAS pairs with
+  // recover()'s freeze: see gap_enter()); acquire otherwise.
+  std::memory_order pop_order() const { return process_ ? std::memory_order_seq_cst : OBJPOOL_TEST_POP_ORDER; }
+
+  // Chains hs[0..n) privately (hs[n-1]'s link is written by push_list()).
+  // relaxed: nobody can reach these objects until push_list's release CAS.
+  void link(const uint32_t* hs, size_t n) {
+    for (size_t i = 0; i + 1 < n; ++i) next(hs[i]).store(hs[i + 1], std::memory_order_relaxed);
+  }
+
+  // Pushes the chain hs[0] .. hs[n-1] onto this CPU's slot after `prep()`,
+  // which checks and moves their states to Free, zeroes and links them (not
+  // ok: refused, nothing changed). In a process-shared pool all of it runs
+  // inside the gap, after the slot was seen not frozen; a recovery that
+  // freezes it meanwhile makes this view take the objects back as Taken by
+  // itself, leave the gap, wait for the thaw and start again (prep() must
+  // accept its own Taken objects for that).
+  template <class Prep>
+  Status guarded_push(const uint32_t* hs, size_t n, Prep&& prep) {
+    if (gap_ == nullptr) {
+      const Status st = prep();
+      return st != Status::ok ? st : push_list(this_slot(), hs[0], hs[n - 1]);
+    }
+    for (;;) {
+      gap_enter(gap_);
+      const uint32_t s = this_slot();
+      // seq_cst: the other half of gap_enter()'s pairing.
+      if ((head(s).load(std::memory_order_seq_cst) & kFrozenBit) == 0) {
+        Status st = prep();
+        if (st == Status::ok) st = push_list(s, hs[0], hs[n - 1]);
+        if (st != Status::frozen) {
+          gap_exit(gap_);
+          return st;
+        }
+        // relaxed: still this view's; recover() reads them after the release in gap_exit().
+        for (size_t i = 0; i < n; ++i) state(hs[i]).store(taken_, std::memory_order_relaxed);
+      }
+      gap_exit(gap_);
+      // acquire: nothing is read through it; a plain wait for the thaw.
+      while ((head(s).load(std::memory_order_acquire) & kFrozenBit) != 0) detail::pause_us(50);
+    }
   }
 
   void bind(uint8_t* meta, uint8_t* arena, const Config& c) {
@@ -504,6 +753,7 @@ class Pool {
     object_size_ = c.object_size;
     stride_ = c.stride;
     zero_ = c.zero;
+    process_ = c.process;
     next_ = reinterpret_cast<uint32_t*>(meta + layout::heads + size_t(c.slots) * kLine);
     state_ = c.checked ? next_ + c.capacity : nullptr;
   }
@@ -550,12 +800,16 @@ class Pool {
     return state(h).compare_exchange_strong(from, to, std::memory_order_relaxed);
   }
 
-  // Taken -> Free, once. False if the object is not out.
+  // Taken -> Free, once. False if the object is not out. In a
+  // process-shared pool, Taken by any owner: an object may be pushed by a
+  // process it was handed to.
   bool unmark(uint32_t h) {
     if (state_ == nullptr) return true;
-    uint32_t expect = kStateTaken;
-    // relaxed: the exchange only has to be atomic (one of two racing pushes
-    // wins); the head CAS that follows publishes the object with release.
+    uint32_t expect = taken_;
+    // relaxed (both): the exchange only has to be atomic (one of two racing
+    // pushes wins); the head CAS that follows publishes the object with release.
+    if (state(h).compare_exchange_strong(expect, kStateFree, std::memory_order_relaxed)) return true;
+    if (!process_ || (expect & kKindMask) != kStateTaken) return false;
     return state(h).compare_exchange_strong(expect, kStateFree, std::memory_order_relaxed);
   }
 
@@ -573,6 +827,7 @@ class Pool {
     // its `next` link and its bytes visible.
     uint64_t h = top.load(load_order);
     for (;;) {
+      if (process_ && (h & kFrozenBit) != 0) return 0;  // a recovery holds the slot: empty for now
       size_t n = 0;
       uint32_t i = index_of(h);
       while (i < capacity_ && n < max) {
@@ -597,6 +852,7 @@ class Pool {
     // relaxed: only a guess at the current head; the CAS validates it.
     uint64_t h = top.load(std::memory_order_relaxed);
     for (;;) {
+      if (process_ && (h & kFrozenBit) != 0) return Status::frozen;  // see guarded_push()
       const uint32_t below = index_of(h);
       // relaxed: published by the release half of the CAS below.
       next(last).store(below < capacity_ ? below : kNone, std::memory_order_relaxed);
@@ -626,6 +882,11 @@ class Pool {
   uint32_t object_size_ = 0;
   uint32_t stride_ = 0;
   bool zero_ = false;
+  bool process_ = false;
+  uint32_t taken_ = kStateTaken;  // what a pop writes (with this view's owner in a process-shared pool)
+  uint32_t cached_ = kStateFree;  // what a cache refill writes (process-shared pools only)
+  uint32_t* gap_ = nullptr;       // see Gap
+  uint32_t* budget_ = nullptr;    // this process's share of the cache budget (see reserve_cache())
 };
 
 }  // namespace objpool

@@ -6,6 +6,7 @@
 // finalizer, or its thread's environment going away). See binding.hpp.
 
 #include "binding.hpp"
+#include "segment.hpp"
 
 namespace objpool::binding {
 
@@ -71,6 +72,20 @@ bool flush_others_locked(Binding* b, bool holders, bool* drain) {
       napi_call_threadsafe_function(m->flusher, nullptr, napi_tsfn_nonblocking);
   }
   return here;
+}
+
+// Every view of the pool in this process empties its cache on its own
+// thread: a close by another process (the segment's watcher calls this).
+void flush_all(const void* key) {
+  std::lock_guard<std::mutex> lock(registry_mutex());
+  auto it = registry().find(key);
+  if (it == registry().end()) return;
+  for (Binding* m : it->second.all) {
+    if (m->flusher == nullptr) continue;
+    // acq_rel: as in flush_others_locked().
+    if (!m->flush_queued.exchange(true, std::memory_order_acq_rel))
+      napi_call_threadsafe_function(m->flusher, nullptr, napi_tsfn_nonblocking);
+  }
 }
 
 // A pop found the pool empty: the other views that cache objects give them
@@ -169,6 +184,7 @@ void teardown(Binding* b) {
   stop_waiter(b);
   const bool repaired = repair_channels(b);
   const bool drain = flush_and_release(b, true) || repaired;
+  if (b->segment != nullptr) b->segment->free_view(b->view);
   {
     std::lock_guard<std::mutex> lock(registry_mutex());
     auto it = registry().find(b->key);
@@ -242,7 +258,10 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   Napi::Array per = Napi::Array::New(env, counts.size());
   for (uint32_t i = 0; i < counts.size(); ++i) per.Set(i, Napi::Number::New(env, counts[i]));
   double cached = 0;
-  {
+  if (b->pool.process_shared()) {
+    // Every process's caches: their objects are Cached in the shared states.
+    cached = b->pool.count_kind(objpool::kStateCached);
+  } else {
     std::lock_guard<std::mutex> lock(registry_mutex());
     auto it = registry().find(b->key);
     if (it != registry().end())

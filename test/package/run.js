@@ -65,7 +65,7 @@ const files = new Set(info.files.map((f) => f.path));
 // The README links into docs/: every page ships with it.
 const docs = fs.readdirSync(path.join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`);
 const must = ['package.json', 'README.md', ...docs, 'binding.gyp', 'CMakeLists.txt', 'native/addon.cc', 'native/registry.cc',
-  'native/waiting.cc', 'native/channels.cc', 'native/binding.hpp', 'native/objpool.hpp', 'native/platform.hpp', 'native/layout.hpp',
+  'native/waiting.cc', 'native/channels.cc', 'native/segment.cc', 'native/segment.hpp', 'native/binding.hpp', 'native/objpool.hpp', 'native/platform.hpp', 'native/layout.hpp',
   'native/pool.hpp', 'native/channel.hpp', 'native/glibc_compat.cc', 'native/atomic_ref.hpp', 'dist/index.js', 'dist/index.d.ts', 'dist/native.js', 'dist/metrics.js', 'dist/metrics.d.ts', ...prebuilds];
 const missing = must.filter((f) => !files.has(f));
 check('the tarball holds the compiled API, its typings, the sources for a source build, the docs and the seven prebuilds', missing.length === 0, missing.length ? `missing ${missing.join(', ')}` : '');

@@ -1,0 +1,268 @@
+'use strict';
+// Process-shared pools (processShared: true): attach from other processes,
+// ownership and stats across them, waiting across them, access rules,
+// forged descriptors, what is left behind, and the SIGKILL campaign: what a
+// process held when it was killed comes back, every object exactly once,
+// zeroed. Linux only (elsewhere: the coded error).
+const test = require('ava');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { fork, spawn } = require('node:child_process');
+const { ObjectPool } = require('..');
+
+const CHILD = path.join(__dirname, 'fixtures', 'process-child.js');
+const supported = process.platform === 'linux';
+// Kills in the campaign; fewer where each process start costs a second (qemu: see test/platforms/run.js).
+const KILLS = Number(process.env.OBJPOOL_KILLS ?? 500);
+
+// A child process of the pool: its messages, and a promise of its exit.
+function child(desc, ...args) {
+  const c = fork(CHILD, [JSON.stringify(desc), ...args.map(String)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const messages = [];
+  const waiting = [];
+  c.on('message', (m) => {
+    messages.push(m);
+    for (const w of waiting.splice(0)) w();
+  });
+  const exited = new Promise((resolve) => c.on('exit', (code, signal) => resolve({ code, signal })));
+  const next = async (type, ms = 20000) => {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const i = messages.findIndex((m) => m.type === type || m.type === 'error');
+      if (i >= 0) {
+        const m = messages.splice(i, 1)[0];
+        if (m.type === 'error' && type !== 'error') throw new Error(`child: ${m.code}: ${m.message}`);
+        return m;
+      }
+      if (Date.now() > deadline) throw new Error(`no '${type}' from the child within ${ms} ms`);
+      await Promise.race([new Promise((r) => waiting.push(r)), exited, new Promise((r) => setTimeout(r, 50))]);
+    }
+  };
+  return { proc: c, next, exited };
+}
+
+async function until(cond, ms = 10000) {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms: ${cond}`);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+// Pops every object (none may be missing or twice), checks each is zero
+// where asked, pushes them back.
+function checkAll(t, pool, { zero = false, what = '' } = {}) {
+  const out = new Uint32Array(pool.capacity);
+  const n = pool.popMany(out);
+  const seen = new Set(out.subarray(0, n));
+  let dirty = 0;
+  if (zero) for (const h of seen) if (pool.buffer(h).some((b) => b !== 0)) dirty++;
+  pool.pushMany(out, n);
+  const ok = n === pool.capacity && seen.size === n && dirty === 0;
+  if (!ok) t.fail(`${what}: ${n} of ${pool.capacity} objects back, ${seen.size} distinct, ${dirty} not zeroed`);
+  return ok;
+}
+
+if (!supported) {
+  test('processShared: a coded error where the platform has no process-shared pools yet', (t) => {
+    t.throws(() => new ObjectPool({ capacity: 4, objectSize: 8, processShared: true }), { code: 'ERR_OBJPOOL_UNSUPPORTED' });
+  });
+} else {
+  test('a process-shared pool: its descriptor is plain JSON, a child process attaches, ownership and stats cross the boundary', async (t) => {
+    const pool = new ObjectPool({ capacity: 32, objectSize: 64, processShared: true, name: 'xproc' });
+    const d = pool.processDescriptor;
+    t.deepEqual(JSON.parse(JSON.stringify(d)), d, 'JSON round trip');
+    t.is(d.kind, 'objpool/process');
+    t.regex(d.token, /^[0-9a-f]{32}$/);
+    t.is(new ObjectPool({ capacity: 1, objectSize: 1 }).processDescriptor, null);
+    t.throws(() => pool.descriptor, { code: 'ERR_OBJPOOL_NOT_SHAREABLE' });
+    const c = child(d, 'hold', 5);
+    const { held } = await c.next('held');
+    t.is(new Set(held).size, 5);
+    const s = pool.stats();
+    t.is(s.inUse, 5, 'what the child holds is in use here too');
+    t.is(s.available, 27);
+    // Its bytes are the same memory.
+    for (const h of held) t.true(pool.buffer(h).every((b) => b === 0x5a));
+    // Objects the child holds are out: a push here of one it never pushed
+    // back takes it over (it was handed over by other means than a channel).
+    pool.push(held[0]);
+    t.throws(() => pool.push(held[0]), { code: 'ERR_OBJPOOL_DOUBLE_PUSH' });
+    c.proc.kill('SIGKILL');
+    await c.exited;
+    await until(() => pool.stats().inUse === 0);
+    t.true(checkAll(t, pool, { what: 'after the child was killed' }));
+    // Only the process that made the pool closes it.
+    const c2 = child(d, 'attach');
+    const m = await c2.next('attached');
+    t.is(m.closeCode, 'ERR_OBJPOOL_NOT_CREATOR');
+    await pool.close();
+  });
+
+  test('a process-shared pool: a push in one process wakes a popAsync() in another, both ways, with no CPU spent waiting', async (t) => {
+    const pool = new ObjectPool({ capacity: 2, objectSize: 16, processShared: true, cache: 0 });
+    const a = pool.pop(), b = pool.pop();
+    const c = child(pool.processDescriptor, 'wait');
+    await c.next('waiting');
+    await new Promise((r) => setTimeout(r, 200));
+    const before = process.cpuUsage();
+    pool.push(a);
+    const { handle } = await c.next('got');
+    t.is(handle, a, 'the child got the object pushed here');
+    await c.exited;
+    // The child pushed it back on its way out. The other way round: a child
+    // pushes `b`, which this process holds (handed over by the handle alone:
+    // the push takes it over), and wakes this process's popAsync().
+    t.is(pool.pop(), a);
+    const woken = pool.popAsync({ timeout: 10000 });
+    const c2 = child(pool.processDescriptor, 'push', JSON.stringify([b, b]));
+    t.is(await woken, b);
+    const r = await c2.next('pushed');
+    t.deepEqual(r.codes, [null, 'ERR_OBJPOOL_DOUBLE_PUSH'], 'the second push of one object is refused in the child too');
+    pool.push(a);
+    t.true(process.cpuUsage(before).user < 2e6);
+    pool.push(b);
+    t.true(checkAll(t, pool, { what: 'after the wake-ups' }));
+    await pool.close();
+  });
+
+  test('a process-shared pool: a forged, truncated or foreign process descriptor is ERR_OBJPOOL_BAD_DESCRIPTOR', async (t) => {
+    const pool = new ObjectPool({ capacity: 8, objectSize: 32, processShared: true });
+    const other = new ObjectPool({ capacity: 16, objectSize: 32, processShared: true });
+    const d = pool.processDescriptor;
+    const bad = { code: 'ERR_OBJPOOL_BAD_DESCRIPTOR' };
+    const file = path.join(os.tmpdir(), `objpool-not-a-pool-${process.pid}`);
+    fs.writeFileSync(file, Buffer.alloc(200000, 1), { mode: 0o600 });
+    const fd = fs.openSync(file, 'r+');
+    const cases = [
+      null, 42, {}, { ...d, kind: 'objpool' }, { ...d, version: 2 }, { ...d, token: d.token.toUpperCase() }, { ...d, token: d.token.slice(1) },
+      { ...d, token: other.processDescriptor.token }, { ...d, token: '0'.repeat(32) }, { ...d, pid: 0 }, { ...d, pid: 1.5 }, { ...d, pid: '1' },
+      { ...d, fd: -1 }, { ...d, fd: 2 ** 30 }, { ...d, capacity: 9 }, { ...d, objectSize: 31 }, { ...d, zero: true }, { ...d, slots: d.slots + 1 }, { ...d, name: '' },
+      { ...d, capacity: undefined },
+    ];
+    for (const c of cases) t.throws(() => ObjectPool.attachProcess(c), bad, JSON.stringify(c));
+    // Where the pool is not mapped yet (a child), the route the descriptor
+    // names must lead to it: a file that is no pool, no such descriptor, no
+    // such process, the descriptor of another pool under this one's token.
+    const routes = [{ ...d, fd }, { ...d, fd: 0 }, { ...d, fd: 99999 }, { ...d, pid: 2 ** 22 - 1 }, { ...other.processDescriptor, token: d.token }];
+    const c = child(routes, 'try');
+    const { codes } = await c.next('tried');
+    t.deepEqual(codes, routes.map(() => 'ERR_OBJPOOL_BAD_DESCRIPTOR'));
+    fs.closeSync(fd);
+    fs.unlinkSync(file);
+    // The pool is intact, and a right descriptor still attaches.
+    const v = ObjectPool.attach(JSON.parse(JSON.stringify(d)));
+    t.is(v.capacity, 8);
+    t.true(checkAll(t, pool, { what: 'after the forged descriptors' }));
+    await pool.close();
+    await other.close();
+  });
+
+  test('a process-shared pool: memory of its owner only (mode 0600); a process of another user gets ERR_OBJPOOL_ACCESS', async (t) => {
+    const pool = new ObjectPool({ capacity: 4, objectSize: 32, processShared: true });
+    const d = pool.processDescriptor;
+    const st = fs.fstatSync(d.fd);
+    t.is(st.mode & 0o777, 0o600, 'mode 0600');
+    t.is(st.uid, process.getuid());
+    t.regex(fs.readlinkSync(`/proc/self/fd/${d.fd}`), /^\/memfd:objpool/, 'a memfd: no name in any file system');
+    t.true(process.getuid() === 0, 'this check runs as root (as CI does), to start a process as nobody');
+    const out = await new Promise((resolve) => {
+      const c = spawn(process.execPath, [CHILD, JSON.stringify(d), 'attach'], { uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'inherit'] });
+      let s = '';
+      c.stdout.on('data', (b) => { s += b; });
+      c.on('exit', () => resolve(s));
+    });
+    const m = JSON.parse(out.trim().split('\n').pop());
+    t.is(m.type, 'error');
+    t.is(m.code, 'ERR_OBJPOOL_ACCESS', m.message);
+    t.true(checkAll(t, pool, { what: 'after the refused attach' }));
+    await pool.close();
+  });
+
+  test('a process-shared pool: close() by its creator releases every object once, those another process returns late included', async (t) => {
+    const pool = new ObjectPool({ capacity: 16, objectSize: 8, processShared: true });
+    const c = child(pool.processDescriptor, 'hold', 4);
+    const { held } = await c.next('held');
+    const released = [];
+    const closing = pool.close((buf, info) => released.push(info.handle));
+    await new Promise((r) => setTimeout(r, 50));
+    t.is(released.length, 12, 'what was in the pool, at once');
+    // The child dies holding 4: they come back, and close() settles.
+    c.proc.kill('SIGKILL');
+    await closing;
+    t.is(released.length, 16);
+    t.is(new Set(released).size, 16, 'each once');
+    t.true(held.every((h) => released.includes(h)));
+  });
+
+  test('a process-shared pool: no memory is left behind once the pool is closed and every process has let go', async (t) => {
+    // In a process of its own: the segment goes with the last view, which
+    // collection decides; --expose-gc makes it now.
+    const script = `
+      const { ObjectPool } = require(${JSON.stringify(path.join(__dirname, '..'))});
+      const fs = require('node:fs');
+      const memfds = () => fs.readdirSync('/proc/self/fd').filter((f) => { try { return fs.readlinkSync('/proc/self/fd/' + f).startsWith('/memfd:objpool'); } catch { return false; } }).length;
+      (async () => {
+        let pool = new ObjectPool({ capacity: 8, objectSize: 8, processShared: true });
+        const during = memfds();
+        let view = ObjectPool.attachProcess(pool.processDescriptor);
+        view.push(view.pop());
+        await pool.close();
+        pool = view = null;
+        for (let i = 0; i < 10; i++) { gc(); await new Promise((r) => setTimeout(r, 20)); }
+        console.log(JSON.stringify({ during, after: memfds() }));
+      })();`;
+    const r = await new Promise((resolve) => {
+      const c = spawn(process.execPath, ['--expose-gc', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let s = '';
+      c.stdout.on('data', (b) => { s += b; });
+      c.on('exit', () => resolve(JSON.parse(s)));
+    });
+    t.deepEqual(r, { during: 1, after: 0 });
+    // The children of the other tests died or exited: a memfd lives only as
+    // long as a process has it, so the kernel freed theirs (none of ours is open here).
+    const ours = fs.readdirSync('/proc/self/fd').filter((f) => { try { return fs.readlinkSync(`/proc/self/fd/${f}`).startsWith('/memfd:objpool'); } catch { return false; } });
+    t.true(ours.length <= 8, 'only the pools of this test file that are still reachable');
+  });
+
+  test(`a process-shared pool: ${KILLS} SIGKILLs at random points of pops, pushes, batches, cache refills and spills lose nothing`, async (t) => {
+    t.timeout(600000);
+    const pool = new ObjectPool({ capacity: 256, objectSize: 64, processShared: true, zero: true, slots: 4 });
+    const d = pool.processDescriptor;
+    const lanes = 4;
+    let kills = 0, round = 0, seed = 1;
+    while (kills < KILLS) {
+      round++;
+      // Four processes at once, two with caches, two without; each is killed
+      // at its own random moment while the others go on (so recoveries run
+      // beside live processes, and a process may die while it recovers).
+      const kids = [];
+      for (let i = 0; i < lanes; i++) kids.push(child(d, 'churn', seed++, i % 2 === 0 ? 16 : 0));
+      await Promise.all(kids.map(async (k) => {
+        try {
+          await k.next('ready', 30000);
+        } catch {
+          // Died or slow to start: killed all the same below.
+        }
+        await new Promise((r) => setTimeout(r, Math.random() * 15));
+        k.proc.kill('SIGKILL');
+        await k.exited;
+      }));
+      kills += lanes;
+      // Every process of the round is dead: all comes back, zeroed.
+      try {
+        await until(() => pool.stats().inUse === 0 && pool.stats().cached === 0, 20000);
+      } catch {
+        t.fail(`round ${round}: ${JSON.stringify(pool.stats())}`);
+        break;
+      }
+      if (!checkAll(t, pool, { zero: true, what: `round ${round} (${kills} kills)` })) break;
+    }
+    t.is(kills >= KILLS, true, `${kills} kills in ${round} rounds`);
+    const st = pool.stats();
+    t.log(`${kills} kills in ${round} rounds: ${st.recovered} objects taken back, ${st.recoveredMidOperation} of them from the middle of a list operation`);
+    t.true(st.recovered > 0);
+    await pool.close();
+  });
+}
