@@ -16,7 +16,7 @@ const path = require('node:path');
 const { machine, rows } = require('./lib');
 const { lineChart } = require('./chart');
 
-const ALL = ['single', 'cache', 'crossing', 'batch', 'core', 'scaling', 'net', 'proxy', 'channel', 'channels', 'poolset', 'pipeline'];
+const ALL = ['single', 'cache', 'crossing', 'batch', 'core', 'scaling', 'net', 'proxy', 'channel', 'channels', 'poolset', 'pipeline', 'process'];
 const args = process.argv.slice(2);
 const outIndex = args.indexOf('--out');
 const outFile = outIndex >= 0 ? args.splice(outIndex, 2)[1] : process.env.BENCH_OUT;

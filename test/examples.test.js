@@ -226,3 +226,24 @@ test('examples/poolset.js: one set of three sizes serves this thread and a worke
   }
   t.regex(out, /set closed: every object released/);
 });
+
+test('examples/cluster.js: a cluster primary hands pooled TCP reads to its workers by handle (and, to compare, by copy), every byte checked', async (t) => {
+  const run = (...args) => new Promise((resolve) => {
+    execFile(process.execPath, [path.join(root, 'examples', 'cluster.js'), ...args], { timeout: 120_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? err.code : 0, out: stdout + stderr });
+    });
+  });
+  if (process.platform !== 'linux') {
+    const r = await run('--mib', '1');
+    t.regex(r.out, /ERR_OBJPOOL_UNSUPPORTED/);
+    return;
+  }
+  const r = await run('--mib', '8');
+  t.is(r.code, 0, r.out);
+  t.is(r.out.match(/checksum ok/g)?.length, 2, r.out);
+  t.regex(r.out, /handles over IPC, bytes in the shared pool\s+\d+ MB\/s/);
+  t.regex(r.out, /256 of 256 objects back/);
+  const bad = await run('--mib', '2', '--mode', 'pool', '--corrupt');
+  t.is(bad.code, 1, bad.out);
+  t.regex(bad.out, /checksum MISMATCH/);
+});

@@ -1,0 +1,118 @@
+'use strict';
+// Across processes (shared/BENCH.md, "Across processes"). Two tables:
+//   - the pop+push pair of a process-shared pool against a thread-shared one,
+//     in one process (ns per pair);
+//   - a round trip to another process: a ping-pong through two
+//     process-shared pools (a push in one process wakes a popAsync() in the
+//     other, both ways) against a process.send() ping-pong (default and
+//     'advanced' serialization) and a Unix socket carrying 4-byte messages.
+const path = require('node:path');
+const os = require('node:os');
+const net = require('node:net');
+const { fork } = require('node:child_process');
+const { ObjectPool } = require('../..');
+
+const CHILD = path.join(__dirname, 'process-child.js');
+const SIZE = 4096;
+
+const started = (c) => new Promise((resolve, reject) => {
+  c.once('message', (m) => (m === 'ready' ? resolve() : reject(new Error(String(m)))));
+  c.once('exit', (code) => reject(new Error(`the child exited (${code})`)));
+});
+
+function pairs() {
+  const pair = (opts) => () => {
+    const pool = new ObjectPool({ capacity: 1024, objectSize: SIZE, ...opts });
+    return { run(n) { for (let i = 0; i < n; i++) pool.push(pool.pop()); } };
+  };
+  const acq = (opts) => () => {
+    const pool = new ObjectPool({ capacity: 1024, objectSize: SIZE, ...opts });
+    return { run(n) { for (let i = 0; i < n; i++) pool.release(pool.acquire()); } };
+  };
+  return {
+    'thread-shared pool pop+push': pair({}),
+    'process-shared pool pop+push': pair({ processShared: true }),
+    'thread-shared pool pop+push (cache: 0)': pair({ cache: 0 }),
+    'process-shared pool pop+push (cache: 0)': pair({ processShared: true, cache: 0 }),
+    'thread-shared pool acquire+release': acq({}),
+    'process-shared pool acquire+release': acq({ processShared: true }),
+  };
+}
+
+async function ipc(serialization) {
+  const c = fork(CHILD, ['ipc'], { serialization });
+  await started(c);
+  let resolve = null;
+  c.on('message', () => resolve());
+  const msg = serialization === 'advanced' ? new Uint32Array([7]) : 7;
+  return {
+    async run(n) {
+      for (let i = 0; i < n; i++) {
+        await new Promise((r) => { resolve = r; c.send(msg); });
+      }
+    },
+    stop: () => c.kill(),
+  };
+}
+
+async function socket() {
+  const file = path.join(os.tmpdir(), `objpool-bench-${process.pid}.sock`);
+  const server = net.createServer();
+  await new Promise((r) => server.listen(file, r));
+  const accepted = new Promise((r) => server.once('connection', r));
+  const c = fork(CHILD, ['socket', file]);
+  await started(c);
+  const s = await accepted;
+  s.setNoDelay(true);
+  let resolve = null, got = 0;
+  s.on('data', (b) => { got += b.length; if (got >= 4) { got -= 4; resolve(); } });
+  const msg = Buffer.from([1, 2, 3, 4]);
+  return {
+    async run(n) {
+      for (let i = 0; i < n; i++) await new Promise((r) => { resolve = r; s.write(msg); });
+    },
+    stop: () => { c.kill(); s.destroy(); server.close(); },
+  };
+}
+
+async function pools() {
+  const A = new ObjectPool({ capacity: 1, objectSize: 64, processShared: true, cache: 0 });
+  const B = new ObjectPool({ capacity: 1, objectSize: 64, processShared: true, cache: 0 });
+  let held = A.pop();
+  const c = fork(CHILD, ['pools', JSON.stringify(A.processDescriptor), JSON.stringify(B.processDescriptor)]);
+  await started(c);
+  const ps = [A, B];
+  let r = 0;
+  return {
+    async run(n) {
+      for (let i = 0; i < n; i++, r++) {
+        ps[r & 1].push(held);
+        held = await ps[(r + 1) & 1].popAsync();
+      }
+    },
+    stop: () => c.kill(),
+  };
+}
+
+module.exports = {
+  name: 'process',
+  title: 'process-shared pools: one pop+push pair in this process, ns per pair',
+  baseline: 'thread-shared pool pop+push',
+  defaults: { ops: 2_000_000, rounds: 7 },
+  async run({ ops, rounds }) {
+    const { measureAll, interleave } = require('../lib');
+    const { samples } = await measureAll(pairs(), { ops, rounds });
+    const trips = {
+      'process.send() ping-pong (json)': await ipc('json'),
+      'process.send() ping-pong (advanced)': await ipc('advanced'),
+      'Unix socket ping-pong, 4-byte messages': await socket(),
+      'process-shared pools ping-pong (push wakes popAsync)': await pools(),
+    };
+    const roundTrips = await interleave(trips, { ops: Math.ceil(ops / 400), rounds });
+    for (const t of Object.values(trips)) t.stop();
+    return {
+      samples,
+      tables: [{ title: 'a round trip to another process: ns per round trip', baseline: 'process.send() ping-pong (json)', samples: roundTrips }],
+    };
+  },
+};
