@@ -520,7 +520,8 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   }
   if (!arena_shared) pool = pool.without_arena();
   if (pool.process_shared() != (segment != nullptr)) {
-    napi_throw_error(env, "ERR_OBJPOOL_BAD_DESCRIPTOR", "The pool metadata is invalid: process-shared metadata outside its segment");
+    napi_throw_error(env, "ERR_OBJPOOL_BAD_DESCRIPTOR",
+                     "The pool metadata is invalid: process-shared metadata outside its segment");
     return Napi::Value();
   }
   int view = -1;

@@ -170,9 +170,7 @@ bool start(Segment* s) {
   if (pipe2(s->stop_pipe, O_CLOEXEC) != 0) return false;
   try {
     s->watcher = std::thread(watch, s);
-  } catch (...) {
-    return false;
-  }
+  } catch (...) { return false; }
   return true;
 }
 
@@ -198,8 +196,7 @@ Napi::Value describe(napi_env env, const std::shared_ptr<Segment>& s) {
     return Napi::Value();
   }
   auto* ha = new std::shared_ptr<Segment>(s);
-  if (napi_create_external_arraybuffer(env, s->arena(), size_t(s->arena_len), finalize_buffer, ha, &arena) !=
-      napi_ok) {
+  if (napi_create_external_arraybuffer(env, s->arena(), size_t(s->arena_len), finalize_buffer, ha, &arena) != napi_ok) {
     delete ha;
     napi_throw_error(env, "ERR_OBJPOOL_UNSUPPORTED", "This Node.js build cannot expose shared memory to JS");
     return Napi::Value();
@@ -341,8 +338,7 @@ std::shared_ptr<Segment> attach_segment(double pid_d, double fd_d, const std::st
   };
   uint8_t tok[16];
   if (!unhex(token, tok, sizeof tok)) return bad("token must be 32 lowercase hexadecimal digits");
-  if (!(pid_d >= 1 && pid_d <= 4194304 && pid_d == double(int(pid_d))))
-    return bad("pid must be a process ID");
+  if (!(pid_d >= 1 && pid_d <= 4194304 && pid_d == double(int(pid_d)))) return bad("pid must be a process ID");
   if (!(fd_d >= 0 && fd_d <= 1048576 && fd_d == double(int(fd_d)))) return bad("fd must be a file descriptor number");
   {
     std::lock_guard<std::mutex> lock(segments_mutex());
@@ -399,8 +395,7 @@ std::shared_ptr<Segment> attach_segment(double pid_d, double fd_d, const std::st
       s->meta_off + s->meta_len > size || s->arena_off < s->meta_off + s->meta_len || s->arena_len > size ||
       s->arena_off + s->arena_len > size || s->arena_off % seg::kPage != 0)
     return bad("the pool's header is inconsistent");
-  if (objpool::Pool::attach(s->meta(), size_t(s->meta_len), s->arena(), size_t(s->arena_len), s->pool) !=
-          Status::ok ||
+  if (objpool::Pool::attach(s->meta(), size_t(s->meta_len), s->arena(), size_t(s->arena_len), s->pool) != Status::ok ||
       !s->pool.process_shared())
     return bad("the pool metadata is invalid");
   std::memcpy(s->token, tok, sizeof tok);

@@ -61,10 +61,10 @@ inline constexpr size_t arena_len = 56;
 inline constexpr size_t total = 64;
 inline constexpr size_t procs = kPage;  // the process table
 inline constexpr size_t proc_bytes = 64;
-inline constexpr size_t p_state = 0;   // u32: ProcState
-inline constexpr size_t p_pid = 4;     // u32
-inline constexpr size_t p_start = 8;   // u64: start time, in clock ticks since boot (/proc/<pid>/stat)
-inline constexpr size_t p_budget = 16; // u32: the process's share of the cache budget
+inline constexpr size_t p_state = 0;    // u32: ProcState
+inline constexpr size_t p_pid = 4;      // u32
+inline constexpr size_t p_start = 8;    // u64: start time, in clock ticks since boot (/proc/<pid>/stat)
+inline constexpr size_t p_budget = 16;  // u32: the process's share of the cache budget
 inline constexpr size_t views = procs + size_t(kMaxProcs) * proc_bytes;  // the view table
 inline constexpr size_t view_bytes = 64;  // one line each: a gap word is written on every list operation
 inline constexpr size_t v_owner = 0;      // u32: owner tag of the view's process, 0 free
@@ -93,7 +93,9 @@ struct Segment {
   uint8_t* meta() const { return base + meta_off; }
   uint8_t* arena() const { return base + arena_off; }
   uint32_t* word(size_t off) const { return reinterpret_cast<uint32_t*>(base + off); }
-  uint32_t* proc_word(uint32_t slot, size_t off) const { return word(seg::procs + size_t(slot) * seg::proc_bytes + off); }
+  uint32_t* proc_word(uint32_t slot, size_t off) const {
+    return word(seg::procs + size_t(slot) * seg::proc_bytes + off);
+  }
   uint32_t* view_word(uint32_t v, size_t off) const { return word(seg::views + size_t(v) * seg::view_bytes + off); }
   // A view record for a new view of this process: its index, or -1 when all are taken.
   int claim_view();
