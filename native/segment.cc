@@ -360,7 +360,10 @@ std::shared_ptr<Segment> attach_segment(double pid_d, double fd_d, const std::st
     return bad("no such pool (" + std::string(std::strerror(e)) + "): the process has let go of it, or has exited");
   }
   struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < off_t(seg::header_bytes + seg::kPage)) {
+  // The system call itself: glibc 2.33 gave fstat() a new symbol version,
+  // which the portable prebuilds (glibc 2.28 and later) cannot need. The
+  // kernel's struct stat is glibc's on x86-64 and arm64.
+  if (syscall(SYS_fstat, fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < off_t(seg::header_bytes + seg::kPage)) {
     close(fd);
     return bad("it names no pool");
   }
