@@ -88,11 +88,14 @@ if (!supported) {
     // Objects the child holds are out: a push here of one it never pushed
     // back takes it over (it was handed over by other means than a channel).
     pool.push(held[0]);
-    t.throws(() => pool.push(held[0]), { code: 'ERR_OBJPOOL_DOUBLE_PUSH' });
+    t.throws(() => pool.push(held[0]), { code: 'ERR_OBJPOOL_DOUBLE_PUSH' }, 'a second push of it, here');
     c.proc.kill('SIGKILL');
     await c.exited;
     await until(() => pool.stats().inUse === 0);
     t.true(checkAll(t, pool, { what: 'after the child was killed' }));
+    // Every object is in the pool: a push of one from another process is refused there.
+    const c3 = child(d, 'push', JSON.stringify([0]));
+    t.deepEqual((await c3.next('pushed')).codes, ['ERR_OBJPOOL_DOUBLE_PUSH']);
     // Only the process that made the pool closes it.
     const c2 = child(d, 'attach');
     const m = await c2.next('attached');
@@ -116,10 +119,10 @@ if (!supported) {
     // the push takes it over), and wakes this process's popAsync().
     t.is(pool.pop(), a);
     const woken = pool.popAsync({ timeout: 10000 });
-    const c2 = child(pool.processDescriptor, 'push', JSON.stringify([b, b]));
+    const c2 = child(pool.processDescriptor, 'push', JSON.stringify([b]));
     t.is(await woken, b);
     const r = await c2.next('pushed');
-    t.deepEqual(r.codes, [null, 'ERR_OBJPOOL_DOUBLE_PUSH'], 'the second push of one object is refused in the child too');
+    t.deepEqual(r.codes, [null]);
     pool.push(a);
     t.true(process.cpuUsage(before).user < 2e6);
     pool.push(b);
