@@ -426,9 +426,10 @@ namespace {
 // The watcher: one thread per segment and process.
 struct Peer {
   uint32_t pid = 0;
-  uint64_t start = 0;
-  int pidfd = -1;  // -1: none (yet)
+  uint64_t start = 0;  // the start time alive() compares with
+  int pidfd = -1;      // -1: none (yet)
   bool dead = false;
+  uint64_t entry_start = 0;  // the start time in the table entry
 };
 
 // Runs one recovery if this process can take the lock: true if it ran.
@@ -519,13 +520,20 @@ void watch(Segment* s) {
       const uint32_t pid = at(s->proc_word(i, seg::p_pid)).load(std::memory_order_relaxed);
       const uint64_t start = atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(s->proc_word(i, seg::p_start)))
                                  .load(std::memory_order_relaxed);
-      if (p.pid != pid || p.start != start) {  // a new process in this entry
+      if (p.pid != pid || p.entry_start != start) {  // a new process in this entry
         if (p.pidfd >= 0) close(p.pidfd);
-        p = Peer{pid, start, -1, false};
+        p = Peer{pid, start, -1, false, start};
+        // A start time of 0: the process could not read its own (qemu-user
+        // fakes /proc/self/stat, with 0 there). Then the start time this
+        // watcher reads first stands for it (a PID reused within the first
+        // look, 100 ms at most, would go unseen).
+        uint64_t seen = 0;
+        char st_letter;
+        if (start == 0 && proc_stat(int(pid), &seen, &st_letter)) p.start = seen;
         // A pidfd, then the start time again: the pidfd then names the very
         // process of the entry, not a later one that got its PID.
         p.pidfd = int(syscall(SYS_pidfd_open, pid_t(pid), 0));
-        if (!alive(int(pid), start)) p.dead = true;
+        if (!alive(int(pid), p.start)) p.dead = true;
       }
       if (p.dead) {
         dead_seen = true;
@@ -547,7 +555,9 @@ void watch(Segment* s) {
     }
     for (uint32_t i = 0; i < seg::kMaxProcs; ++i) {
       Peer& p = peers[i];
-      if (p.pid != 0 && p.pidfd < 0 && !p.dead && !alive(int(p.pid), p.start)) p.dead = true;
+      // Every tick, pidfd or not: a pidfd that never turns readable (as
+      // under qemu-user) must not hide a death for good.
+      if (p.pid != 0 && !p.dead && !alive(int(p.pid), p.start)) p.dead = true;
     }
     // A close by another process: this process's views give back what
     // they cache (the closer's close() finds what comes back by its poll).
