@@ -25,6 +25,9 @@
 #ifndef MFD_ALLOW_SEALING
 #define MFD_ALLOW_SEALING 0x0002U
 #endif
+#ifndef F_GET_SEALS
+#define F_GET_SEALS 1034
+#endif
 #ifndef F_ADD_SEALS
 #define F_ADD_SEALS 1033
 #define F_SEAL_SEAL 0x0001
@@ -85,16 +88,26 @@ uint64_t round_up(uint64_t n, uint64_t to) { return (n + to - 1) / to * to; }
 #if defined(OBJPOOL_PROCESS_SHARED)
 
 // A process's start time (clock ticks since boot) and state letter, from
-// /proc/<pid>/stat; false if there is no such process.
-bool proc_stat(int pid, uint64_t* start, char* state) {
+// /proc/<pid>/stat; false if it cannot be read. `gone` (if given) is set
+// only when the reason is that there is no such process (ENOENT, ESRCH):
+// any other failure (EMFILE, ENOMEM...) says nothing about the process.
+bool proc_stat(int pid, uint64_t* start, char* state, bool* gone = nullptr) {
+  if (gone) *gone = false;
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
   const int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
+  if (fd < 0) {
+    if (gone) *gone = errno == ENOENT || errno == ESRCH;
+    return false;
+  }
   char buf[1024];
   const ssize_t n = read(fd, buf, sizeof buf - 1);
+  const int e = errno;
   close(fd);
-  if (n <= 0) return false;
+  if (n <= 0) {
+    if (gone) *gone = n == 0 || e == ESRCH;  // an exited process's stat reads empty or ESRCH
+    return false;
+  }
   buf[n] = 0;
   // The command name (field 2) is in parentheses and may hold anything:
   // the fields go on after the last ')'.
@@ -111,12 +124,17 @@ bool proc_stat(int pid, uint64_t* start, char* state) {
   return true;
 }
 
-// Whether the process with this PID and start time is still running (a
-// zombie has died: what it held is not coming back).
+// Whether the process with this PID and start time may still be running:
+// false only when it is known to be gone (no such process, another start
+// time: its PID was reused, or a zombie: what it held is not coming back).
+// A /proc read that fails for another reason (this process out of file
+// descriptors, say) is no proof of a death: true.
 bool alive(int pid, uint64_t start) {
   uint64_t s;
   char st;
-  if (pid <= 0 || !proc_stat(pid, &s, &st)) return false;
+  bool gone = false;
+  if (pid <= 0) return false;
+  if (!proc_stat(pid, &s, &st, &gone)) return !gone;
   return s == start && st != 'Z' && st != 'X' && st != 'x';
 }
 
@@ -228,8 +246,11 @@ int Segment::claim_view() {
 
 void Segment::free_view(int v) {
   if (v < 0 || uint32_t(v) >= seg::kMaxViews) return;
-  // release: after the view's last gap.
-  at(view_word(uint32_t(v), seg::v_owner)).store(0, std::memory_order_release);
+  // release: after the view's last gap. A CAS: a record that a recovery
+  // freed meanwhile may be another view's now.
+  uint32_t expect = me;
+  at(view_word(uint32_t(v), seg::v_owner))
+      .compare_exchange_strong(expect, 0, std::memory_order_release, std::memory_order_relaxed);
 }
 
 Segment::~Segment() {
@@ -348,7 +369,7 @@ std::shared_ptr<Segment> attach_segment(double pid_d, double fd_d, const std::st
   }
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%d/fd/%d", int(pid_d), int(fd_d));
-  const int fd = open(path, O_RDWR | O_CLOEXEC);
+  const int fd = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) {
     const int e = errno;
     if (e == EACCES || e == EPERM) {
@@ -366,6 +387,14 @@ std::shared_ptr<Segment> attach_segment(double pid_d, double fd_d, const std::st
   if (syscall(SYS_fstat, fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < off_t(seg::header_bytes + seg::kPage)) {
     close(fd);
     return bad("it names no pool");
+  }
+  // Only a memfd sealed against resizing, as create_segment() makes it: a
+  // file that someone could shrink under the mapping would fault (SIGBUS).
+  const int seals = fcntl(fd, F_GET_SEALS);
+  const int need = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+  if (seals < 0 || (seals & need) != need) {
+    close(fd);
+    return bad("it names memory that is not a pool's (not a sealed memfd)");
   }
   if (st.st_uid != geteuid() || (st.st_mode & 077) != 0) {
     close(fd);
@@ -430,6 +459,7 @@ struct Peer {
   int pidfd = -1;      // -1: none (yet)
   bool dead = false;
   uint64_t entry_start = 0;  // the start time in the table entry
+  bool entry_dead = false;   // the entry was seen Dead: seen Live again, it holds a new process
 };
 
 // Runs one recovery if this process can take the lock: true if it ran.
@@ -515,12 +545,22 @@ void watch(Segment* s) {
       // acquire: pairs with claim_proc()'s release (the PID and start time).
       const uint32_t st = at(s->proc_word(i, seg::p_state)).load(std::memory_order_acquire);
       Peer& p = peers[i];
-      if (st == kProcDead) dead_seen = p.dead = true;
-      if (st != kProcLive) continue;
+      if (st == kProcDead) dead_seen = p.dead = p.entry_dead = true;
+      if (st != kProcLive) {
+        // Free (recovered by another watcher) or being claimed: forget the
+        // process that had it, so that one attaching there (the same PID
+        // and start time included, a process that let go and came back) is
+        // a new peer, not a dead one.
+        if (st != kProcDead && p.pid != 0) {
+          if (p.pidfd >= 0) close(p.pidfd);
+          p = Peer{};
+        }
+        continue;
+      }
       const uint32_t pid = at(s->proc_word(i, seg::p_pid)).load(std::memory_order_relaxed);
       const uint64_t start = atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(s->proc_word(i, seg::p_start)))
                                  .load(std::memory_order_relaxed);
-      if (p.pid != pid || p.entry_start != start) {  // a new process in this entry
+      if (p.pid != pid || p.entry_start != start || p.entry_dead) {  // a new process in this entry
         if (p.pidfd >= 0) close(p.pidfd);
         p = Peer{pid, start, -1, false, start};
         // A start time of 0: the process could not read its own (qemu-user

@@ -148,12 +148,20 @@ if (!supported) {
     // Where the pool is not mapped yet (a child), the route the descriptor
     // names must lead to it: a file that is no pool, no such descriptor, no
     // such process, the descriptor of another pool under this one's token.
-    const routes = [{ ...d, fd }, { ...d, fd: 0 }, { ...d, fd: 99999 }, { ...d, pid: 2 ** 22 - 1 }, { ...other.processDescriptor, token: d.token }];
+    // A copy of the pool's very memory (its header and token included) in a
+    // plain 0600 file: not a sealed memfd, so someone could shrink it under
+    // the mapping (a SIGBUS in the victim): refused.
+    const copyFile = `${file}-copy`;
+    fs.writeFileSync(copyFile, fs.readFileSync(`/proc/self/fd/${d.fd}`), { mode: 0o600 });
+    const copyFd = fs.openSync(copyFile, 'r+');
+    const routes = [{ ...d, fd: copyFd }, { ...d, fd }, { ...d, fd: 0 }, { ...d, fd: 99999 }, { ...d, pid: 2 ** 22 - 1 }, { ...other.processDescriptor, token: d.token }];
     const c = child(routes, 'try');
     const { codes } = await c.next('tried');
     t.deepEqual(codes, routes.map(() => 'ERR_OBJPOOL_BAD_DESCRIPTOR'));
     fs.closeSync(fd);
     fs.unlinkSync(file);
+    fs.closeSync(copyFd);
+    fs.unlinkSync(copyFile);
     // The pool is intact, and a right descriptor still attaches.
     const v = ObjectPool.attach(JSON.parse(JSON.stringify(d)));
     t.is(v.capacity, 8);
@@ -227,6 +235,39 @@ if (!supported) {
     // long as a process has it, so the kernel freed theirs (none of ours is open here).
     const ours = fs.readdirSync('/proc/self/fd').filter((f) => { try { return fs.readlinkSync(`/proc/self/fd/${f}`).startsWith('/memfd:objpool'); } catch { return false; } });
     t.true(ours.length <= 8, 'only the pools of this test file that are still reachable');
+  });
+
+  test('a process-shared pool: a watcher out of file descriptors takes no live process for dead', async (t) => {
+    // In a process of its own with 256 descriptors at most: it fills them
+    // for half a second, while a child holds two objects; its watcher's
+    // reads of /proc fail (EMFILE) meanwhile, which says nothing of the child.
+    const script = `
+      const { ObjectPool } = require(${JSON.stringify(path.join(__dirname, '..'))});
+      const fs = require('node:fs');
+      const { fork } = require('node:child_process');
+      const pool = new ObjectPool({ capacity: 8, objectSize: 8, processShared: true, cache: 0 });
+      const c = fork(${JSON.stringify(CHILD)}, [JSON.stringify(pool.processDescriptor), 'hold', '2']);
+      c.on('message', async (m) => {
+        if (m.type !== 'held') return;
+        const fds = [];
+        try { for (;;) fds.push(fs.openSync('/dev/null', 'r')); } catch {}
+        await new Promise((r) => setTimeout(r, 500));
+        for (const f of fds) fs.closeSync(f);
+        await new Promise((r) => setTimeout(r, 300));
+        const s = pool.stats();
+        console.log(JSON.stringify({ filled: fds.length, inUse: s.inUse, recovered: s.recovered }));
+        c.kill('SIGKILL');
+        process.exit(0);
+      });`;
+    const r = await new Promise((resolve) => {
+      const c = spawn('sh', ['-c', `ulimit -n 256 && exec "$0" -e "$1"`, process.execPath, script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let s = '';
+      c.stdout.on('data', (b) => { s += b; });
+      c.on('exit', () => resolve(JSON.parse(s.trim().split('\n').pop())));
+    });
+    t.true(r.filled > 0, 'the descriptors ran out');
+    t.is(r.recovered, 0, 'nothing taken back from the live child');
+    t.is(r.inUse, 2);
   });
 
   test(`a process-shared pool: ${KILLS} SIGKILLs at random points of pops, pushes, batches, cache refills and spills lose nothing`, async (t) => {
