@@ -1,5 +1,6 @@
 import { native, type NativeOps } from './native';
 import { checkInteger, checkNumber, codes, invalidType, outOfRange, poolError } from './errors';
+import { BoundedSpin } from './spin';
 import type { WaitOptions } from './types';
 
 /**
@@ -153,10 +154,10 @@ export class HandleChannel {
   readonly #waiters: Waiter[] = [];
   /** This instance is counted as a waiter in the channel (chanWaitBegin). */
   #registered = false;
-  // The bounded spin before a wait (see #spin): calls left to skip it, and
-  // how many the next miss skips.
-  #spinSkip = 0;
-  #spinBackoff = 0;
+  // The bounded spin before a wait (lib/spin.ts): it runs only when no call
+  // of this instance waits, and only calls receive().
+  readonly #spin = new BoundedSpin();
+  readonly #look = () => this.receive();
   // Called back on this thread by the channel's wake-up helper (held by the
   // binding: strongly while this instance waits, which keeps it alive).
   #onWake: (() => void) | null = null;
@@ -291,43 +292,13 @@ export class HandleChannel {
       const h = this.receive();
       if (h >= 0) return Promise.resolve(h);
       if (this.#drained()) return Promise.reject(this.#closedError());
-      const spun = this.#spin();
+      const spun = this.#spin.run(this.#look);
       if (spun >= 0) return Promise.resolve(spun);
     }
     const w: Waiter = { resolve: () => {}, reject: () => {}, timer: undefined, signal, onAbort: undefined };
     const promise = new Promise<number>((resolve, reject) => { w.resolve = resolve; w.reject = reject; });
     this.#wait(w, timeout);
     return promise;
-  }
-
-  // Before a wait: looks at the channel again for up to SPIN_MS. Waking a
-  // sleeping thread costs tens of microseconds (the OS, then the event
-  // loop): a peer that answers within the spin is caught without either.
-  // Measured (npm run bench -- channel, 2-core VM, Node 20): a receiveAsync
-  // ping-pong went from 74.7 us to 0.64 us a round trip with a 20 us spin,
-  // and its CPU from 64 to 1.2 us. A spin that catches nothing makes the
-  // next ones skip it, 1, 2, 4 ... up to 64 calls, so a peer that is always
-  // slower costs at most one 20 us spin in 64 waits; a catch resets it. It
-  // runs only when no call of this instance waits, and only calls receive()
-  // (at most SPIN_MAX_LOOKS times, whatever the clock says).
-  #spin(): number {
-    if (this.#spinSkip > 0) {
-      this.#spinSkip--;
-      return -1;
-    }
-    const end = performance.now() + SPIN_MS;
-    // Bounded by looks too: a clock that stands still (fake timers) must
-    // not hold the thread for good.
-    let looks = SPIN_MAX_LOOKS;
-    do {
-      const h = this.receive();
-      if (h >= 0) {
-        this.#spinBackoff = 0;
-        return h;
-      }
-    } while (--looks > 0 && performance.now() < end);
-    this.#spinSkip = this.#spinBackoff = Math.min(2 * this.#spinBackoff || 1, SPIN_MAX_SKIP);
-    return -1;
   }
 
   // Queues a waiter, registers this instance as waiting and looks at the
@@ -470,11 +441,6 @@ export class HandleChannel {
 // claim and them); the binding's teardown of a stopped thread finishes the
 // call from there (native/channels.cc, repair_channels). The batch calls are
 // native and cannot be cut.
-
-// The bounded spin before a receiveAsync() sleeps (see HandleChannel#spin).
-const SPIN_MS = 0.02;
-const SPIN_MAX_SKIP = 64;
-const SPIN_MAX_LOOKS = 4096; // far more than 20 us of empty receives
 
 const S_CHAN = native.memSendWord, S_POS = S_CHAN + 1, S_HANDLE = S_CHAN + 2;
 const R_CHAN = native.memRecvWord, R_POS = R_CHAN + 1, R_HANDLE = R_CHAN + 2;

@@ -66,6 +66,12 @@ export interface ProcessSegment {
   fd: number;
   token: string;
   owner: number;
+  /** The pool's shape, as the binding checked and copied it. */
+  capacity: number;
+  slots: number;
+  objectSize: number;
+  stride: number;
+  zero: boolean;
 }
 
 export interface NativeAddon {

@@ -71,8 +71,9 @@ export function ownParts(options: unknown): Made {
   const capacity = checkInteger('options.capacity', o.capacity, 1, native.maxCapacity);
   const shape = readShape(o);
   const view = readView('options', o);
-  if (o.processShared !== undefined && typeof o.processShared !== 'boolean') throw invalidType('options.processShared', 'of type boolean', o.processShared);
-  if (o.processShared === true) {
+  const processShared = o.processShared; // read once: a getter may answer differently each time
+  if (processShared !== undefined && typeof processShared !== 'boolean') throw invalidType('options.processShared', 'of type boolean', processShared);
+  if (processShared === true) {
     // Owner tags live in the state words: a process-shared pool is checked.
     if (!shape.checked) throw invalidValue('options.checked', 'must be true for a process-shared pool: what a dead process held is found by its state words', false);
     if (capacity * shape.stride > Number.MAX_SAFE_INTEGER) throw poolError(codes.NO_MEMORY, 'The arena is too large');
@@ -140,35 +141,40 @@ export function objectsParts(objects: unknown, options: unknown): Made {
 export function processParts(descriptor: unknown, options: ViewOptions): Made & { bad: (why: string) => Error } {
   const bad = (why: string) => poolError(codes.BAD_DESCRIPTOR, `Invalid process descriptor: ${why}`);
   if (descriptor === null || typeof descriptor !== 'object') throw bad('not an object');
-  const d = descriptor as Partial<Record<keyof ProcessDescriptor, unknown>>;
+  // Each field read once (a getter may answer differently each time), then
+  // only these copies are used.
+  const { kind, version, pid, fd, token, capacity, objectSize, stride, slots, zero, name: given } =
+    descriptor as Partial<Record<keyof ProcessDescriptor, unknown>>;
   const view = readView('options', checkObject('options', options));
-  if (d.kind !== 'objpool/process' || d.version !== 1) throw bad('not an objpool process descriptor of version 1');
-  const int = (v: unknown, max: number) => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
-  if (!int(d.pid, 2 ** 22) || (d.pid as number) < 1) throw bad('pid must be a process ID');
-  if (!int(d.fd, 2 ** 20)) throw bad('fd must be a file descriptor number');
-  if (typeof d.token !== 'string' || !/^[0-9a-f]{32}$/.test(d.token)) throw bad('token must be 32 lowercase hexadecimal digits');
-  if (!int(d.capacity, 2 ** 32) || !int(d.objectSize, 2 ** 32) || !int(d.stride, 2 ** 32) || !int(d.slots, 2 ** 32) || typeof d.zero !== 'boolean') {
+  if (kind !== 'objpool/process' || version !== 1) throw bad('not an objpool process descriptor of version 1');
+  const int = (v: unknown, max: number): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= max;
+  if (!int(pid, 2 ** 22) || pid < 1) throw bad('pid must be a process ID');
+  if (!int(fd, 2 ** 20)) throw bad('fd must be a file descriptor number');
+  if (typeof token !== 'string' || !/^[0-9a-f]{32}$/.test(token)) throw bad('token must be 32 lowercase hexadecimal digits');
+  if (!int(capacity, 2 ** 32) || !int(objectSize, 2 ** 32) || !int(stride, 2 ** 32) || !int(slots, 2 ** 32) || typeof zero !== 'boolean') {
     throw bad('capacity, objectSize, stride, slots and zero must be given');
   }
-  let name: string | null;
-  try {
-    name = readName('descriptor.name', d.name);
-  } catch {
-    throw bad('name must be a string of 1 to 256 characters, or null');
-  }
+  const name = descriptorName(bad, given);
   if (!native.processSupported()) throw poolError(codes.UNSUPPORTED, `Process-shared pools are not available on ${process.platform} yet (Linux only)`);
-  const r = native.processAttach(d.pid as number, d.fd as number, d.token);
-  // The header, as in descriptorParts (validated natively against the real
-  // length). Plain reads: written before the pool's first descriptor left
-  // its process, never changed since; a forged one is caught by open().
-  const header = new Uint32Array(r.meta, 0, 8);
-  const capacity = header[2]!, slots = header[3]!, objectSize = header[4]!, stride = header[5]!, flags = header[7]!;
-  if (d.capacity !== capacity || d.slots !== slots || d.objectSize !== objectSize || d.stride !== stride || d.zero !== ((flags & 4) !== 0)) {
+  // The shape is the binding's copy, checked against the memory's real size
+  // at attach: the live header, which any process of the pool can write,
+  // is not read here.
+  const r = native.processAttach(pid, fd, token);
+  if (capacity !== r.capacity || slots !== r.slots || objectSize !== r.objectSize || stride !== r.stride || zero !== r.zero) {
     throw bad('its sizes do not match the pool metadata');
   }
   const parts: Parts = { mode: Mode.Own, meta: r.meta, arena: r.arena, objects: null, objectSize, stride, capacity, slots, checked: true,
-    zero: d.zero, name, attached: true, process: { segment: r.segment, pid: r.pid, fd: r.fd, token: r.token, owner: r.owner, creator: false } };
+    zero, name, attached: true, process: { segment: r.segment, pid: r.pid, fd: r.fd, token: r.token, owner: r.owner, creator: false } };
   return { parts, init: undefined, view, bad };
+}
+
+// A descriptor's name, or the descriptor's error.
+function descriptorName(bad: (why: string) => Error, name: unknown): string | null {
+  try {
+    return readName('descriptor.name', name);
+  } catch {
+    throw bad('name must be a string of 1 to 256 characters, or null');
+  }
 }
 
 /**
@@ -206,12 +212,7 @@ export function descriptorParts(descriptor: unknown, options: ViewOptions): Made
   } else if (d.arena.byteLength < capacity * stride) {
     throw bad('arena is truncated');
   }
-  let name: string | null;
-  try {
-    name = readName('descriptor.name', d.name);
-  } catch {
-    throw bad('name must be a string of 1 to 256 characters, or null');
-  }
+  const name = descriptorName(bad, d.name);
   const parts: Parts = { mode: external ? Mode.Objects : d.user === true ? Mode.Memory : Mode.Own, meta: d.meta,
     arena: d.arena as SharedArrayBuffer | null, objects, objectSize, stride, capacity, slots, checked, zero, name, attached: true };
   return { parts, init: undefined, view, bad };

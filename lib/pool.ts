@@ -1,5 +1,6 @@
 import { native, type NativeOps } from './native';
 import { checkInteger, checkNumber, codes, invalidType, poolError } from './errors';
+import { BoundedSpin } from './spin';
 import { LeakTracker, type LeakReport } from './leaks';
 import * as events from './events';
 import { HandleChannel, registerChannelHost, type ChannelHost, type ChannelOptions } from './channel';
@@ -13,10 +14,6 @@ export type { PoolDescriptor, PoolOptions, PoolStats, ProcessDescriptor, Release
 /** @internal */
 const token = Symbol('objpool.internal');
 
-// popAsync()'s bounded spin on a process-shared pool (see #spin).
-const SPIN_MS = 0.02;
-const SPIN_MAX_SKIP = 64;
-const SPIN_MAX_LOOKS = 4096;
 
 // The counters in the metadata (native/layout.hpp, Counter), u64 each.
 const C_EXHAUSTED = 0, C_WAITS = 1, C_WAIT_TIMEOUTS = 2, C_WAIT_ABORTS = 3, C_WAIT_NS = 4, C_LEAKS = 5, C_RECOVERED = 6, C_RECOVERED_MID = 7, COUNTERS = 8;
@@ -119,9 +116,18 @@ export class ObjectPool {
   #onWake: (() => void) | null = null;
   /** #serveWaiters() is popping. */
   #serving = false;
-  // popAsync()'s bounded spin (process-shared pools; see #spin): calls left to skip it, and the next skip.
-  #spinSkip = 0;
-  #spinBackoff = 0;
+  // popAsync()'s bounded spin on a process-shared pool (lib/spin.ts): waking
+  // a sleeping process costs the OS, the helper thread and the event loop.
+  // Its looks are not the user's pops: uncounted and unpublished (#serving).
+  readonly #spin = new BoundedSpin();
+  readonly #look = () => {
+    this.#serving = true;
+    try {
+      return this.pop();
+    } finally {
+      this.#serving = false;
+    }
+  };
   #zeroTarget: JsZero | null = null;
   /** The binding zeroes this pool's user objects (see the constructor). */
   #nativeObjects = false;
@@ -478,7 +484,7 @@ export class ObjectPool {
         const h = this.pop();
         if (h >= 0) return Promise.resolve(h);
         if (this.#parts.process) {
-          const spun = this.#spin();
+          const spun = this.#spin.run(this.#look);
           if (spun >= 0) return Promise.resolve(spun);
         }
       } catch (err) {
@@ -524,36 +530,6 @@ export class ObjectPool {
       signal.addEventListener('abort', w.onAbort, { once: true });
     }
     return promise;
-  }
-
-  // A process-shared pool's popAsync(), before it sleeps: looks at the pool
-  // again for up to SPIN_MS, as HandleChannel's receiveAsync() does (see
-  // there, and the backoff: a spin that catches nothing makes the next 1, 2,
-  // 4 ... 64 calls skip it). Waking a process that sleeps costs tens of
-  // microseconds (the OS, the helper thread, then the event loop); a peer
-  // that answers within the spin is caught without any of it. The looks
-  // are not the user's pops: uncounted and unpublished (#serving).
-  #spin(): number {
-    if (this.#spinSkip > 0) {
-      this.#spinSkip--;
-      return -1;
-    }
-    const end = performance.now() + SPIN_MS;
-    let looks = SPIN_MAX_LOOKS; // bounded by looks too: a clock that stands still (fake timers)
-    this.#serving = true;
-    try {
-      do {
-        const h = this.pop();
-        if (h >= 0) {
-          this.#spinBackoff = 0;
-          return h;
-        }
-      } while (--looks > 0 && performance.now() < end);
-    } finally {
-      this.#serving = false;
-    }
-    this.#spinSkip = this.#spinBackoff = Math.min(2 * this.#spinBackoff || 1, SPIN_MAX_SKIP);
-    return -1;
   }
 
   /**

@@ -434,6 +434,17 @@ bool get_u32_args(napi_env env, const Napi::CallbackInfo& info, size_t from,
   return true;
 }
 
+// The five size arguments of format() and processCreate(), from info[from]
+// on, into `c`; a thrown coded error and false otherwise.
+bool get_shape_args(napi_env env, const Napi::CallbackInfo& info, size_t from, objpool::Config& c) {
+  return get_u32_args(env, info, from,
+                      {{"capacity", &c.capacity},
+                       {"slots", &c.slots},
+                       {"objectSize", &c.object_size},
+                       {"stride", &c.stride},
+                       {"align", &c.align}});
+}
+
 namespace {
 
 Napi::Value MetaBytes(const Napi::CallbackInfo& info) {
@@ -450,13 +461,7 @@ Napi::Value Format(const Napi::CallbackInfo& info) {
   size_t len;
   if (!get_bytes(env, info[0], "meta", &meta, &len)) return Napi::Value();
   objpool::Config c;
-  if (!get_u32_args(env, info, 1,
-                    {{"capacity", &c.capacity},
-                     {"slots", &c.slots},
-                     {"objectSize", &c.object_size},
-                     {"stride", &c.stride},
-                     {"align", &c.align}}))
-    return Napi::Value();
+  if (!get_shape_args(env, info, 1, c)) return Napi::Value();
   c.checked = info[6].ToBoolean();
   c.external = info[7].ToBoolean();
   c.zero = info[8].ToBoolean();
@@ -513,7 +518,11 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
     return throw_type(env, "memory", mem_expected, info[2]), Napi::Value();
   if (has_arena && arena == nullptr) arena = meta;  // an empty arena still counts as given (attach checks its length)
   objpool::Pool pool;
-  if (objpool::Pool::attach(meta, meta_len, has_arena ? arena : nullptr, arena_len, pool) != Status::ok) {
+  if (segment != nullptr) {
+    // The shape the segment checked and copied at attach: the live header,
+    // which any process can write, is not read again.
+    pool = segment->pool;
+  } else if (objpool::Pool::attach(meta, meta_len, has_arena ? arena : nullptr, arena_len, pool) != Status::ok) {
     napi_throw_error(env, "ERR_OBJPOOL_BAD_DESCRIPTOR",
                      "The pool metadata is invalid: wrong magic, layout version or sizes, or truncated memory");
     return Napi::Value();

@@ -275,6 +275,7 @@ bool get_view(napi_env env, napi_value v, napi_typedarray_type want, const char*
 bool get_bytes(napi_env env, napi_value v, const char* name, void** data, size_t* len, bool* shared = nullptr);
 bool get_u32_args(napi_env env, const Napi::CallbackInfo& info, size_t from,
                   std::initializer_list<std::pair<const char*, uint32_t*>> args);
+bool get_shape_args(napi_env env, const Napi::CallbackInfo& info, size_t from, objpool::Config& c);
 void finalize_function(napi_env env, void* data, void*);
 
 // ---- what the hot-path callbacks call on their fast path -----------------

@@ -439,13 +439,6 @@ class Pool {
     detail::wake_all(reinterpret_cast<uint32_t*>(meta_ + layout::wake), process_);
   }
 
-  // Whether any slot holds an object now (a hint: relaxed loads).
-  bool any_listed() const {
-    for (uint32_t s = 0; s < slots_; ++s)
-      if (index_of(head(s).load(std::memory_order_relaxed)) < capacity_) return true;
-    return false;
-  }
-
   // Objects whose state word's kind is `kind` (checked mode; a racy count:
   // relaxed loads), for a process-shared pool's stats().
   uint32_t count_kind(uint32_t kind) const {

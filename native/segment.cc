@@ -226,6 +226,12 @@ Napi::Value describe(napi_env env, const std::shared_ptr<Segment>& s) {
   r.Set("fd", double(s->fd));
   r.Set("token", s->token_hex);
   r.Set("owner", double(s->me));
+  // The shape checked and copied at attach (the live header is not read again).
+  r.Set("capacity", double(s->pool.capacity()));
+  r.Set("slots", double(s->pool.slots()));
+  r.Set("objectSize", double(s->pool.object_size()));
+  r.Set("stride", double(s->pool.stride()));
+  r.Set("zero", s->pool.zeroes());
   return r;
 }
 
@@ -632,13 +638,7 @@ std::shared_ptr<Segment> attach_segment(double, double, const std::string&, std:
 Napi::Value ProcessCreate(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
   objpool::Config c;
-  if (!get_u32_args(env, info, 0,
-                    {{"capacity", &c.capacity},
-                     {"slots", &c.slots},
-                     {"objectSize", &c.object_size},
-                     {"stride", &c.stride},
-                     {"align", &c.align}}))
-    return Napi::Value();
+  if (!get_shape_args(env, info, 0, c)) return Napi::Value();
   c.checked = true;
   c.zero = info[5].ToBoolean();
   c.process = true;

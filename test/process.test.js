@@ -237,6 +237,44 @@ if (!supported) {
     t.true(ours.length <= 8, 'only the pools of this test file that are still reachable');
   });
 
+  test('a process-shared pool: a worker thread attaches the process descriptor to the same memory; a detached arena or a lying descriptor breaks nothing', async (t) => {
+    const { Worker } = require('node:worker_threads');
+    const pool = new ObjectPool({ capacity: 16, objectSize: 32, processShared: true, cache: 0 });
+    const d = pool.processDescriptor;
+    const h = pool.pop();
+    pool.buffer(h).fill(0x77);
+    const w = new Worker(`
+      const { parentPort, workerData } = require('node:worker_threads');
+      const { ObjectPool } = require(${JSON.stringify(path.join(__dirname, '..'))});
+      const pool = ObjectPool.attachProcess(workerData.d);
+      const byte = pool.buffer(workerData.h)[5];
+      pool.push(workerData.h);
+      const mine = pool.pop();
+      parentPort.postMessage({ byte, mine });`, { eval: true, workerData: { d, h } });
+    const exited = new Promise((r) => w.once('exit', r));
+    const m = await new Promise((resolve, reject) => { w.once('message', resolve); w.once('error', reject); });
+    await exited;
+    t.is(m.byte, 0x77, 'the same bytes');
+    t.is(pool.stats().inUse, 1, 'the worker holds one object after it ended: what a thread held is not taken back while its process lives');
+    pool.push(m.mine);
+    // Detaching the arena's ArrayBuffer in JS (where the runtime can) leaves
+    // the native side, which holds the memory itself, untouched.
+    const ab = pool.buffer(0).buffer;
+    try {
+      structuredClone(ab, { transfer: [ab] });
+    } catch {
+      // a runtime that copies instead
+    }
+    globalThis.gc?.();
+    t.true(checkAll(t, pool, { what: 'after the arena was transferred' }));
+    // A descriptor whose getters answer differently on each read is read once.
+    let reads = 0;
+    const lying = { ...d, get capacity() { return reads++ === 0 ? d.capacity : 999; } };
+    t.is(ObjectPool.attachProcess(lying).capacity, d.capacity);
+    t.is(reads, 1);
+    await pool.close();
+  });
+
   test('a process-shared pool: a watcher out of file descriptors takes no live process for dead', async (t) => {
     // In a process of its own with 256 descriptors at most: it fills them
     // for half a second, while a child holds two objects; its watcher's
