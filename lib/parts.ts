@@ -28,6 +28,7 @@ function allocate<T>(what: string, bytes: number, make: (n: number) => T): T {
 // The intrinsics (see lib/hotpath.ts), taken at load.
 export const bufferOf = callOf.bind(Object.getOwnPropertyDescriptor(typedArrayProto, 'buffer')!.get!) as (o: ArrayBufferView) => ArrayBufferLike;
 export const byteOffsetOf = callOf.bind(Object.getOwnPropertyDescriptor(typedArrayProto, 'byteOffset')!.get!) as (o: ArrayBufferView) => number;
+export const arrayBufferByteLengthOf = callOf.bind(Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, 'byteLength')!.get!) as (b: unknown) => number;
 export const sharedByteLengthOf = callOf.bind(Object.getOwnPropertyDescriptor(SharedArrayBuffer.prototype, 'byteLength')!.get!) as (b: unknown) => number;
 
 /**

@@ -6,7 +6,7 @@ import * as events from './events';
 import { HandleChannel, registerChannelHost, type ChannelHost, type ChannelOptions } from './channel';
 import type { PoolDescriptor, PoolOptions, PoolStats, ProcessDescriptor, ReleaseCallback, ReleaseInfo, ViewOptions, WaitOptions, Lease } from './types';
 import { Mode, type Parts, type View, autoCache, checkObject, leaksFor } from './options';
-import { bufferOf, byteOffsetOf, descriptorParts, inSharedMemory, isUint8Array, memoryParts, objectsParts, ownParts, processParts } from './parts';
+import { arrayBufferByteLengthOf, bufferOf, byteOffsetOf, descriptorParts, inSharedMemory, isUint8Array, memoryParts, objectsParts, ownParts, processParts } from './parts';
 import { BASE, TAKEN, FREE, KIND_MASK, type JsZero, byteLengthOf, closedError, jsZeroer, leakAwarePushMany, makePop, makePush, zeroingPushMany } from './hotpath';
 
 export type { PoolDescriptor, PoolOptions, PoolStats, ProcessDescriptor, ReleaseCallback, ReleaseInfo, ViewOptions, WaitOptions, Lease } from './types';
@@ -387,6 +387,12 @@ export class ObjectPool {
   // A new Buffer over the object's first `n` bytes (all of them by default).
   #makeView(h: number, n = this.#parts.objectSize): Buffer {
     const p = this.#parts;
+    // A process-shared pool's arena is an ArrayBuffer that user code can
+    // detach (transfer()); nothing native depends on it, but this view can
+    // make no more Buffers over it.
+    if (p.process !== undefined && arrayBufferByteLengthOf(p.arena) === 0) {
+      throw poolError(codes.UNSUPPORTED, `This view's arena of the pool${this.#where} was detached (transfer()): it makes no more Buffers; attach the pool again (ObjectPool.attachProcess) for a view that does`);
+    }
     return p.objects
       ? Buffer.from(bufferOf(p.objects[h]!), byteOffsetOf(p.objects[h]!), n)
       : Buffer.from(p.arena!, h * p.stride, n);
@@ -615,7 +621,11 @@ export class ObjectPool {
       if (p.objects) {
         h = this.#byAddress!.get(native.address(obj)) ?? -1;
       } else {
-        const rel = bufferOf(obj) === p.arena ? byteOffsetOf(obj) : native.address(obj) - this.#arenaAddress;
+        // By offset within this view's arena; by address otherwise, and when
+        // a process-shared pool's arena was detached (transfer()), where every
+        // view reads offset 0 and a detached view has no address at all.
+        const own = bufferOf(obj) === p.arena && !(p.process !== undefined && arrayBufferByteLengthOf(p.arena) === 0);
+        const rel = own ? byteOffsetOf(obj) : native.address(obj) - this.#arenaAddress;
         if (rel >= 0 && rel % p.stride === 0 && rel / p.stride < p.capacity) h = rel / p.stride;
       }
     }
@@ -662,7 +672,7 @@ export class ObjectPool {
   close(release?: ReleaseCallback): Promise<void> {
     if (release !== undefined && typeof release !== 'function') throw invalidType('release', 'of type function', release);
     if (this.#parts.process && !this.#parts.process.creator) {
-      throw poolError(codes.NOT_CREATOR, `A process-shared pool${this.#where} is closed by the process that made it (pid ${this.#parts.process.pid} made this view's descriptor); this process lets go of it when its views are collected`);
+      throw poolError(codes.NOT_CREATOR, `A process-shared pool${this.#where} is closed by the process that made it, and this process (pid ${process.pid}) did not; it lets go of the pool when its views are collected`);
     }
     if (this.#closing) return this.#closing;
     let resolve!: () => void, reject!: (e: unknown) => void;

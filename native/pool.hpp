@@ -568,15 +568,18 @@ class Pool {
   // Process-shared pools: takes back every object that dead owners held (see
   // the file comment). One recovery at a time: the caller holds the
   // segment's recovery lock. `dead(owner)`: whether an owner (1..kMaxOwners)
-  // is a process that has died. `quiesce()`: returns once no view of a live
-  // process is inside a gap that it entered before this call froze the
-  // heads (see Gap). Objects come back zeroed in a zero pool, onto slot 0.
+  // is a process that has died. `quiesce()`: returns true once no view of a
+  // live process is inside a gap that it entered before this call froze the
+  // heads (see Gap), false to give up (a view that does not move on, or the
+  // caller stopping): the heads then thaw with nothing taken back, and
+  // `aborted` says so (the caller tries again later). Objects come back zeroed in a zero pool, onto slot 0.
   // `objects`: how many came back; `drain`: the pool is closed, so its
   // closer must drain again (slots it skipped while frozen included).
   struct Recovered {
     size_t objects = 0;
     size_t mid = 0;  // of those, Free off every list: a dead view's unfinished list operation
     bool drain = false;
+    bool aborted = false;
   };
   template <class Dead, class Quiesce>
   Recovered recover(Dead&& dead, Quiesce&& quiesce) {
@@ -592,12 +595,13 @@ class Pool {
              !top.compare_exchange_weak(h, h | kFrozenBit, std::memory_order_seq_cst, std::memory_order_seq_cst)) {}
     }
     // 2. Every live view's gap that saw the heads unfrozen ends (the views
-    // publish its states with release; quiesce() acquires them).
-    quiesce();
+    // publish its states with release; quiesce() acquires them). Without
+    // that, a Free object off the lists may be a live view's: take nothing.
+    r.aborted = !quiesce();
     // 3. What the lists hold: nobody changes a frozen list, and no listed
     // object's link changes while it is listed.
     std::vector<uint8_t> listed((size_t(capacity_) + 7) / 8, 0);
-    for (uint32_t s = 0; s < slots_; ++s) {
+    for (uint32_t s = 0; s < slots_ && !r.aborted; ++s) {
       // relaxed: frozen above by this thread (step 1 acquired the links).
       uint32_t i = index_of(head(s).load(std::memory_order_relaxed));
       for (uint32_t steps = 0; i < capacity_ && steps < capacity_; ++steps) {
@@ -610,7 +614,7 @@ class Pool {
     // 4. What nobody alive holds: Free off every list (a dead view's gap,
     // since no live view is in one), or Taken or Cached by a dead owner.
     uint32_t first = kNone, last = kNone;
-    for (uint32_t i = 0; i < capacity_; ++i) {
+    for (uint32_t i = 0; i < capacity_ && !r.aborted; ++i) {
       if (listed[i >> 3] & (1u << (i & 7))) continue;
       // acquire: what the last owner wrote, before this view zeroes it.
       uint32_t st = state(i).load(std::memory_order_acquire);

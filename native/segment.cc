@@ -4,6 +4,7 @@
 
 #include "segment.hpp"
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <unordered_map>
@@ -274,7 +275,12 @@ Segment::~Segment() {
     // pushed back) goes back when another process's watcher recovers the
     // entry, as for a process that died. release: after every view of ours.
     if (me != 0) at(proc_word(me - 1, seg::p_state)).store(kProcDead, std::memory_order_release);
-    munmap(base, size);
+    // Not munmap(): an ArrayBuffer over the memory can outlive every holder
+    // here (a worker's arena moved to another thread by transfer(), whose
+    // finalizer runs when the worker ends). Private zero pages in the same
+    // range let the shared memory go and leave that ArrayBuffer readable;
+    // if even that fails, the mapping stays (until the process exits).
+    (void)mmap(base, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
   }
   if (fd >= 0) close(fd);
 #endif
@@ -493,6 +499,9 @@ bool recover_dead(Segment* s, std::vector<Peer>& peers) {
   }
   if (any) {
     objpool::Pool pool = s->pool;
+    // A view that stays inside one gap for this long (its thread stopped,
+    // SIGSTOP): give up, thaw, and try again on a later tick.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
     const auto quiesce = [&] {
       for (uint32_t v = 0; v < seg::kMaxViews; ++v) {
         // acquire (both loads): see the states a view wrote in its gap (its gap_exit() is a release).
@@ -504,8 +513,9 @@ bool recover_dead(Segment* s, std::vector<Peer>& peers) {
         // thread is preempted): wait until it moves on, the view goes, or
         // its process dies (its gap is then a dead one).
         while (at(s->view_word(v, seg::v_gap)).load(std::memory_order_seq_cst) == g &&
-               at(s->view_word(v, seg::v_owner)).load(std::memory_order_acquire) == owner &&
-               !s->stopping.load(std::memory_order_relaxed)) {
+               at(s->view_word(v, seg::v_owner)).load(std::memory_order_acquire) == owner) {
+          // relaxed: a request to stop, nothing is published through it.
+          if (s->stopping.load(std::memory_order_relaxed) || std::chrono::steady_clock::now() > deadline) return false;
           const uint32_t pid = peers[owner - 1].pid;
           if (owner != s->me && pid != 0 && !alive(int(pid), peers[owner - 1].start)) {
             dead[owner - 1] = true;
@@ -514,9 +524,12 @@ bool recover_dead(Segment* s, std::vector<Peer>& peers) {
           detail::pause_us(20);
         }
       }
+      return true;
     };
     const auto r = pool.recover([&](uint32_t owner) { return dead[owner - 1]; }, quiesce);
-    for (uint32_t i = 0; i < seg::kMaxProcs; ++i) {
+    // Given up: the entries stay as they are, for the next try (this
+    // watcher's, or another's once the lock is free).
+    for (uint32_t i = 0; i < seg::kMaxProcs && !r.aborted; ++i) {
       if (!dead[i]) continue;
       // The dead process's share of the cache budget, and its view records.
       // relaxed: counters and records nobody else writes any more.

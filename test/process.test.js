@@ -257,15 +257,28 @@ if (!supported) {
     t.is(m.byte, 0x77, 'the same bytes');
     t.is(pool.stats().inUse, 1, 'the worker holds one object after it ended: what a thread held is not taken back while its process lives');
     pool.push(m.mine);
-    // Detaching the arena's ArrayBuffer in JS (where the runtime can) leaves
-    // the native side, which holds the memory itself, untouched.
-    const ab = pool.buffer(0).buffer;
+    // Detaching the arena's ArrayBuffer in JS (where the runtime can: Node
+    // 22 on; Node 20 copies) leaves the native side, which holds the memory
+    // itself, untouched. A view of the old arena (now empty, offset 0) then
+    // names no object, one of the moved memory still names its own, and
+    // this instance makes no new Buffers (a coded error).
+    const k = pool.pop();
+    const ab = pool.buffer(0).buffer, kView = pool.buffer(k).subarray(0, 8);
+    let moved = null;
     try {
-      structuredClone(ab, { transfer: [ab] });
+      moved = structuredClone(ab, { transfer: [ab] });
     } catch {
-      // a runtime that copies instead
+      // a runtime that refuses
     }
     globalThis.gc?.();
+    if (ab.byteLength === 0) {
+      t.throws(() => pool.release(kView), { code: 'ERR_OBJPOOL_FOREIGN_BUFFER' }, 'a detached view is not object 0');
+      const unseen = [...Array(16).keys()].find((x) => x !== 0 && x !== h && x !== k);
+      t.throws(() => pool.buffer(unseen), { code: 'ERR_OBJPOOL_UNSUPPORTED' }, 'no new Buffer over a detached arena');
+      pool.release(new Uint8Array(moved, k * pool.stride, 8));
+    } else {
+      pool.release(kView);
+    }
     t.true(checkAll(t, pool, { what: 'after the arena was transferred' }));
     // A descriptor whose getters answer differently on each read is read once.
     let reads = 0;
