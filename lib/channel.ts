@@ -10,7 +10,7 @@ import type { WaitOptions } from './types';
  */
 export interface ChannelDescriptor {
   readonly kind: 'objpool-channel';
-  readonly version: 2;
+  readonly version: 3;
   /** The channel's memory: its header, positions and cells. */
   readonly memory: SharedArrayBuffer;
   /** The metadata of the pool the channel belongs to. */
@@ -73,6 +73,12 @@ const keepAlive = new WeakMap<object, object>();
 // Words of the channel's memory (native/channel.hpp, chan_layout), as
 // indices of an Int32Array over it.
 const A = native.chanAttentionWord, ENQ = native.chanEnqueueWord, DEQ = native.chanDequeueWord, CELLS = native.chanCellsWord;
+const MODE = native.chanModeWord, SENDER = native.chanSenderRoleWord, RECEIVER = native.chanReceiverRoleWord;
+const RENQ = native.chanRingEnqueueWord, RDEQ = native.chanRingDequeueWord;
+const MPMC = 2; // kChanModeMpmc
+// The ring's positions (kRingPos) and flags: kRingWait, and kRingFrozen
+// (bit 31: a frozen position reads as a negative int32).
+const RING_POS = (1 << 28) - 1, RING_WAIT = 1 << 30;
 const CLOSED = 1;
 const HOLE = -1; // kHole as an int32
 const TAKEN = 1, IN_FLIGHT = 3;
@@ -168,12 +174,12 @@ export class HandleChannel {
     this.#host = host;
     this.#memory = memory;
     this.capacity = capacity;
-    const words = (this.#words = new Int32Array(memory, 0, CELLS + 2 * capacity));
-    const [ext, id] = host.ops.openChannel(words, fresh);
+    const words = (this.#words = new Int32Array(memory, 0, CELLS + 3 * capacity));
+    const [ext, id, role] = host.ops.openChannel(words, fresh);
     this.#id = id;
     Object.defineProperties(this, {
-      send: { value: makeSend(words, capacity - 1, host, ext, id), enumerable: false },
-      receive: { value: makeReceive(words, capacity - 1, host, ext, id), enumerable: false },
+      send: { value: makeSend(words, capacity - 1, host, ext, id, role), enumerable: false },
+      receive: { value: makeReceive(words, capacity - 1, host, ext, id, role), enumerable: false },
     });
   }
 
@@ -232,13 +238,15 @@ export class HandleChannel {
 
   /** Structured-cloneable description of this channel for `HandleChannel.attach()` in another thread. */
   get descriptor(): ChannelDescriptor {
-    return Object.freeze({ kind: 'objpool-channel', version: 2, memory: this.#memory, meta: this.#host.meta as SharedArrayBuffer, capacity: this.capacity });
+    return Object.freeze({ kind: 'objpool-channel', version: 3, memory: this.#memory, meta: this.#host.meta as SharedArrayBuffer, capacity: this.capacity });
   }
 
   /** Handles in the channel now (approximate while other threads work). */
   get size(): number {
-    // Atomics loads: both positions move in every thread.
-    const n = (Atomics.load(this.#words, ENQ) - Atomics.load(this.#words, DEQ)) | 0;
+    // Atomics loads: both positions move in other threads.
+    const c = this.#words;
+    if (Atomics.load(c, MODE) !== MPMC) return Math.min((Atomics.load(c, RENQ) - Atomics.load(c, RDEQ)) & RING_POS, this.capacity);
+    const n = (Atomics.load(c, ENQ) - Atomics.load(c, DEQ)) | 0;
     return n < 0 ? 0 : Math.min(n, this.capacity);
   }
 
@@ -423,41 +431,77 @@ export class HandleChannel {
 
 // ---- the hot path ---------------------------------------------------------
 //
-// Vyukov's bounded MPMC queue over the channel's words, as in
-// native/channel.hpp (Channel), which the batch calls and C++ threads use on
-// the same memory. Every access to a position, a seq word and the attention
-// word is an Atomics operation (sequentially consistent: the Dekker pairings
-// in channel.hpp need no more). The value words are plain: a value is
-// written before the Atomics.store of its cell's seq and read after the
-// Atomics.load that saw it (and its claim), which orders both.
+// Two queues over the channel's words, as in native/channel.hpp (Channel),
+// which the batch calls and C++ threads use on the same memory:
+//   - the ring, while this instance is the channel's only sender (receiver):
+//     a send writes its value (plain) and publishes it with one
+//     compare-exchange of the ring's enqueue position; a receive reads that
+//     position (an Atomics load) only when what it saw last is used up, and
+//     frees the cell with one compare-exchange of its dequeue position;
+//   - Vyukov's bounded MPMC queue, once a second sender or receiver came
+//     (the channel is then promoted for good: channel.hpp, "The ring").
+// Atomics calls cost 6-17 ns each whatever their kind, so the count is the
+// cost: a ring send makes 2 (the state word's compare-exchange, the
+// publish), a ring receive 1 (the free) plus a load per batch of what it
+// found; an MPMC send 5, an MPMC receive 3.
+//
+// Memory orders (Atomics are sequentially consistent; each plain access says
+// what orders it):
+//   - ring: the value words are plain: written before the compare-exchange
+//     that publishes them and read after the Atomics load that saw that
+//     position; a sender overwrites a cell only after an Atomics load of the
+//     dequeue position that the receiver's free (after its read) moved past.
+//     Each endpoint reads its own position with a plain load: only it moves
+//     the position (others set flags, which its compare-exchange checks).
+//   - MPMC: every access to a position, a seq word and the attention word is
+//     an Atomics operation (the Dekker pairings in channel.hpp need no
+//     more); the value words are plain as above, ordered by the cell's seq.
 //
 // worker.terminate() stops a thread at a JS function entry, a loop
 // back-edge, or an Atomics call (measured: a send stopped at the
 // Atomics.store that publishes its cell in 12 of 150 terminations). A cell
 // claimed and never published would stall the channel for good, and an
 // object taken and never handed over would be lost. So between claiming a
-// cell and finishing with it, a call says what it is doing in the view's
-// own memory (`mem`: this thread's alone, plain stores, no call between the
-// claim and them); the binding's teardown of a stopped thread finishes the
-// call from there (native/channels.cc, repair_channels). The batch calls are
-// native and cannot be cut.
+// cell (or, on the ring, putting an object in flight or reading a cell) and
+// finishing with it, a call says what it is doing in the view's own memory
+// (`mem`: this thread's alone, plain stores, no call between the claim and
+// them); the binding's teardown of a stopped thread finishes the call from
+// there (native/channels.cc, repair_channels). The batch calls are native
+// and cannot be cut.
 
-const S_CHAN = native.memSendWord, S_POS = S_CHAN + 1, S_HANDLE = S_CHAN + 2;
-const R_CHAN = native.memRecvWord, R_POS = R_CHAN + 1, R_HANDLE = R_CHAN + 2;
+const S_CHAN = native.memSendWord, S_POS = S_CHAN + 1, S_HANDLE = S_CHAN + 2, S_RING = native.memSendRingWord;
+const R_CHAN = native.memRecvWord, R_POS = R_CHAN + 1, R_HANDLE = R_CHAN + 2, R_RING = native.memRecvRingWord;
 
-function makeSend(c: Int32Array, mask: number, host: ChannelHost, ext: object, id: number): (handle: number) => boolean {
+// Which queue an instance's send (receive) uses: 0 not known yet, RING while
+// it holds the sender (receiver) role, QUEUE once the channel is promoted.
+const UNKNOWN = 0, RING = 1, QUEUE = 2;
+
+// The first call of an instance's send (receive): the ring if it takes (or
+// holds) the role, else the channel is promoted. 0 (UNKNOWN) only when a
+// promotion does not finish (forged memory): the call reports full (empty).
+function choosePath(c: Int32Array, roleWord: number, role: number, promote: (id: number) => boolean, id: number): number {
+  // An Atomics load: a channel seen promoted is then seen converted (the
+  // promoter's release store of the mode), and so is one promote() returns for.
+  if (Atomics.load(c, MODE) !== MPMC) {
+    const holder = Atomics.compareExchange(c, roleWord, 0, role);
+    if (holder === 0 || holder === role) return RING;
+    if (!promote(id)) return UNKNOWN;
+  }
+  return QUEUE;
+}
+
+function makeSend(c: Int32Array, mask: number, host: ChannelHost, ext: object, id: number, role: number): (handle: number) => boolean {
   const { state, capacity, ops, where, untrack, mem } = host;
-  const settle = ops.chanSettle;
-  const send = (h: number): boolean => {
-    if (typeof h !== 'number' || (h >>> 0) !== h || h >= capacity) throw badHandle(h, capacity);
-    // Plain loads (hints, to refuse early without claiming a cell; the
-    // decisions are made after the claim, atomically): the closed flag (a
-    // stale 0 is caught by the load after the claim) and the object's state
-    // (this thread's own write if it popped or received the object, or
-    // ordered by the hand-off that gave it the handle; a stale TAKEN is
-    // caught by the compare-exchange after the claim).
-    if ((c[A]! & CLOSED) !== 0) throw poolError(codes.CLOSED, `The channel${where} is closed`);
-    if (state !== null && state[h] !== TAKEN) throw notSendable(h, state, where);
+  const settle = ops.chanSettle, promote = ops.chanPromote;
+  const cap = mask + 1, ringBase = CELLS + 2 * cap;
+  let path = UNKNOWN;
+  // The ring's dequeue position as this sender last loaded it (never ahead
+  // of the real one): room is looked up again only when it shows none.
+  let freed = 0;
+
+  // Vyukov's send; `marked`: the object is already in flight (a ring send
+  // that found the channel promoted), so the ownership check is done.
+  const queueSend = (h: number, marked: boolean): boolean => {
     let pos = c[ENQ]!; // plain: a guess, validated by the compare-exchange
     let i: number;
     for (;;) {
@@ -468,16 +512,17 @@ function makeSend(c: Int32Array, mask: number, host: ChannelHost, ext: object, i
         if (seen === pos) break;
         pos = seen;
       } else if (d < 0) {
-        return false; // full
+        return unsent(h, marked, false); // full
       } else {
         // Another sender moved on. The position not moving means forged
         // memory (a seq ahead of every position): full, not a spin forever.
         const now = Atomics.load(c, ENQ);
-        if (now === pos) return false;
+        if (now === pos) return unsent(h, marked, false);
         pos = now;
       }
     }
     // The cell is ours (plain stores: this thread's own words; see above).
+    mem[S_RING] = 0;
     mem[S_POS] = pos;
     mem[S_HANDLE] = h;
     mem[S_CHAN] = id;
@@ -489,13 +534,16 @@ function makeSend(c: Int32Array, mask: number, host: ChannelHost, ext: object, i
       // (repair_channels) publishes what S_HANDLE holds, and in an
       // unchecked pool no state word tells it the object stayed here.
       mem[S_HANDLE] = HOLE;
+      // plain: the object is in flight in no cell, so only this thread can
+      // reach it; its next reader gets the handle by a hand-off.
+      if (marked && state !== null) state[h] = TAKEN;
       c[i + 1] = HOLE;
       Atomics.store(c, i, (pos + 1) | 0);
       mem[S_CHAN] = 0;
       if (Atomics.load(c, A) > CLOSED) settle(id);
       throw poolError(codes.CLOSED, `The channel${where} is closed`);
     }
-    if (state !== null && Atomics.compareExchange(state, h, TAKEN, IN_FLIGHT) !== TAKEN) {
+    if (!marked && state !== null && Atomics.compareExchange(state, h, TAKEN, IN_FLIGHT) !== TAKEN) {
       // Another thread sent or pushed it since the check: a hole, which
       // receivers skip (S_HANDLE as above; here its state word says so too).
       mem[S_HANDLE] = HOLE;
@@ -512,19 +560,113 @@ function makeSend(c: Int32Array, mask: number, host: ChannelHost, ext: object, i
     Atomics.store(c, i, (pos + 1) | 0);
     mem[S_CHAN] = 0;
     // Receivers wait, or the pool closed meanwhile: native code wakes them
-    // (through the channel's wake word: only this channel's waiters), or
-    // gives the channel's objects back to the pool.
+    // (through the wake word: only this channel's waiters), or gives the
+    // channel's objects back to the pool.
     if (Atomics.load(c, A) > CLOSED) settle(id);
     if (untrack !== null) untrack(h);
     return true;
   };
+
+  // Not sent after all: a marked object is the caller's again (plain: it
+  // is in flight in no cell, so only this thread can reach it), and the
+  // view's memory forgets the call.
+  const unsent = (h: number, marked: boolean, result: false): false => {
+    if (marked && state !== null) state[h] = TAKEN;
+    mem[S_CHAN] = 0;
+    return result;
+  };
+
+  const send = (h: number): boolean => {
+    if (typeof h !== 'number' || (h >>> 0) !== h || h >= capacity) throw badHandle(h, capacity);
+    // Plain loads (hints, to refuse early; the decisions are made
+    // atomically later): the closed flag (a stale 0 is caught by the ring's
+    // compare-exchange, a closed channel being promoted, or by the queue's
+    // load after its claim) and the object's state (this thread's own write
+    // if it popped or received the object, or ordered by the hand-off that
+    // gave it the handle; a stale TAKEN is caught by the compare-exchange).
+    if ((c[A]! & CLOSED) !== 0) throw poolError(codes.CLOSED, `The channel${where} is closed`);
+    if (state !== null && state[h] !== TAKEN) throw notSendable(h, state, where);
+    if (path !== RING && (path === QUEUE || (path = choosePath(c, SENDER, role, promote, id)) !== RING)) {
+      return path === QUEUE ? queueSend(h, false) : false;
+    }
+    let v = c[RENQ]!; // plain: this sender's own position (see above); the flags are checked by the compare-exchange
+    let marked = false;
+    if (v >= 0) ring: {
+      const e = v & RING_POS;
+      if (((e - freed) & RING_POS) >= cap) {
+        // An Atomics load: the receiver read the cells it freed before it
+        // moved this position; they are overwritten only after this.
+        const dv = Atomics.load(c, RDEQ);
+        if (dv < 0) break ring; // promoted
+        freed = dv & RING_POS;
+        if (((e - freed) & RING_POS) >= cap) return false; // full
+      }
+      // The call, in the view's memory first (plain: see above): a stop
+      // after the state's compare-exchange gives the object back to the pool.
+      mem[S_RING] = 1;
+      mem[S_POS] = e;
+      mem[S_HANDLE] = h;
+      mem[S_CHAN] = id;
+      if (state !== null && Atomics.compareExchange(state, h, TAKEN, IN_FLIGHT) !== TAKEN) {
+        mem[S_CHAN] = 0;
+        throw notSendable(h, state, where);
+      }
+      marked = state !== null;
+      c[ringBase + (e & mask)] = h; // plain: published by the compare-exchange below
+      for (;;) {
+        const seen = Atomics.compareExchange(c, RENQ, v, ((e + 1) & RING_POS) | (v & RING_WAIT));
+        if (seen === v) break;
+        // A flag changed: waiters came or left (try again with them), or
+        // the channel was promoted. Another position is forged memory.
+        if (seen < 0) break ring;
+        if ((seen & RING_POS) !== e) return unsent(h, marked, false);
+        v = seen;
+      }
+      mem[S_CHAN] = 0;
+      if ((v & RING_WAIT) !== 0) settle(id); // receivers wait: wake them (native/channels.cc)
+      if (untrack !== null) untrack(h);
+      return true;
+    }
+    // Promoted (the Frozen bit): the MPMC queue from now on, once the
+    // conversion is done; an object already marked goes as it is.
+    if (!promote(id)) return unsent(h, marked, false);
+    path = QUEUE;
+    return queueSend(h, marked);
+  };
   keepAlive.set(send, ext); // as for receive (see there)
   return send;
 }
+function makeReceive(c: Int32Array, mask: number, host: ChannelHost, ext: object, id: number, role: number): () => number {
+  const { state, capacity, mem, ops } = host;
+  const promote = ops.chanPromote;
+  const cap = mask + 1, ringBase = CELLS + 2 * cap;
+  let path = UNKNOWN;
+  // The ring's enqueue position as this receiver last loaded it (never
+  // ahead of the real one): cells before it are published.
+  let filled = 0;
 
-function makeReceive(c: Int32Array, mask: number, host: ChannelHost, ext: object, id: number): () => number {
-  const { state, capacity, mem } = host;
-  const receive = () => {
+  // A handle out of a cell this receive took: a hole, or a value only
+  // forged memory holds (out of range, or an object not in flight), is
+  // skipped (false). The state word: a plain load and store. The load comes
+  // after the Atomics load that saw the cell published, which orders the
+  // sender's compare-exchange to InFlight before it; only this receive took
+  // the cell, so nothing else moves the object now (a push or send of it
+  // fails while it is InFlight); the store reaches this thread's next push
+  // of it in program order, another thread's through the hand-off that
+  // gives it the handle. Two cells naming one object only come from forged
+  // memory: two receivers may then both take it (as forged state words in
+  // the pool's metadata could do); memory stays safe.
+  const take = (h: number): boolean => {
+    if ((h >>> 0) < capacity && (state === null || state[h] === IN_FLIGHT)) {
+      if (state !== null) state[h] = TAKEN;
+      mem[R_CHAN] = 0;
+      return true;
+    }
+    mem[R_CHAN] = 0;
+    return false;
+  };
+
+  const queueReceive = (): number => {
     let pos = c[DEQ]!; // plain: a guess, validated by the compare-exchange
     for (;;) {
       const i = CELLS + ((pos & mask) << 1);
@@ -533,28 +675,13 @@ function makeReceive(c: Int32Array, mask: number, host: ChannelHost, ext: object
         const seen = Atomics.compareExchange(c, DEQ, pos, (pos + 1) | 0);
         if (seen === pos) {
           // The cell is ours (plain stores to `mem`: see above).
+          mem[R_RING] = 0;
           mem[R_POS] = pos;
           mem[R_CHAN] = id;
           const h = c[i + 1]!; // plain: ordered after the Atomics.load that saw the seq
           mem[R_HANDLE] = h;
           Atomics.store(c, i, (pos + mask + 1) | 0);
-          // A hole, or a value only forged memory holds (out of range, or an
-          // object not in flight): skipped. The state word: a plain load and
-          // store. The load comes after the Atomics.load that saw the cell
-          // published, which orders the sender's compare-exchange to
-          // InFlight before it; only this receive took the cell, so nothing
-          // else moves the object now (a push or send of it fails while it
-          // is InFlight); the store reaches this thread's next push of it in
-          // program order, another thread's through the hand-off that gives
-          // it the handle. Two cells naming one object only come from forged
-          // memory: two receivers may then both take it (as forged state
-          // words in the pool's metadata could do); memory stays safe.
-          if ((h >>> 0) < capacity && (state === null || state[h] === IN_FLIGHT)) {
-            if (state !== null) state[h] = TAKEN;
-            mem[R_CHAN] = 0;
-            return h;
-          }
-          mem[R_CHAN] = 0;
+          if (take(h)) return h;
           pos = (pos + 1) | 0;
         } else {
           pos = seen;
@@ -568,6 +695,48 @@ function makeReceive(c: Int32Array, mask: number, host: ChannelHost, ext: object
         pos = now;
       }
     }
+  };
+
+  const receive = (): number => {
+    if (path !== RING && (path === QUEUE || (path = choosePath(c, RECEIVER, role, promote, id)) !== RING)) {
+      return path === QUEUE ? queueReceive() : -1;
+    }
+    // At most a lap of skipped values (forged memory), then empty for now.
+    let frozen = true;
+    for (let skipped = 0; skipped < cap; skipped++) {
+      const d = c[RDEQ]!; // plain: this receiver's own position (see above)
+      if (d < 0) break; // promoted
+      let n = (filled - d) & RING_POS;
+      if (n === 0 || n > cap) {
+        // An Atomics load: the values the sender published before it moved
+        // this position are read after it.
+        const e = Atomics.load(c, RENQ);
+        if (e < 0) break; // promoted
+        filled = e & RING_POS;
+        n = (filled - d) & RING_POS;
+        if (n === 0 || n > cap) return -1; // empty (or forged)
+      }
+      const h = c[ringBase + (d & mask)]!; // plain: published (see above)
+      // The call, in the view's memory (plain: see above): a stop after the
+      // compare-exchange below gives an object still in flight back to the pool.
+      mem[R_RING] = 1;
+      mem[R_POS] = d;
+      mem[R_HANDLE] = h;
+      mem[R_CHAN] = id;
+      const seen = Atomics.compareExchange(c, RDEQ, d, (d + 1) & RING_POS);
+      if (seen !== d) {
+        mem[R_CHAN] = 0;
+        if (seen < 0) break; // promoted: the value read goes with the conversion
+        return -1; // forged
+      }
+      if (take(h)) return h;
+      if (skipped === cap - 1) frozen = false;
+    }
+    if (!frozen) return -1; // a lap of forged values
+    // Promoted (the Frozen bit): the MPMC queue from now on, once the conversion is done.
+    if (!promote(id)) return -1;
+    path = QUEUE;
+    return queueReceive();
   };
   // The closure holds the channel's native record: while it can run, its id
   // names this channel (ids are reused once a record is freed), the repair

@@ -42,12 +42,14 @@ export interface NativeOps {
   /** Registers a waiter (or returns an object that came back meanwhile); `onWake` runs on pushes. */
   waitBegin(onWake: () => void): number;
   waitEnd(): void;
-  /** Validates a channel's memory and registers it with the pool (a fresh one gets the pool's tag; another must carry it): the record (an external that keeps it open while held) and the id that names it below. */
-  openChannel(memory: Int32Array, fresh: boolean): [record: object, channel: number];
+  /** Validates a channel's memory and registers it with the pool (a fresh one gets the pool's tag; another must carry it): the record (an external that keeps it open while held), the id that names it below, and the instance's role token (native/channel.hpp, "The ring"). */
+  openChannel(memory: Int32Array, fresh: boolean): [record: object, channel: number, role: number];
   /** Sends a prefix of the handles (all checked first); how many. */
   chanSendMany(channel: number, handles: Uint32Array, count?: number): number;
   /** Takes up to count handles into `out`; how many. */
   chanReceiveMany(channel: number, out: Uint32Array, count?: number): number;
+  /** Makes the channel the MPMC queue for good (a second sender or receiver came); true once it is (false: forged memory). */
+  chanPromote(channel: number): boolean;
   /** After a JS send found the channel's attention word set: wakes receivers, or gives objects back to a closed pool. */
   chanSettle(channel: number): void;
   /** No more sends; wakes waiting receivers. */
@@ -112,9 +114,16 @@ export interface NativeAddon {
   readonly chanEnqueueWord: number;
   readonly chanDequeueWord: number;
   readonly chanCellsWord: number;
+  readonly chanModeWord: number;
+  readonly chanSenderRoleWord: number;
+  readonly chanReceiverRoleWord: number;
+  readonly chanRingEnqueueWord: number;
+  readonly chanRingDequeueWord: number;
   /** Word indices in a view's own memory (native/binding.hpp, MemWord): a send and a receive in progress, the cache. */
   readonly memSendWord: number;
   readonly memRecvWord: number;
+  readonly memSendRingWord: number;
+  readonly memRecvRingWord: number;
   readonly memCacheBase: number;
 }
 

@@ -617,6 +617,7 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
                                                        {"zeroPushFree", ZeroPushFree},
                                                        {"chanSendMany", ChanSendMany},
                                                        {"chanReceiveMany", ChanReceiveMany},
+                                                       {"chanPromote", ChanPromote},
                                                        {"chanSettle", ChanSettle},
                                                        {"chanClose", ChanClose},
                                                        {"chanWaitBegin", ChanWaitBegin},
@@ -677,8 +678,15 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("chanEnqueueWord", Napi::Number::New(env, double(objpool::chan_layout::enqueue)));
   exports.Set("chanDequeueWord", Napi::Number::New(env, double(objpool::chan_layout::dequeue)));
   exports.Set("chanCellsWord", Napi::Number::New(env, double(objpool::chan_layout::cells)));
+  exports.Set("chanModeWord", Napi::Number::New(env, double(objpool::chan_layout::mode)));
+  exports.Set("chanSenderRoleWord", Napi::Number::New(env, double(objpool::chan_layout::sender_role)));
+  exports.Set("chanReceiverRoleWord", Napi::Number::New(env, double(objpool::chan_layout::receiver_role)));
+  exports.Set("chanRingEnqueueWord", Napi::Number::New(env, double(objpool::chan_layout::ring_enqueue)));
+  exports.Set("chanRingDequeueWord", Napi::Number::New(env, double(objpool::chan_layout::ring_dequeue)));
   exports.Set("memSendWord", Napi::Number::New(env, double(kSendChan)));
   exports.Set("memRecvWord", Napi::Number::New(env, double(kRecvChan)));
+  exports.Set("memSendRingWord", Napi::Number::New(env, double(kSendRing)));
+  exports.Set("memRecvRingWord", Napi::Number::New(env, double(kRecvRing)));
   exports.Set("memCacheBase", Napi::Number::New(env, double(kCacheBase)));
   return exports;
 }

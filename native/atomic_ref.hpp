@@ -8,7 +8,7 @@
 // 10) and MSVC's STL (VS 2019 16.7 on, /std:c++20) have it and use it.
 //
 // The stand-in covers exactly what objpool uses: load, store, exchange,
-// compare_exchange_weak/strong, fetch_add, fetch_sub, fetch_or and
+// compare_exchange_weak/strong, fetch_add, fetch_sub, fetch_or, fetch_and and
 // is_always_lock_free, for integral T. Like std::atomic_ref, it requires the
 // referenced object to be suitably aligned (alignof(T) == sizeof(T) for the
 // types used here) and every concurrent access to go through an atomic_ref.
@@ -116,6 +116,9 @@ class atomic_ref {
   }
   T fetch_or(T v, std::memory_order o = std::memory_order_seq_cst) const noexcept {
     return __atomic_fetch_or(p_, v, detail_atomic::order(o));
+  }
+  T fetch_and(T v, std::memory_order o = std::memory_order_seq_cst) const noexcept {
+    return __atomic_fetch_and(p_, v, detail_atomic::order(o));
   }
 
  private:

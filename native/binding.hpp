@@ -70,6 +70,9 @@ enum MemWord : size_t {
   kRecvChan = 7,
   kRecvPos = 8,
   kRecvHandle = 9,
+  // Which queue the call is on: 1 the ring, 0 the MPMC queue (channel.hpp, "The ring").
+  kSendRing = 10,
+  kRecvRing = 11,
   kCacheBase = 12,  // the cached handles, oldest first
 };
 
@@ -258,6 +261,7 @@ bool repair_channels(Binding* b);
 Napi::Value OpenChannel(const Napi::CallbackInfo& info);
 napi_value ChanSendMany(napi_env env, napi_callback_info info);
 napi_value ChanReceiveMany(napi_env env, napi_callback_info info);
+napi_value ChanPromote(napi_env env, napi_callback_info info);
 napi_value ChanSettle(napi_env env, napi_callback_info info);
 napi_value ChanClose(napi_env env, napi_callback_info info);
 napi_value ChanWaitBegin(napi_env env, napi_callback_info info);

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <thread>
 
 #include "atomic_ref.hpp"
 #include "layout.hpp"
@@ -20,6 +21,11 @@
 // there (the race the second look after the claim is for). Empty elsewhere.
 #ifndef OBJPOOL_TEST_CHAN_BEFORE_CLAIM
 #define OBJPOOL_TEST_CHAN_BEFORE_CLAIM()
+#endif
+// Test-only: the order of the ring receiver's load of the enqueue position
+// (test/native/run.js weakens it, and ThreadSanitizer must report a race).
+#ifndef OBJPOOL_TEST_RING_ORDER
+#define OBJPOOL_TEST_RING_ORDER std::memory_order_acquire
 #endif
 
 namespace objpool {
@@ -44,12 +50,44 @@ namespace objpool {
 // Words (u32, host-endian), at these indices of the channel's memory:
 //   0 magic, 1 version, 2 capacity (a power of two, >= 2), 4 attention,
 //   8..9 the pool's tag (a u64 its binding writes and checks: which pool
-//   the channel belongs to);
-//   32 the enqueue position (own line), 64 the dequeue position (own line),
-//   96 the wake word (own line: bumped by sends that find waiters, and by
-//   closes; waiting threads block on it);
+//   the channel belongs to); 12 the mode, 13 the sender role, 14 the
+//   receiver role, 16 the role counter (see "The ring" below);
+//   32 the enqueue position (own line; the ring's at 40), 64 the dequeue
+//   position (own line; the ring's at 72), 96 the wake word (own line:
+//   bumped by sends that find waiters, and by closes; waiting threads block
+//   on it);
 //   128.. the cells: {seq, value} per cell. Cell i starts with seq = i.
+//   128 + 2 * capacity.. the ring: one value word per cell.
 // Positions run over all of u32 and wrap; differences are read as int32.
+//
+// The ring. While one endpoint sends and one receives (the usual pipeline
+// stage), a channel is a single-producer/single-consumer ring (Lamport's,
+// with the positions in their own lines): a send writes its value and
+// publishes it with one compare-exchange of the ring's enqueue position; a
+// receive reads the enqueue position once for every value it shows, and
+// frees cells with one compare-exchange of its dequeue position. No seq
+// words, no claims. Each endpoint (a HandleChannel instance, or a Channel
+// copy from endpoint()) has a role token; the first to send takes the
+// sender role, the first to receive the receiver role (a CAS from 0). An
+// endpoint that finds a role taken by another, a call without a role (the
+// C++ API's default, give_back(), close()), promotes the channel, once and
+// for good, to the MPMC queue: promote() sets the mode to Promoting, sets
+// the Frozen bit in both ring positions (from then on the role holders'
+// CASes fail: they see the bit and take the MPMC path), converts what the
+// ring holds into full MPMC cells at the same positions (the others free),
+// sets the MPMC positions, and publishes all that with a release store of
+// the mode Mpmc. A stale write into the ring after that lands in words the
+// MPMC queue never reads. Promotion is one native call: a thread cannot be
+// stopped inside it.
+//
+// The ring's waiter bit (kRingWait in its enqueue position): a waiter sets
+// it after counting itself in the attention word, and looks again; a ring
+// send's CAS expects the bit clear, so a send that follows the bit fails
+// its first CAS, publishes with a second one and wakes (after_send()); one
+// that preceded it is seen by the waiter's look. The last waiter to leave
+// clears the bit, then reads the count again: a waiter that came in
+// meanwhile may have had its bit cleared, so it sets the bit again and
+// wakes everyone (a spurious wake-up, never a lost one).
 //
 // The memory is shared with JS (lib/channel.ts runs single sends and
 // receives in JS over the same words), which may write anything into it:
@@ -76,14 +114,20 @@ inline constexpr size_t version = 1;
 inline constexpr size_t capacity = 2;
 inline constexpr size_t attention = 4;
 inline constexpr size_t pool_tag = 8;  // and 9
+inline constexpr size_t mode = 12;
+inline constexpr size_t sender_role = 13;
+inline constexpr size_t receiver_role = 14;
+inline constexpr size_t role_seq = 16;
 inline constexpr size_t enqueue = 32;  // 128 bytes in: its own line
+inline constexpr size_t ring_enqueue = 40;
 inline constexpr size_t dequeue = 64;
+inline constexpr size_t ring_dequeue = 72;
 inline constexpr size_t wake = 96;
 inline constexpr size_t cells = 128;
 }  // namespace chan_layout
 
 inline constexpr uint32_t kChanMagic = 0x4e48434fu;  // "OCHN" in little-endian bytes
-inline constexpr uint32_t kChanVersion = 2;
+inline constexpr uint32_t kChanVersion = 3;
 inline constexpr uint32_t kChanMaxCapacity = 1u << 20;
 // At least two cells: with one, "full at position p" (seq p + 1) and "free
 // at position p + 1" (seq p + 1) are the same value (Vyukov's queue needs two).
@@ -92,10 +136,19 @@ inline constexpr uint32_t kChanClosed = 1;      // attention: no more sends
 inline constexpr uint32_t kChanPoolClosed = 2;  // attention: the pool closed; objects sent go back to it
 inline constexpr uint32_t kChanWaiterUnit = 4;  // attention: receivers waiting, counted in fours
 inline constexpr uint32_t kHole = 0xffffffffu;
+// The mode word: the ring (the format's 0), a promotion under way, the MPMC queue.
+inline constexpr uint32_t kChanModeRing = 0;
+inline constexpr uint32_t kChanModePromoting = 1;
+inline constexpr uint32_t kChanModeMpmc = 2;
+// The ring's positions: 28 bits of position (a lap of the largest channel
+// fits many times), and flags above them.
+inline constexpr uint32_t kRingPos = (1u << 28) - 1;
+inline constexpr uint32_t kRingWait = 1u << 30;    // enqueue position: receivers wait
+inline constexpr uint32_t kRingFrozen = 1u << 31;  // both positions: promoted, the ring is not used any more
 
 // Bytes of memory a channel of `capacity` cells (a power of two) needs.
 inline constexpr uint64_t channel_bytes_for(uint32_t capacity) {
-  return (chan_layout::cells + 2 * uint64_t(capacity)) * 4;
+  return (chan_layout::cells + 3 * uint64_t(capacity)) * 4;
 }
 // The capacity a channel asked for `want` handles gets: the next power of
 // two, and at least kChanMinCapacity.
@@ -143,6 +196,64 @@ class Channel {
   uint32_t capacity() const { return mask_ + 1; }
   const void* memory() const { return words_; }
 
+  // A copy of this channel for one endpoint (one thread's sends and
+  // receives, in turn): with a role token of its own, it sends and receives
+  // through the ring while it is the only sender and receiver (see "The
+  // ring"). A Channel without a role (the default) always promotes the
+  // channel to the MPMC queue: copies shared between threads stay correct.
+  Channel endpoint() {
+    Channel c = *this;
+    c.role_ = new_role();
+    return c;
+  }
+  uint32_t role() const { return role_; }
+  // A fresh role token, never 0, for an endpoint (lib/channel.ts's instances
+  // draw theirs here too).
+  uint32_t new_role() {
+    uint32_t t;
+    // relaxed: only the values have to differ.
+    do t = word(chan_layout::role_seq).fetch_add(1, std::memory_order_relaxed) + 1;
+    while (t == 0);
+    return t;
+  }
+  // Whether the channel is (for good) the MPMC queue.
+  bool promoted() const {
+    // acquire: as in promote().
+    return word(chan_layout::mode).load(std::memory_order_acquire) == kChanModeMpmc;
+  }
+
+  // Makes the channel the MPMC queue (see "The ring"); true once it is.
+  // False only when another promotion does not finish within about a
+  // second, which only forged memory does (a mode word stuck at
+  // Promoting): the caller then reports the channel full or empty.
+  bool promote() {
+    auto m = word(chan_layout::mode);
+    // acquire: sees the conversion (the cells and positions) that the
+    // promoter's release store of Mpmc follows.
+    uint32_t v = m.load(std::memory_order_acquire);
+    if (v == kChanModeMpmc) return true;
+    // acquire on success: nothing of the conversion may move before it;
+    // relaxed on failure (re-read below).
+    if (v == kChanModeRing &&
+        m.compare_exchange_strong(v, kChanModePromoting, std::memory_order_acquire, std::memory_order_relaxed)) {
+      convert();
+      // release: publishes the conversion to promote()'s acquire loads.
+      m.store(kChanModeMpmc, std::memory_order_release);
+      return true;
+    }
+    for (unsigned i = 0; i < 20000; ++i) {
+      // acquire: as above.
+      v = m.load(std::memory_order_acquire);
+      if (v == kChanModeMpmc) return true;
+      if (v != kChanModePromoting) return false;  // forged
+      if (i < 100)
+        std::this_thread::yield();
+      else
+        detail::pause_us(50);
+    }
+    return false;
+  }
+
   // Which pool the channel belongs to, as its maker wrote it (0: not
   // written). Nothing here depends on it: a binding uses it to refuse
   // another pool's channel.
@@ -163,12 +274,20 @@ class Channel {
   uint32_t waiters() const { return attention().load(std::memory_order_relaxed) / kChanWaiterUnit; }
   // Handles in the channel now (claimed cells included); approximate while others work.
   uint32_t size() const {
+    if (!promoted()) {
+      // relaxed: a count, as below.
+      const uint32_t n = (word(chan_layout::ring_enqueue).load(std::memory_order_relaxed) -
+                          word(chan_layout::ring_dequeue).load(std::memory_order_relaxed)) &
+                         kRingPos;
+      return n > capacity() ? capacity() : n;
+    }
     const uint32_t d = word(chan_layout::dequeue).load(std::memory_order_relaxed);
     const uint32_t e = word(chan_layout::enqueue).load(std::memory_order_relaxed);
     const int32_t n = int32_t(e - d);
     return n < 0 ? 0 : (uint32_t(n) > capacity() ? capacity() : uint32_t(n));
   }
-  // Closed, and every claimed cell taken: nothing more can come out.
+  // Closed, and every claimed cell taken: nothing more can come out. (A
+  // closed channel is the MPMC queue: close() promotes it first.)
   bool drained() const {
     // seq_cst: after a waiter's RMW of the attention word (see the pairings).
     if ((attention().load(std::memory_order_seq_cst) & kChanClosed) == 0) return false;
@@ -209,6 +328,13 @@ class Channel {
 
   // Takes up to `max` objects into `out`; how many.
   size_t receive_many(Pool& pool, uint32_t* out, size_t max) {
+    if (max == 0) return 0;
+    if (role_ != 0 && claim_role(chan_layout::receiver_role)) {
+      bool frozen = false;
+      const size_t got = ring_receive(pool, out, max, frozen);
+      if (!frozen) return got;
+    }
+    if (!promote()) return 0;
     size_t got = 0, claimed = 0;
     // At most a lap of cells (holes included), as in give_back().
     while (got < max && claimed < capacity()) {
@@ -227,6 +353,7 @@ class Channel {
   // No more sends; what is in the channel can still be received. Wakes
   // waiting receivers (they see it closed once it is drained).
   void close() {
+    promote();  // a closed channel is the MPMC queue: its sends look at the flag after their claim
     // seq_cst: a waiter that registers after this sees the flag; a send
     // that claims a cell after this sees it (send_checked()).
     const uint32_t before = attention().fetch_or(kChanClosed, std::memory_order_seq_cst);
@@ -238,6 +365,7 @@ class Channel {
   // Pool::return_in_flight. Returns how many went back.
   template <class Zero>
   size_t close_for_pool(Pool& pool, Zero&& zero) {
+    promote();  // as in close(); give_back() takes from the MPMC cells
     // seq_cst, then the fence in give_back(): the close pairing above.
     const uint32_t before = attention().fetch_or(kChanClosed | kChanPoolClosed, std::memory_order_seq_cst);
     const size_t n = give_back(pool, zero);
@@ -299,6 +427,30 @@ class Channel {
     return pool.return_in_flight(h, zero) == Status::drain_needed;
   }
 
+  // finish_send() and finish_receive() for a call on the ring (lib/channel.ts
+  // says which in the view's memory). A send is published iff the ring's
+  // enqueue position moved past `pos` (only its sender, now stopped, moves
+  // it; a freeze keeps the position): if not, an object it had already put
+  // in flight goes back to the pool. A receive took its cell iff the
+  // dequeue position is `pos + 1`: then an object still in flight goes back
+  // to the pool. True if that pool is closed (drain_needed).
+  template <class Zero>
+  bool finish_ring_send(Pool& pool, uint32_t pos, uint32_t h, Zero&& zero) {
+    // relaxed: the stopped thread's own word (its stop orders its writes
+    // before this teardown).
+    if ((word(chan_layout::ring_enqueue).load(std::memory_order_relaxed) & kRingPos) != (pos & kRingPos)) return false;
+    if (!pool.checked() || h >= pool.capacity() || pool.state_of(h) != kStateInFlight) return false;
+    return pool.return_in_flight(h, zero) == Status::drain_needed;
+  }
+  template <class Zero>
+  bool finish_ring_receive(Pool& pool, uint32_t pos, uint32_t h, Zero&& zero) {
+    // relaxed: as above.
+    if ((word(chan_layout::ring_dequeue).load(std::memory_order_relaxed) & kRingPos) != ((pos + 1) & kRingPos))
+      return false;
+    if (!pool.checked() || h >= pool.capacity() || pool.state_of(h) != kStateInFlight) return false;
+    return pool.return_in_flight(h, zero) == Status::drain_needed;
+  }
+
   // The wake word: a waiting thread reads it, adds itself as a waiter,
   // looks at the cells again, then blocks in wait_for_send() until a send
   // (or a close) changes it. Only this channel's sends wake its waiters.
@@ -321,11 +473,23 @@ class Channel {
   void add_waiter() {
     // seq_cst, then a fence: the waiter pairing above.
     attention().fetch_add(kChanWaiterUnit, std::memory_order_seq_cst);
+    // seq_cst: the ring's waiter bit, after the count (see "The ring"): a
+    // ring send whose CAS sees the bit then sees the count in after_send().
+    word(chan_layout::ring_enqueue).fetch_or(kRingWait, std::memory_order_seq_cst);
     std::atomic_thread_fence(std::memory_order_seq_cst);
   }
   void remove_waiter() {
-    // relaxed: a count; a send that still sees this waiter wakes nobody who cares.
-    attention().fetch_sub(kChanWaiterUnit, std::memory_order_relaxed);
+    // seq_cst: the count, then the bit (see "The ring").
+    const uint32_t before = attention().fetch_sub(kChanWaiterUnit, std::memory_order_seq_cst);
+    if (before / kChanWaiterUnit != 1) return;  // others still wait (or forged)
+    // seq_cst (all three): the last waiter clears the bit, then reads the
+    // count: one that counted itself meanwhile may have lost its bit here,
+    // so the bit is set again and everyone woken.
+    word(chan_layout::ring_enqueue).fetch_and(~kRingWait, std::memory_order_seq_cst);
+    if (attention().load(std::memory_order_seq_cst) >= kChanWaiterUnit) {
+      word(chan_layout::ring_enqueue).fetch_or(kRingWait, std::memory_order_seq_cst);
+      wake_waiters();
+    }
   }
 
  private:
@@ -333,6 +497,107 @@ class Channel {
   atomic_ref<uint32_t> attention() const { return word(chan_layout::attention); }
   atomic_ref<uint32_t> seq(uint32_t pos) const { return word(chan_layout::cells + 2 * size_t(pos & mask_)); }
   atomic_ref<uint32_t> value(uint32_t pos) const { return word(chan_layout::cells + 2 * size_t(pos & mask_) + 1); }
+  atomic_ref<uint32_t> ring(uint32_t pos) const {
+    return word(chan_layout::cells + 2 * size_t(mask_ + 1) + size_t(pos & mask_));
+  }
+
+  // Takes (or finds it holds) the sender or receiver role for this
+  // endpoint, while the channel is the ring.
+  bool claim_role(size_t which) {
+    // relaxed: a hint; the ring's CASes find a promotion (the Frozen bit).
+    if (word(chan_layout::mode).load(std::memory_order_relaxed) != kChanModeRing) return false;
+    uint32_t holder = 0;
+    // relaxed: the role word only says who may use the ring; the ring's
+    // positions carry the data.
+    return word(which).compare_exchange_strong(holder, role_, std::memory_order_relaxed, std::memory_order_relaxed) ||
+           holder == role_;
+  }
+
+  // promote(): freezes the ring and rewrites its content as MPMC cells.
+  void convert() {
+    // acq_rel (both): the Frozen bit makes the role holders' next CAS fail;
+    // acquire sees the values the ring's sender published (its release CAS)
+    // and the receiver's reads before it freed cells.
+    const uint32_t e = word(chan_layout::ring_enqueue).fetch_or(kRingFrozen, std::memory_order_acq_rel) & kRingPos;
+    const uint32_t d = word(chan_layout::ring_dequeue).fetch_or(kRingFrozen, std::memory_order_acq_rel) & kRingPos;
+    uint32_t n = (e - d) & kRingPos;
+    if (n > capacity()) n = 0;  // forged positions: their content is dropped
+    // relaxed (all): published by promote()'s release store of the mode.
+    // Cell of position d + i: full (seq = position + 1) for what the ring
+    // holds, free for its position (seq = position) after that.
+    for (uint32_t i = 0; i <= mask_; ++i) {
+      const uint32_t p = d + i;
+      if (i < n) {
+        value(p).store(ring(p).load(std::memory_order_relaxed), std::memory_order_relaxed);
+        seq(p).store(p + 1, std::memory_order_relaxed);
+      } else {
+        seq(p).store(p, std::memory_order_relaxed);
+      }
+    }
+    word(chan_layout::dequeue).store(d, std::memory_order_relaxed);
+    word(chan_layout::enqueue).store(d + n, std::memory_order_relaxed);
+  }
+
+  // A send of k marked handles on the ring: how many went (a prefix; 0 and
+  // full when there is no room). `frozen` when the channel was promoted
+  // first: nothing went, and the handles are still marked in flight.
+  size_t ring_send(const uint32_t* hs, size_t n, bool& frozen, bool& woke) {
+    auto enq = word(chan_layout::ring_enqueue);
+    // relaxed: the position is this endpoint's own (only the sender role
+    // moves it); the flags are checked by the CAS below.
+    uint32_t v = enq.load(std::memory_order_relaxed);
+    for (;;) {
+      if ((v & kRingFrozen) != 0) return frozen = true, 0;
+      const uint32_t e = v & kRingPos;
+      // acquire: the receiver read the cells it freed before its release
+      // CAS of this position; they are overwritten only after.
+      const uint32_t used =
+          (e - (word(chan_layout::ring_dequeue).load(std::memory_order_acquire) & kRingPos)) & kRingPos;
+      const size_t k = used >= capacity() ? 0 : std::min(n, size_t(capacity() - used));
+      if (k == 0) return 0;
+      // relaxed: published by the release CAS below.
+      for (size_t i = 0; i < k; ++i) ring(e + uint32_t(i)).store(hs[i], std::memory_order_relaxed);
+      // release: the receiver's acquire load of the position sees the
+      // values. seq_cst, in fact: the waiter bit's pairing is this word's
+      // modification order (a waiter's RMW is before this CAS, which then
+      // fails, or after it, and its look sees the values). relaxed on
+      // failure: the loop looks at the new flags.
+      if (enq.compare_exchange_strong(v, (v & kRingWait) | ((e + uint32_t(k)) & kRingPos), std::memory_order_seq_cst,
+                                      std::memory_order_relaxed)) {
+        woke = (v & kRingWait) != 0;
+        return k;
+      }
+    }
+  }
+
+  // A receive on the ring into `out`: how many (holes and forged values
+  // skipped). `frozen` when the channel was promoted first (nothing taken).
+  size_t ring_receive(Pool& pool, uint32_t* out, size_t max, bool& frozen) {
+    auto deq = word(chan_layout::ring_dequeue);
+    // relaxed: this endpoint's own position (only the receiver role moves it).
+    uint32_t dv = deq.load(std::memory_order_relaxed);
+    // acquire: sees the values the sender published before its CAS.
+    const uint32_t ev = word(chan_layout::ring_enqueue).load(OBJPOOL_TEST_RING_ORDER);
+    if (((dv | ev) & kRingFrozen) != 0) return frozen = true, 0;
+    const uint32_t d = dv & kRingPos;
+    uint32_t avail = (ev - d) & kRingPos;
+    if (avail > capacity()) avail = 0;  // forged
+    const size_t k = std::min(max, size_t(avail));
+    if (k == 0) return 0;
+    // relaxed: ordered after the acquire load above.
+    for (size_t i = 0; i < k; ++i) out[i] = ring(d + uint32_t(i)).load(std::memory_order_relaxed);
+    // release: the sender overwrites these cells only after its acquire
+    // load sees this position. relaxed on failure: frozen (or forged).
+    if (!deq.compare_exchange_strong(dv, (d + uint32_t(k)) & kRingPos, std::memory_order_release,
+                                     std::memory_order_relaxed))
+      return frozen = (dv & kRingFrozen) != 0, 0;
+    size_t got = 0;
+    for (size_t i = 0; i < k; ++i) {
+      const uint32_t h = out[i];
+      if (h < pool.capacity() && pool.receive_in_flight(h)) out[got++] = h;
+    }
+    return got;
+  }
 
   // Claims up to `want` consecutive cells at the enqueue (lag 0) or dequeue
   // (lag 1) position: each must hold seq == position + lag. Returns how many
@@ -399,6 +664,20 @@ class Channel {
         return st = Status::double_push, 0;
       }
     }
+    if (role_ != 0 && claim_role(chan_layout::sender_role)) {
+      bool frozen = false, woke = false;
+      const size_t k = ring_send(hs, n, frozen, woke);
+      if (!frozen) {
+        for (size_t i = k; i < n; ++i) pool.unmark_in_flight(hs[i]);
+        if (k == 0) return st = Status::full, 0;
+        st = woke ? after_send(pool, zero, waiters) : Status::ok;
+        return k;
+      }
+    }
+    if (!promote()) {
+      for (size_t i = 0; i < n; ++i) pool.unmark_in_flight(hs[i]);
+      return st = Status::full, 0;
+    }
     OBJPOOL_TEST_CHAN_BEFORE_CLAIM();
     uint32_t p = 0;
     const size_t k = claim(chan_layout::enqueue, 0, n, p);
@@ -449,6 +728,7 @@ class Channel {
 
   uint32_t* words_ = nullptr;
   uint32_t mask_ = 0;
+  uint32_t role_ = 0;  // see endpoint()
 };
 
 }  // namespace objpool

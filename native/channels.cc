@@ -12,7 +12,9 @@ namespace objpool::binding {
 // not published (the channel would stall), or one taken and the object not
 // yet in the thread's hands. The view's memory says which (kSendChan,
 // kRecvChan): a send is published (the object, if it went in flight, else
-// a hole); a received object goes back to the pool. Then each channel gets
+// a hole); a received object goes back to the pool. On the ring (kSendRing,
+// kRecvRing) nothing is claimed: an object put in flight by a send that did
+// not publish it goes back to the pool, as does one a receive took. Then each channel gets
 // what a send owes it: waiting receivers woken, and its objects back into a
 // closed pool. True if objects went into a closed pool.
 bool repair_channels(Binding* b) {
@@ -23,13 +25,21 @@ bool repair_channels(Binding* b) {
     // relaxed loads and stores: this thread's own words (its JS has stopped).
     auto word = [b](MemWord w) { return objpool::atomic_ref<int32_t>(b->mem[w]); };
     if (word(kSendChan).load(std::memory_order_relaxed) == r->id) {
-      r->ch.finish_send(b->pool, uint32_t(word(kSendPos).load(std::memory_order_relaxed)),
-                        uint32_t(word(kSendHandle).load(std::memory_order_relaxed)));
+      const uint32_t pos = uint32_t(word(kSendPos).load(std::memory_order_relaxed));
+      const uint32_t h = uint32_t(word(kSendHandle).load(std::memory_order_relaxed));
+      if (word(kSendRing).load(std::memory_order_relaxed) != 0)
+        drain |= r->ch.finish_ring_send(b->pool, pos, h, zero);
+      else
+        r->ch.finish_send(b->pool, pos, h);
       word(kSendChan).store(0, std::memory_order_relaxed);
     }
     if (word(kRecvChan).load(std::memory_order_relaxed) == r->id) {
-      drain |= r->ch.finish_receive(b->pool, uint32_t(word(kRecvPos).load(std::memory_order_relaxed)),
-                                    uint32_t(word(kRecvHandle).load(std::memory_order_relaxed)), zero);
+      const uint32_t pos = uint32_t(word(kRecvPos).load(std::memory_order_relaxed));
+      const uint32_t h = uint32_t(word(kRecvHandle).load(std::memory_order_relaxed));
+      if (word(kRecvRing).load(std::memory_order_relaxed) != 0)
+        drain |= r->ch.finish_ring_receive(b->pool, pos, h, zero);
+      else
+        drain |= r->ch.finish_receive(b->pool, pos, h, zero);
       word(kRecvChan).store(0, std::memory_order_relaxed);
     }
     drain |= r->ch.after_send(b->pool, zero) == Status::drain_needed;
@@ -109,7 +119,8 @@ void finalize_channel(napi_env env, void* data, void* hint) {
 // openChannel(memory: Int32Array over a SharedArrayBuffer, fresh): validates the
 // channel's header against the memory's real length and returns [the
 // external that owns the record (its finalizer frees it), the id that names
-// it in the calls below and in the view's memory]. A channel opened on a
+// it in the calls below and in the view's memory, the instance's role token
+// (channel.hpp, "The ring")]. A channel opened on a
 // closed pool is closed at once (and emptied into the pool).
 Napi::Value OpenChannel(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
@@ -141,7 +152,7 @@ Napi::Value OpenChannel(const Napi::CallbackInfo& info) {
     return Napi::Value();
   }
   auto* r = new ChanRec;
-  r->ch = ch;
+  r->ch = ch.endpoint();  // this instance's role: the ring while it is the only sender (receiver)
   r->owner = b;
   napi_value ext;
   if (napi_create_reference(env, info[0], 1, &r->ref) != napi_ok ||
@@ -176,9 +187,10 @@ Napi::Value OpenChannel(const Napi::CallbackInfo& info) {
     closed = b->pool.is_closed();
   }
   if (closed && r->ch.close_for_pool(b->pool, b->zeroer()) > 0) request_drain(env, b->key);
-  Napi::Array out = Napi::Array::New(env, 2);
+  Napi::Array out = Napi::Array::New(env, 3);
   out.Set(uint32_t(0), Napi::Value(env, ext));
   out.Set(uint32_t(1), Napi::Number::New(env, r->id));
+  out.Set(uint32_t(2), Napi::Number::New(env, r->ch.role()));
   return out;
 }
 
@@ -271,6 +283,19 @@ napi_value ChanReceiveMany(napi_env env, napi_callback_info info) {
   std::copy(tmp, tmp + got, out);
   napi_value v;
   napi_create_uint32(env, uint32_t(got), &v);
+  return v;
+}
+
+// chanPromote(channel): makes the channel the MPMC queue (a second sender or
+// receiver came); true once it is (false only for forged memory).
+napi_value ChanPromote(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1] = {nullptr};
+  Binding* b;
+  ChanRec* r = chan_call(env, info, &argc, argv, &b);
+  if (r == nullptr) return nullptr;
+  napi_value v;
+  napi_get_boolean(env, r->ch.promote(), &v);
   return v;
 }
 

@@ -569,7 +569,12 @@ test('attach refuses forged and foreign descriptors with ERR_OBJPOOL_BAD_DESCRIP
 test('forged channel memory cannot make receive hand out a handle that is not in flight, nor crash', (t) => {
   const pool = new ObjectPool({ capacity: 8, objectSize: 8, cache: 0 });
   const ch = pool.channel({ capacity: 8 });
+  // A second receiver makes it the MPMC queue, whose cells are forged below
+  // (the ring's forgery: test/channel-ring.test.js).
+  t.is(ch.receive(), -1);
+  t.is(HandleChannel.attach(ch.descriptor, pool).receive(), -1);
   const words = new Int32Array(ch.descriptor.memory);
+  t.is(words[12], 2, 'the MPMC queue');
   const CELLS = 128; // word indices (native/channel.hpp, chan_layout)
   const h = pool.pop();
   ch.send(h);

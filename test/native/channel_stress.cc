@@ -167,6 +167,9 @@ Status js_send(Chan& c, objpool::Pool& pool, uint32_t h, bool hole) {
   auto at = [&](size_t i) { return objpool::atomic_ref<uint32_t>(w[i]); };
   constexpr auto sc = std::memory_order_seq_cst;
   if (at(L::attention).load(sc) & objpool::kChanClosed) return Status::closed;
+  // The MPMC queue: an instance that is not the ring's sender promotes
+  // first (lib/channel.ts, choosePath()).
+  if (!c.ch.promote()) return Status::full;
   uint32_t pos = at(L::enqueue).load(sc);
   size_t i;
   for (;;) {
@@ -206,6 +209,9 @@ struct Case {
   uint64_t ops;        // values each producer sends (scaled)
   bool wait;           // consumers wait (the waiter pairing) instead of retrying
   bool js_sender;      // producer 0 sends as lib/channel.ts does, with holes
+  bool ring = false;   // each thread is an endpoint (Channel::endpoint()): the ring while one sends and one receives
+  bool late =
+      false;  // producer 1.. and consumer 1.. start once a quarter went through: the ring is promoted mid-stream
 };
 
 // Per (producer, sequence number): received how many times.
@@ -232,13 +238,15 @@ void wait_for(const std::atomic<uint64_t>& count, uint64_t target) {
 uint64_t stamp_of(unsigned producer, uint64_t seq) { return (uint64_t(producer) << 48) | seq; }
 
 void producer(Rig& r, Chan& c, const Case& k, unsigned me, uint64_t ops, std::atomic<bool>& gate,
-              std::atomic<bool>& stop, Counts& n) {
+              std::atomic<bool>& stop, const std::atomic<uint64_t>& received, uint64_t total, Counts& n) {
   const uint32_t id = me + 1;  // ghost id
+  objpool::Channel ch = k.ring ? c.ch.endpoint() : c.ch;
   Rng rng(id * 7919);
   Chan park(2);  // a private channel: objects in it are InFlight, and no consumer can take them
   std::vector<uint32_t> held;
   uint64_t next_seq = 0;  // the sequence number of held[0]
   while (!gate.load(std::memory_order_acquire)) std::this_thread::yield();
+  if (k.late && me > 0) wait_for(received, total / 4);
   const bool js = k.js_sender && me == 0;
   uint64_t round = 0;
   while ((next_seq < ops || !held.empty()) && !stop.load(std::memory_order_relaxed)) {
@@ -268,15 +276,15 @@ void producer(Rig& r, Chan& c, const Case& k, unsigned me, uint64_t ops, std::at
       const uint32_t a = held[0], b = held[1];
       uint32_t dup[3] = {a, b, a};
       Status st;
-      if (c.ch.send_many(r.pool, dup, 3, &st) != 0 || st != Status::double_push) ++n.status_errors;
+      if (ch.send_many(r.pool, dup, 3, &st) != 0 || st != Status::double_push) ++n.status_errors;
       uint32_t oor[2] = {a, r.capacity + 5};
-      if (c.ch.send_many(r.pool, oor, 2, &st) != 0 || st != Status::out_of_range) ++n.status_errors;
+      if (ch.send_many(r.pool, oor, 2, &st) != 0 || st != Status::out_of_range) ++n.status_errors;
       // b into the private channel: InFlight there, so no other channel takes it.
       if (park.ch.send(r.pool, b) != Status::ok) ++n.status_errors;
       if (r.pool.state_of(b) != objpool::kStateInFlight) ++n.state_errors;
-      if (c.ch.send(r.pool, b) != Status::double_push) ++n.status_errors;
+      if (ch.send(r.pool, b) != Status::double_push) ++n.status_errors;
       uint32_t pair[2] = {a, b};
-      if (c.ch.send_many(r.pool, pair, 2, &st) != 0 || st != Status::double_push) ++n.status_errors;
+      if (ch.send_many(r.pool, pair, 2, &st) != 0 || st != Status::double_push) ++n.status_errors;
       if (r.pool.push(b) != Status::double_push) ++n.status_errors;  // nor may the pool take it
       if (r.pool.state_of(a) != objpool::kStateTaken) ++n.state_errors;
       uint32_t back = objpool::kNone;
@@ -296,10 +304,10 @@ void producer(Rig& r, Chan& c, const Case& k, unsigned me, uint64_t ops, std::at
       if (st == Status::ok) sent = 1;
       if (st == Status::empty) ++n.holes, st = Status::full;  // a hole: the object is still ours, again
     } else if (held.size() == 1 && rng.below(2) == 0) {
-      st = c.ch.send(r.pool, held[0]);
+      st = ch.send(r.pool, held[0]);
       sent = st == Status::ok ? 1 : 0;
     } else {
-      sent = c.ch.send_many(r.pool, held.data(), held.size(), &st);
+      sent = ch.send_many(r.pool, held.data(), held.size(), &st);
     }
     if (st != Status::ok && st != Status::full) ++n.status_errors;
     if ((st == Status::full) != (sent == 0)) ++n.status_errors;
@@ -327,9 +335,11 @@ void consumer(Rig& r, Chan& c, const Case& k, unsigned me, Ledger& ledger, uint6
               std::atomic<uint64_t>& received, std::atomic<bool>& gate, std::atomic<bool>& stop, Counts& n) {
   const uint32_t id = 1000 + me;
   Rng rng(id * 104729);
+  objpool::Channel ch = k.ring ? c.ch.endpoint() : c.ch;
   std::vector<uint32_t> buf(k.max_batch);
   std::vector<int64_t> last(k.producers, -1);
   while (!gate.load(std::memory_order_acquire)) std::this_thread::yield();
+  if (k.late && me > 0) wait_for(received, total / 4);
   auto take = [&](size_t got) {
     for (size_t i = 0; i < got; ++i) {
       const uint32_t h = buf[i];
@@ -361,7 +371,7 @@ void consumer(Rig& r, Chan& c, const Case& k, unsigned me, Ledger& ledger, uint6
   auto receive_some = [&]() -> size_t {
     if (rng.below(3) == 0) {
       uint32_t h;
-      const Status st = c.ch.receive(r.pool, h);
+      const Status st = ch.receive(r.pool, h);
       if (st == Status::ok) {
         buf[0] = h;
         return 1;
@@ -369,18 +379,18 @@ void consumer(Rig& r, Chan& c, const Case& k, unsigned me, Ledger& ledger, uint6
       if (st != Status::empty) ++n.status_errors;
       return 0;
     }
-    return c.ch.receive_many(r.pool, buf.data(), 1 + rng.below(k.max_batch));
+    return ch.receive_many(r.pool, buf.data(), 1 + rng.below(k.max_batch));
   };
   while (received.load(std::memory_order_relaxed) < total && !stop.load(std::memory_order_relaxed)) {
     size_t got = receive_some();
     if (got == 0 && k.wait) {
       // The waiter pairing: the wake word, registered, looked at again, asleep.
-      const uint32_t seen = c.ch.wake_seq();
-      c.ch.add_waiter();
+      const uint32_t seen = ch.wake_seq();
+      ch.add_waiter();
       got = receive_some();
       if (got == 0 && received.load(std::memory_order_relaxed) < total && !stop.load(std::memory_order_relaxed))
-        c.ch.wait_for_send(seen);
-      c.ch.remove_waiter();
+        ch.wait_for_send(seen);
+      ch.remove_waiter();
     }
     if (got == 0) {
       ++n.empty;
@@ -390,7 +400,7 @@ void consumer(Rig& r, Chan& c, const Case& k, unsigned me, Ledger& ledger, uint6
     take(got);
   }
   // Everything was received: wake the other waiting consumers so they see it.
-  c.ch.wake_waiters();
+  ch.wake_waiters();
 }
 
 void run_case(const Case& k, double scale) {
@@ -405,7 +415,7 @@ void run_case(const Case& k, double scale) {
   std::vector<std::thread> threads;
   for (unsigned p = 0; p < k.producers; ++p)
     threads.emplace_back(producer, std::ref(r), std::ref(c), std::cref(k), p, ops, std::ref(gate), std::ref(stop),
-                         std::ref(pc[p]));
+                         std::cref(received), total, std::ref(pc[p]));
   for (unsigned q = 0; q < k.consumers; ++q)
     threads.emplace_back(consumer, std::ref(r), std::ref(c), std::cref(k), q, std::ref(ledger), total,
                          std::ref(received), std::ref(gate), std::ref(stop), std::ref(cc[q]));
@@ -465,6 +475,9 @@ void run_case(const Case& k, double scale) {
   const size_t got = r.pool.pop_many(all.data(), all.size());
   CHECK(got == r.capacity, "%s: %zu of %u objects back in the pool", k.name, got, r.capacity);
   CHECK(c.ch.size() == 0, "%s: %u handles left in the channel", k.name, c.ch.size());
+  // The ring stays the ring with one endpoint a side, and is promoted by the second.
+  CHECK(!k.ring || c.ch.promoted() == (k.late || k.producers > 1 || k.consumers > 1),
+        "%s: the channel is %s the MPMC queue", k.name, c.ch.promoted() ? "" : "not");
   r.pool.push_many(all.data(), got);
 }
 
@@ -477,7 +490,9 @@ bool another_round(unsigned round, unsigned rounds, Clock::time_point t0, double
   return round < 20 || std::chrono::duration<double>(Clock::now() - t0).count() < budget;
 }
 
-void run_close_race(unsigned rounds, double budget) {
+// With `ring`, one sender endpoint and one receiver endpoint: the ring, which
+// close() promotes while the sender sends.
+void run_close_race(unsigned rounds, double budget, bool ring) {
   const auto t0 = Clock::now();
   unsigned left_behind = 0, lost_objects = 0, bad = 0;
   uint64_t sent_total = 0;
@@ -490,6 +505,7 @@ void run_close_race(unsigned rounds, double budget) {
     std::atomic<unsigned> errors{0};
     auto prod = [&](unsigned me) {
       Rng rng(round * 31 + me);
+      objpool::Channel ch = ring ? c.ch.endpoint() : c.ch;
       uint32_t hs[4];
       while (!gate.load(std::memory_order_acquire)) {}
       for (;;) {
@@ -499,7 +515,7 @@ void run_close_race(unsigned rounds, double budget) {
         Status st;
         size_t k = 0;
         while (k < n) {
-          const size_t s = c.ch.send_many(r.pool, hs + k, n - k, &st);
+          const size_t s = ch.send_many(r.pool, hs + k, n - k, &st);
           k += s;
           sent.fetch_add(s, std::memory_order_relaxed);
           if (st == Status::closed) break;
@@ -515,16 +531,17 @@ void run_close_race(unsigned rounds, double budget) {
     };
     auto cons = [&](unsigned me) {
       Rng rng(round * 17 + me);
+      objpool::Channel ch = ring ? c.ch.endpoint() : c.ch;
       uint32_t hs[4];
       while (!gate.load(std::memory_order_acquire)) {}
       for (;;) {
-        const size_t n = c.ch.receive_many(r.pool, hs, 1 + rng.below(4));
+        const size_t n = ch.receive_many(r.pool, hs, 1 + rng.below(4));
         for (size_t i = 0; i < n; ++i)
           if (r.pool.push(hs[i]) != Status::ok) errors.fetch_add(1);
         received.fetch_add(n, std::memory_order_relaxed);
         if (n == 0) {
           uint32_t h;
-          const Status st = c.ch.receive(r.pool, h);
+          const Status st = ch.receive(r.pool, h);
           if (st == Status::closed) return;
           if (st == Status::ok) {
             received.fetch_add(1, std::memory_order_relaxed);
@@ -536,11 +553,8 @@ void run_close_race(unsigned rounds, double budget) {
       }
     };
     std::vector<std::thread> th;
-    th.emplace_back(prod, 0u);
-    th.emplace_back(prod, 1u);
-    th.emplace_back(prod, 2u);
-    th.emplace_back(cons, 0u);
-    th.emplace_back(cons, 1u);
+    for (unsigned p = 0; p < (ring ? 1u : 3u); ++p) th.emplace_back(prod, p);
+    for (unsigned q = 0; q < (ring ? 1u : 2u); ++q) th.emplace_back(cons, q);
     gate.store(true, std::memory_order_release);
     // Close once the consumers run (the race needs them caught up, the
     // channel often empty), at a random point after that.
@@ -558,7 +572,8 @@ void run_close_race(unsigned rounds, double budget) {
     bad += errors.load();
     sent_total += sent.load();
   }
-  std::printf("%-34s rounds=%u sent=%llu left-behind=%u lost=%u %.2fs\n", "close() racing with sends", round,
+  std::printf("%-34s rounds=%u sent=%llu left-behind=%u lost=%u %.2fs\n",
+              ring ? "close() racing with ring sends" : "close() racing with sends", round,
               (unsigned long long)sent_total, left_behind, lost_objects,
               std::chrono::duration<double>(Clock::now() - t0).count());
   CHECK(left_behind == 0,
@@ -827,7 +842,8 @@ void run_errors() {
 int main(int argc, char** argv) {
   const double scale = argc > 1 ? std::atof(argv[1]) : 1.0;
   const unsigned hw = std::max(2u, std::thread::hardware_concurrency());
-  // name, producers, consumers, pool capacity, channel capacity, max batch, values per producer, wait, js sender
+  // name, producers, consumers, pool capacity, channel capacity, max batch, values per producer, wait, js sender,
+  // ring, late
   const Case cases[] = {
       {"mpmc, 4 cells", 2, 2, 64, 4, 6, 150000, false, false},
       {"mpsc, exact order, 8 cells", 3, 1, 64, 8, 4, 100000, false, false},
@@ -835,13 +851,20 @@ int main(int argc, char** argv) {
       {"with a JS-style sender and holes", 2, 2, 64, 4, 4, 100000, false, true},
       {"waiting receivers, 4 cells", 2, 2, 16, 4, 4, 40000, true, false},
       {"more threads than cpus, 8 cells", hw + 1, hw + 1, 128, 8, 6, 40000, false, false},
+      // The ring (one sender endpoint, one receiver endpoint), then the ring
+      // promoted to the MPMC queue while values are in it.
+      {"ring, exact order, 4 cells", 1, 1, 32, 4, 4, 200000, false, false, true},
+      {"ring, a waiting receiver, 2 cells", 1, 1, 16, 2, 2, 60000, true, false, true},
+      {"ring promoted mid-stream, 4 cells", 2, 2, 64, 4, 4, 100000, false, false, true, true},
+      {"ring promoted mid-stream, waiting", 2, 2, 32, 4, 4, 40000, true, false, true, true},
   };
   run_errors();
   for (const Case& k : cases) run_case(k, scale);
   // The close races start threads for every round: ThreadSanitizer's
   // thread starts are slow, so it gets half the rounds.
   const double rounds = scale * (kThreadSanitizer ? 0.5 : 1.0);
-  run_close_race(std::max(20u, unsigned(100 * rounds)), 4.0 * scale);
+  run_close_race(std::max(20u, unsigned(100 * rounds)), 4.0 * scale, false);
+  run_close_race(std::max(20u, unsigned(100 * rounds)), 2.0 * scale, true);
   run_pool_close_race(std::max(20u, unsigned(150 * rounds)), 4.0 * scale);
   if (failures) {
     std::printf("channel stress: %d checks failed\n", failures);

@@ -13,7 +13,10 @@
 //     optimised and under ThreadSanitizer (both atomic_refs);
 //  6. the spin model of the channel (test/model/channel.pml): batches,
 //     holes, waiters, close() and the pool's close racing with sends; and
-//     broken variants that must be caught.
+//     broken variants that must be caught;
+//  7. the spin model of the channel's ring and its promotion
+//     (test/model/ring.pml), broken variants, and a broken ring order
+//     (the receiver's acquire weakened) that ThreadSanitizer must catch.
 // OBJPOOL_STRESS_SCALE=10 multiplies the stress operations; OBJPOOL_LONG=1
 // adds a larger model (3 objects, 3 threads: ~10 s, ~1 GB).
 const { spawnSync } = require('node:child_process');
@@ -124,6 +127,20 @@ model('broken channel model: no closed check after the claim', ['-DCLOSE_RACE', 
 model('broken channel model: a hole without the attention check, a waiting consumer', ['-DHOLES', '-DWAIT', '-DNCONS=1', '-DHOLE_NO_SETTLE'], chan(true));
 model('broken channel model: a hole without the attention check, the pool closing', ['-DPOOL_CLOSE', '-DHOLES', '-DHOLE_NO_SETTLE'], chan(true));
 model('broken channel model: close_for_pool() wakes no waiter', ['-DPOOL_CLOSE', '-DWAIT', '-DNCONS=1', '-DPRODUCERS=1', '-DPOOL_CLOSE_NO_WAKE'], chan(true));
+
+// The ring (one sender, one receiver) and its promotion to the MPMC queue
+// (test/model/ring.pml), and broken variants that must be caught.
+const ring = (expectError) => ({ expectError, file: 'ring.pml' });
+model('ring model: one sender, one receiver', [], ring(false));
+model('ring model: a waiting receiver (the Wait bit)', ['-DWAIT'], ring(false));
+model('ring model: a second sender promotes it mid-stream', ['-DPROMOTE'], ring(false));
+model('ring model: promoted mid-stream, a waiting receiver', ['-DPROMOTE', '-DWAIT'], ring(false));
+model('broken ring model: publish with a plain store', ['-DPROMOTE', '-DSTORE_PUBLISH'], ring(true));
+model('broken ring model: the ring in the MPMC cells', ['-DPROMOTE', '-DSHARED_CELLS'], ring(true));
+model('broken ring model: promotion freezes only the enqueue position', ['-DPROMOTE', '-DFREEZE_ENQ_ONLY'], ring(true));
+model('broken ring model: promotion reads the positions before it freezes them', ['-DPROMOTE', '-DREAD_THEN_FREEZE'], ring(true));
+model('broken ring model: a waiter sets no Wait bit', ['-DWAIT', '-DNO_WAIT_BIT'], ring(true));
+stress('broken: the ring receiver\'s load relaxed instead of acquire, under ThreadSanitizer', ['-O1', '-g', '-fsanitize=thread', ...noTsanWarning, '-DOBJPOOL_TEST_RING_ORDER=std::memory_order_relaxed'], tsanEnv, { ...channel, expectRace: true, scaleArg: '0.05' });
 
 const failed = results.filter((r) => !r.ok).length;
 console.log(`native: ${results.length - failed} passed, ${failed} failed`);

@@ -1,0 +1,196 @@
+'use strict';
+// The channel's ring (native/channel.hpp, "The ring"): one sender and one
+// receiver hand handles through a single-producer/single-consumer ring; a
+// second sender or receiver promotes the channel, mid-stream, to the MPMC
+// queue. What must hold across the promotion: every handle once, each
+// sender's in order, exact stats; a thread stopped inside a ring call loses
+// nothing; forged ring memory hands out nothing that is not in flight.
+const test = require('ava');
+const path = require('node:path');
+const { Worker } = require('node:worker_threads');
+const { ObjectPool, HandleChannel } = require('..');
+
+const root = path.join(__dirname, '..');
+const MODE = 12, RENQ = 40, RDEQ = 72, CELLS = 128; // word indices (native/channel.hpp, chan_layout)
+const modeOf = (ch) => new Int32Array(ch.descriptor.memory)[MODE];
+
+// A worker that sends `n` objects through the channel one by one, each
+// stamped with (sender, sequence number) in its first 8 bytes, and reports
+// 'started' after its first send.
+function sender(pool, ch, me, n) {
+  return new Worker(`
+    const { workerData: d, parentPort } = require('node:worker_threads');
+    const { ObjectPool, HandleChannel } = require(d.root);
+    const pool = ObjectPool.attach(d.pool);
+    const ch = HandleChannel.attach(d.ch, pool);
+    for (let i = 0; i < d.n;) {
+      const h = pool.pop();
+      if (h < 0) continue;
+      const b = pool.buffer(h);
+      b.writeUInt32LE(d.me, 0);
+      b.writeUInt32LE(i, 4);
+      while (!ch.send(h)) {}
+      if (i++ === 0) parentPort.postMessage('started');
+    }
+    parentPort.postMessage('done');`, { eval: true, workerData: { root, pool: pool.descriptor, ch: ch.descriptor, me, n } });
+}
+
+const settled = (w, what) => new Promise((resolve, reject) => {
+  w.on('message', (m) => m === what && resolve());
+  w.once('error', reject);
+});
+
+test('one sender and one receiver use the ring; a second sender promotes it mid-stream: every handle once, each sender in order', async (t) => {
+  const pool = new ObjectPool({ capacity: 64, objectSize: 8 });
+  const ch = pool.channel({ capacity: 8 });
+  const N = 20000;
+  const a = sender(pool, ch, 1, N);
+  const aDone = settled(a, 'done');
+  const next = [0, 0, 0];
+  let got = 0, b = null, bDone = null, modeBefore = -1;
+  while (got < 2 * N) {
+    const h = ch.receive();
+    if (h < 0) {
+      await new Promise(setImmediate);
+      continue;
+    }
+    const buf = pool.buffer(h);
+    const who = buf.readUInt32LE(0), seq = buf.readUInt32LE(4);
+    if (who < 1 || who > 2 || seq !== next[who]) t.fail(`handle ${h}: sender ${who} number ${seq}, expected ${next[who]}`);
+    next[who]++;
+    got++;
+    pool.push(h);
+    if (got === N / 4 && b === null) {
+      modeBefore = modeOf(ch);
+      b = sender(pool, ch, 2, N);
+      bDone = settled(b, 'done');
+    }
+  }
+  await Promise.all([aDone, bDone]);
+  t.is(modeBefore, 0, 'the ring while one thread sent');
+  t.is(modeOf(ch), 2, 'the MPMC queue once a second sender came');
+  t.deepEqual(next.slice(1), [N, N]);
+  t.is(ch.receive(), -1);
+  t.like(pool.stats(), { inUse: 0, available: 64 });
+  await Promise.all([a.terminate(), b.terminate()]);
+});
+
+test('a second receiver promotes the ring: what the ring held is received once, by one of them', async (t) => {
+  const pool = new ObjectPool({ capacity: 16, objectSize: 8, cache: 0 });
+  const ch = pool.channel({ capacity: 8 });
+  const hs = [];
+  for (let i = 0; i < 6; i++) hs.push(pool.pop());
+  for (const h of hs.slice(0, 4)) t.true(ch.send(h));
+  t.is(ch.receive(), hs[0], 'the ring, in order');
+  t.is(modeOf(ch), 0);
+  const other = HandleChannel.attach(ch.descriptor, pool); // a second receiver (this thread, another instance)
+  t.is(other.receive(), hs[1], 'the conversion kept the order');
+  t.is(modeOf(ch), 2);
+  t.is(ch.receive(), hs[2], 'the first receiver goes on in the MPMC queue');
+  t.true(ch.send(hs[4]), 'and the first sender too');
+  t.true(other.send(hs[5]));
+  t.is(ch.size, 3);
+  t.deepEqual([other.receive(), ch.receive(), other.receive(), ch.receive()], [hs[3], hs[4], hs[5], -1]);
+  for (const h of hs) pool.push(h);
+  t.like(pool.stats(), { inUse: 0, available: 16 });
+});
+
+test('close() promotes the ring: a send after it throws ERR_OBJPOOL_CLOSED, what was in it is still received', (t) => {
+  const pool = new ObjectPool({ capacity: 8, objectSize: 8 });
+  const ch = pool.channel({ capacity: 4 });
+  const [a, b] = [pool.pop(), pool.pop()];
+  t.true(ch.send(a));
+  t.is(modeOf(ch), 0);
+  ch.close();
+  t.is(modeOf(ch), 2);
+  t.throws(() => ch.send(b), { code: 'ERR_OBJPOOL_CLOSED' });
+  t.is(ch.receive(), a);
+  t.is(ch.receive(), -1);
+  pool.push(a);
+  pool.push(b);
+  t.like(pool.stats(), { inUse: 0 });
+});
+
+// A worker stopped by worker.terminate() inside a ring call: forced by
+// wrapping the worker's Atomics.compareExchange on the channel's memory so
+// that the call blocks (until terminated) at the ring's publish (a send:
+// before it; the object is in flight and in no cell) or just after its free
+// (a receive: the object left the ring, and is not the worker's yet). The
+// teardown (repair_channels) must give the object back to the pool.
+for (const [what, index, after] of [['send', RENQ, false], ['receive', RDEQ, true]]) {
+  test(`a worker terminated inside a ring ${what} loses nothing: the object goes back to the pool`, async (t) => {
+    const pool = new ObjectPool({ capacity: 8, objectSize: 8, cache: 0 });
+    const ch = pool.channel({ capacity: 4 });
+    if (what === 'receive') {
+      t.true(ch.send(pool.pop()));
+    }
+    const gate = new Int32Array(new SharedArrayBuffer(8));
+    const w = new Worker(`
+      const { workerData: d } = require('node:worker_threads');
+      const { ObjectPool, HandleChannel } = require(d.root);
+      const pool = ObjectPool.attach(d.pool);
+      const ch = HandleChannel.attach(d.ch, pool);
+      const words = new Int32Array(d.ch.memory);
+      const { compareExchange, store, notify, wait } = Atomics;
+      const block = () => { store(d.gate, 0, 1); notify(d.gate, 0); for (;;) wait(d.gate, 0, 1); };
+      Atomics.compareExchange = function (a, i, ...rest) {
+        if (a.buffer === d.ch.memory && i === d.index && !d.after) block();
+        const r = compareExchange(a, i, ...rest);
+        if (a.buffer === d.ch.memory && i === d.index && d.after) block();
+        return r;
+      };
+      if (d.what === 'send') ch.send(pool.pop());
+      else ch.receive();`, { eval: true, workerData: { root, pool: pool.descriptor, ch: ch.descriptor, gate, index, after, what } });
+    while (Atomics.load(gate, 0) === 0) await new Promise((r) => setTimeout(r, 5));
+    t.is(modeOf(ch), 0, 'on the ring');
+    t.like(pool.stats(), { inUse: 1 }, 'the object is out: in flight');
+    await w.terminate();
+    t.is(ch.receive(), -1, 'nothing in the channel');
+    t.like(pool.stats(), { inUse: 0, available: 8 }, 'the object is back in the pool');
+    const all = [];
+    for (let h; (h = pool.pop()) >= 0;) all.push(h);
+    t.is(new Set(all).size, 8, 'each object once');
+  });
+}
+
+test('forged ring memory: no handle that is not in flight comes out, nothing crashes, a promotion still works', (t) => {
+  const pool = new ObjectPool({ capacity: 8, objectSize: 8, cache: 0 });
+  const ch = pool.channel({ capacity: 8 });
+  const words = new Int32Array(ch.descriptor.memory);
+  const ring = CELLS + 2 * 8;
+  const h = pool.pop();
+  t.true(ch.send(h));
+  // Three forged values after it: out of range, a handle in the pool, a hole.
+  [1 << 30, 5, -1].forEach((v, i) => { words[ring + 1 + i] = v; });
+  words[RENQ] = 4;
+  t.is(ch.receive(), h);
+  t.is(ch.receive(), -1, 'every forged value skipped');
+  const out = new Uint32Array(8);
+  for (let round = 0; round < 200; round++) {
+    // Garbage in the ring's positions and cells (the header's magic kept).
+    for (const i of [RENQ, RDEQ]) if ((round + i) % 3 !== 0) words[i] = (Math.random() * 2 ** 32) | 0;
+    for (let i = ring; i < ring + 8; i++) if ((i + round) % 2 === 0) words[i] = (Math.random() * 16) | 0;
+    t.is(ch.receive(), -1, 'nothing in flight: nothing to receive');
+    t.is(ch.receiveMany(out), 0);
+    const x = pool.pop();
+    if (ch.send(x)) {
+      const back = ch.receive();
+      if (back !== -1) t.is(back, x);
+      else if (ch.receiveMany(out) === 1) t.is(out[0], x);
+    }
+    // x is the caller's again, or stuck in flight in the forged channel.
+    try { pool.push(x); } catch (err) { t.is(err.code, 'ERR_OBJPOOL_DOUBLE_PUSH'); }
+  }
+  // A second instance promotes the channel, whatever the ring held.
+  const other = HandleChannel.attach(ch.descriptor, pool);
+  other.receive();
+  t.is(modeOf(ch), 2);
+  const y = pool.pop();
+  if (y >= 0) {
+    t.true(other.send(y));
+    const back = [ch.receive(), ch.receive(), ch.receive()].find((v) => v === y);
+    t.is(back, y);
+    pool.push(y);
+  }
+  pool.push(h);
+});
