@@ -402,7 +402,9 @@ export class HandleChannel {
   // Closed, and every handle sent has been received (or taken back by the pool's close).
   #drained(): boolean {
     const c = this.#words;
-    return (Atomics.load(c, A) & CLOSED) !== 0 && Atomics.load(c, ENQ) === Atomics.load(c, DEQ);
+    // A closed channel is the MPMC queue (close() promotes it); a promotion
+    // still under way is not drained (its conversion may bring handles).
+    return (Atomics.load(c, A) & CLOSED) !== 0 && Atomics.load(c, MODE) === MPMC && Atomics.load(c, ENQ) === Atomics.load(c, DEQ);
   }
 
   #closedError(): Error {
@@ -443,7 +445,7 @@ export class HandleChannel {
 // Atomics calls cost 6-17 ns each whatever their kind, so the count is the
 // cost: a ring send makes 2 (the state word's compare-exchange, the
 // publish), a ring receive 1 (the free) plus a load per batch of what it
-// found; an MPMC send 5, an MPMC receive 3.
+// found; an MPMC send 6, an MPMC receive 3.
 //
 // Memory orders (Atomics are sequentially consistent; each plain access says
 // what orders it):
@@ -496,8 +498,11 @@ function makeSend(c: Int32Array, mask: number, host: ChannelHost, ext: object, i
   const cap = mask + 1, ringBase = CELLS + 2 * cap;
   let path = UNKNOWN;
   // The ring's dequeue position as this sender last loaded it (never ahead
-  // of the real one): room is looked up again only when it shows none.
-  let freed = 0;
+  // of the real one): room is looked up again only when it shows none, or
+  // when the enqueue position is not where this closure left it (`sent`:
+  // the instance's sendMany moved it, and `freed` may be a lap or more
+  // behind, which positions modulo 2^28 cannot tell).
+  let freed = 0, sent = -1;
 
   // Vyukov's send; `marked`: the object is already in flight (a ring send
   // that found the channel promoted), so the ownership check is done.
@@ -593,7 +598,7 @@ function makeSend(c: Int32Array, mask: number, host: ChannelHost, ext: object, i
     let marked = false;
     if (v >= 0) ring: {
       const e = v & RING_POS;
-      if (((e - freed) & RING_POS) >= cap) {
+      if (e !== sent || ((e - freed) & RING_POS) >= cap) {
         // An Atomics load: the receiver read the cells it freed before it
         // moved this position; they are overwritten only after this.
         const dv = Atomics.load(c, RDEQ);
@@ -623,6 +628,7 @@ function makeSend(c: Int32Array, mask: number, host: ChannelHost, ext: object, i
         v = seen;
       }
       mem[S_CHAN] = 0;
+      sent = (e + 1) & RING_POS;
       if ((v & RING_WAIT) !== 0) settle(id); // receivers wait: wake them (native/channels.cc)
       if (untrack !== null) untrack(h);
       return true;
@@ -642,8 +648,10 @@ function makeReceive(c: Int32Array, mask: number, host: ChannelHost, ext: object
   const cap = mask + 1, ringBase = CELLS + 2 * cap;
   let path = UNKNOWN;
   // The ring's enqueue position as this receiver last loaded it (never
-  // ahead of the real one): cells before it are published.
-  let filled = 0;
+  // ahead of the real one): cells before it are published. Trusted only
+  // while the dequeue position is where this closure left it (`taken`; as
+  // `sent` in send).
+  let filled = 0, taken = -1;
 
   // A handle out of a cell this receive took: a hole, or a value only
   // forged memory holds (out of range, or an object not in flight), is
@@ -707,7 +715,7 @@ function makeReceive(c: Int32Array, mask: number, host: ChannelHost, ext: object
       const d = c[RDEQ]!; // plain: this receiver's own position (see above)
       if (d < 0) break; // promoted
       let n = (filled - d) & RING_POS;
-      if (n === 0 || n > cap) {
+      if (d !== taken || n === 0 || n > cap) {
         // An Atomics load: the values the sender published before it moved
         // this position are read after it.
         const e = Atomics.load(c, RENQ);
@@ -729,6 +737,7 @@ function makeReceive(c: Int32Array, mask: number, host: ChannelHost, ext: object
         if (seen < 0) break; // promoted: the value read goes with the conversion
         return -1; // forged
       }
+      taken = (d + 1) & RING_POS;
       if (take(h)) return h;
       if (skipped === cap - 1) frozen = false;
     }

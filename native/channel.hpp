@@ -237,8 +237,14 @@ class Channel {
     if (v == kChanModeRing &&
         m.compare_exchange_strong(v, kChanModePromoting, std::memory_order_acquire, std::memory_order_relaxed)) {
       convert();
-      // release: publishes the conversion to promote()'s acquire loads.
-      m.store(kChanModeMpmc, std::memory_order_release);
+      // seq_cst (a release, for promote()'s acquire loads, and the first
+      // half of a Dekker pairing): then the waiter count, seq_cst. A waiter
+      // counts itself (seq_cst RMW, fence), then looks (promote()'s load of
+      // the mode): it sees Mpmc, or this load sees it and wakes it. So one
+      // that found the promotion under way (a ring frozen, a closed channel
+      // not yet drained) is woken to look again.
+      m.store(kChanModeMpmc, std::memory_order_seq_cst);
+      if (attention().load(std::memory_order_seq_cst) >= kChanWaiterUnit) wake_waiters();
       return true;
     }
     for (unsigned i = 0; i < 20000; ++i) {
@@ -291,6 +297,9 @@ class Channel {
   bool drained() const {
     // seq_cst: after a waiter's RMW of the attention word (see the pairings).
     if ((attention().load(std::memory_order_seq_cst) & kChanClosed) == 0) return false;
+    // A promotion still under way is not drained: its conversion may bring
+    // handles (promote() wakes the waiters when it is done).
+    if (!promoted()) return false;
     const uint32_t d = word(chan_layout::dequeue).load(std::memory_order_seq_cst);
     return word(chan_layout::enqueue).load(std::memory_order_seq_cst) == d;
   }
@@ -353,7 +362,10 @@ class Channel {
   // No more sends; what is in the channel can still be received. Wakes
   // waiting receivers (they see it closed once it is drained).
   void close() {
-    promote();  // a closed channel is the MPMC queue: its sends look at the flag after their claim
+    // A closed channel is the MPMC queue: its sends look at the flag after
+    // their claim. Another thread's promotion is waited for up to about 10
+    // s (a mode word stuck at Promoting is forged memory).
+    for (int i = 0; i < 10 && !promote(); ++i) {}
     // seq_cst: a waiter that registers after this sees the flag; a send
     // that claims a cell after this sees it (send_checked()).
     const uint32_t before = attention().fetch_or(kChanClosed, std::memory_order_seq_cst);
@@ -365,7 +377,8 @@ class Channel {
   // Pool::return_in_flight. Returns how many went back.
   template <class Zero>
   size_t close_for_pool(Pool& pool, Zero&& zero) {
-    promote();  // as in close(); give_back() takes from the MPMC cells
+    // As in close(); give_back() takes from the MPMC cells.
+    for (int i = 0; i < 10 && !promote(); ++i) {}
     // seq_cst, then the fence in give_back(): the close pairing above.
     const uint32_t before = attention().fetch_or(kChanClosed | kChanPoolClosed, std::memory_order_seq_cst);
     const size_t n = give_back(pool, zero);

@@ -194,3 +194,55 @@ test('forged ring memory: no handle that is not in flight comes out, nothing cra
   }
   pool.push(h);
 });
+
+// Positions are 28 bits: after 2^28 positions moved by an instance's batch
+// calls, what its single send (receive) last loaded of the other position
+// falls back inside the window. Each closure trusts that only while the
+// position is where it left it (found by an independent review: before, a
+// send on a full ring overwrote an unread cell, and a receive on an empty
+// ring handed out a stale cell's handle).
+test('a send after 2^28 positions of sendMany/receiveMany still sees a full ring as full', (t) => {
+  const CAP = 1024;
+  const pool = new ObjectPool({ capacity: CAP + 8, objectSize: 4, cache: 0 });
+  const ch = pool.channel({ capacity: CAP });
+  const hs = new Uint32Array(CAP);
+  t.is(pool.popMany(hs), CAP);
+  const extra = pool.pop();
+  t.true(ch.send(extra)); // the send closure's first look, at position 0
+  t.is(ch.receive(), extra);
+  for (let lap = 0, laps = 2 ** 28 / CAP; lap < laps; lap++) {
+    ch.sendMany(hs, lap === laps - 1 ? CAP - 1 : CAP);
+    if (lap < laps - 1) ch.receiveMany(hs);
+  }
+  // Position 2^28 - 1 + 1 = 0 modulo 2^28 would be the next; the ring holds CAP - 1.
+  t.true(ch.send(extra), 'one cell left');
+  t.false(ch.send(pool.pop()), 'full: nothing overwritten');
+  const got = new Set();
+  for (let h; (h = ch.receive()) >= 0;) got.add(h);
+  t.is(got.size, CAP);
+  t.true(got.has(extra));
+  t.like(pool.stats(), { inUse: CAP + 2 }); // the CAP received, and the one the refused send kept
+});
+
+test('a receive after 2^28 positions of sendMany/receiveMany still sees an empty ring as empty', (t) => {
+  const CAP = 1024;
+  const pool = new ObjectPool({ capacity: CAP + 8, objectSize: 4, cache: 0 });
+  const ch = pool.channel({ capacity: CAP });
+  const other = pool.channel({ capacity: 4 });
+  const hs = new Uint32Array(CAP);
+  t.is(pool.popMany(hs), CAP);
+  t.is(ch.receive(), -1); // the receive closure's first look, at position 0
+  const total = 2 ** 28 - 1;
+  for (let moved = 0; moved < total;) {
+    const n = Math.min(CAP, total - moved);
+    ch.sendMany(hs, n);
+    ch.receiveMany(hs, n);
+    moved += n;
+  }
+  const stale = new Uint32Array(ch.descriptor.memory)[CELLS + 2 * CAP + (total & (CAP - 1))];
+  t.true(other.send(stale), 'the object of the last cell goes in flight elsewhere');
+  t.is(ch.receive(), -1, 'the ring is empty');
+  t.is(other.receive(), stale, 'and the other channel still holds its object');
+  t.true(ch.send(stale));
+  t.is(ch.receive(), stale);
+});

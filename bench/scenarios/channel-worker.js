@@ -3,13 +3,15 @@
 // ({ op, n }) and answers { done: op } (or { error }) on parentPort.
 const { parentPort, workerData } = require('node:worker_threads');
 const { ObjectPool, HandleChannel } = require('../..');
-const { SabQueue, miss } = require('./sab-queue');
+const { SabQueue, SabRing, miss } = require('./sab-queue');
 
 const pool = ObjectPool.attach(workerData.pool);
 const unchecked = ObjectPool.attach(workerData.unchecked);
 const ch = {};
 for (const [k, d] of Object.entries(workerData.chans)) ch[k] = HandleChannel.attach(d, k === 'unchecked' ? unchecked : pool);
 const floor = new SabQueue(workerData.floor);
+const ring = new SabRing(workerData.ring);
+const ringPool = new SabRing(workerData.ringPool);
 const words = new Int32Array(workerData.words); // [0] ping count, [1] pong count
 const failed = new Int32Array(workerData.failed);
 const port = workerData.port;
@@ -58,6 +60,10 @@ const ops = {
   floorPool(n) { sendEach(pool, floor.send, n); },
   floor(n) {
     for (let i = 0; i < n; i++) for (let idle = 0; !floor.send(i);) idle = miss(idle);
+  },
+  ringPool(n) { sendEach(pool, ringPool.send, n); },
+  ring(n) {
+    for (let i = 0; i < n; i++) for (let idle = 0; !ring.send(i);) idle = miss(idle);
   },
   sendMany(n) {
     const out = new Uint32Array(32);

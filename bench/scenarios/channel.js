@@ -12,7 +12,7 @@
 const path = require('node:path');
 const { Worker, MessageChannel } = require('node:worker_threads');
 const { ObjectPool } = require('../..');
-const { SabQueue, SPINS, miss } = require('./sab-queue');
+const { SabQueue, SabRing, SPINS, miss } = require('./sab-queue');
 const { interleave, summary, sleep } = require('../lib');
 
 const POST = 'postMessage(handle), one by one';
@@ -21,6 +21,7 @@ const CHAN = 'channel send / receive, one by one';
 const MANY = 'channel sendMany / receiveMany, batches of 32';
 const MPMC = 'channel, 2 sender + 2 receiver workers (aggregate)';
 const FLOOR = 'plain JS Vyukov queue over a SAB, no pool (floor)';
+const RING_FLOOR = 'plain JS SPSC ring over a SAB, no pool (the goal)';
 
 const PP_POST = 'postMessage ping-pong';
 const PP_CHAN = 'channel ping-pong, receiveAsync on both sides';
@@ -30,6 +31,7 @@ const PAIR = 'pop + push, one thread';
 const LOCAL = 'pop + send + receive + push, one thread';
 const HANDOFF = 'pop + send -> receive + push, two threads (= one by one above)';
 const HANDOFF_FLOOR = 'pop + JS Vyukov send -> receive + push, two threads';
+const HANDOFF_RING = 'pop + JS SPSC ring send -> receive + push, two threads';
 const HANDOFF_UNCHECKED = 'pop + send -> receive + push, two threads, unchecked pool';
 const PAIR32 = 'popMany + pushMany (32), one thread';
 const LOCAL32 = 'popMany + sendMany + receiveMany + pushMany (32), one thread';
@@ -79,11 +81,14 @@ module.exports = {
     };
     const floorSab = SabQueue.create(1024);
     const floor = new SabQueue(floorSab);
+    // Two bare rings (each one's positions are its instances' own: one a side).
+    const ringSab = SabRing.create(1024), ringPoolSab = SabRing.create(1024);
+    const ring = new SabRing(ringSab), ringPool = new SabRing(ringPoolSab);
     const words = new Int32Array(new SharedArrayBuffer(8));
     const failed = new Int32Array(new SharedArrayBuffer(4));
     const { port1, port2 } = new MessageChannel();
     const shared = {
-      pool: pool.descriptor, unchecked: loose.descriptor, floor: floorSab, words: words.buffer, failed: failed.buffer,
+      pool: pool.descriptor, unchecked: loose.descriptor, floor: floorSab, ring: ringSab, ringPool: ringPoolSab, words: words.buffer, failed: failed.buffer,
       chans: Object.fromEntries(Object.entries(ch).filter(([k]) => k !== 'local').map(([k, c]) => [k, c.descriptor])),
     };
     const workers = [];
@@ -149,6 +154,13 @@ module.exports = {
           async run(n) {
             const done = command(w0, 'floor', n);
             for (let got = 0, idle = 0; got < n;) if (floor.receive() >= 0) { got++; idle = 0; } else idle = missed(idle);
+            await done;
+          },
+        },
+        [RING_FLOOR]: {
+          async run(n) {
+            const done = command(w0, 'ring', n);
+            for (let got = 0, idle = 0; got < n;) if (ring.receive() >= 0) { got++; idle = 0; } else idle = missed(idle);
             await done;
           },
         },
@@ -240,6 +252,9 @@ module.exports = {
         [HANDOFF_FLOOR]: {
           async run(n) { const done = command(w0, 'floorPool', n); receiveEach(pool, floor, n); await done; },
         },
+        [HANDOFF_RING]: {
+          async run(n) { const done = command(w0, 'ringPool', n); receiveEach(pool, ringPool, n); await done; },
+        },
         [HANDOFF_UNCHECKED]: {
           async run(n) { const done = command(w0, 'sendUnchecked', n); receiveEach(loose, ch.unchecked, n); await done; },
         },
@@ -326,9 +341,10 @@ module.exports = {
       const x = (base, v) => `${(med(base) / med(v)).toFixed(1)}x`;
       const ms = (xs) => `${med(xs).toFixed(1)} ms (max ${Math.max(...xs).toFixed(1)})`;
       const extra = {
-        'channel one by one: throughput vs postMessage(handle) (target >= 10x, goal 20x)': x(s1[POST], s1[CHAN]),
-        'sendMany/receiveMany (32): throughput vs postMessage(handle) (target >= 100x)': x(s1[POST], s1[MANY]),
-        'channel one by one: ns per handle over the JS Vyukov floor': `${(med(s1[CHAN]) - med(s1[FLOOR])).toFixed(1)} ns (${(med(s1[CHAN]) / med(s1[FLOOR])).toFixed(2)}x)`,
+        'channel one by one: throughput vs postMessage(handle) (target >= 6x)': x(s1[POST], s1[CHAN]),
+        'sendMany/receiveMany (32): throughput vs postMessage(handle) (target >= 30x)': x(s1[POST], s1[MANY]),
+        'channel one by one vs the bare JS Vyukov queue (target <= 1.3x) / the bare JS SPSC ring (the goal)': `${(med(s1[CHAN]) / med(s1[FLOOR])).toFixed(2)}x / ${(med(s1[CHAN]) / med(s1[RING_FLOOR])).toFixed(2)}x`,
+        'the same loop with pop and push over the bare queue / the bare ring (the floor with pool calls): channel one by one vs each': `${(med(s1[CHAN]) / med(s1[HANDOFF_FLOOR])).toFixed(2)}x / ${(med(s1[CHAN]) / med(s1[HANDOFF_RING])).toFixed(2)}x`,
         'channel ping-pong round trip vs postMessage ping-pong (goal 0.6x, must be <= 1x)': `${(med(s2[PP_CHAN]) / med(s2[PP_POST])).toFixed(2)}x`,
         'ping-pong: process CPU (all threads) per round trip, us, median: postMessage / channel / waitAsync': [PP_POST, PP_CHAN, PP_WAIT].map((k) => (med(cpu[k]) / 1000).toFixed(1)).join(' / '),
         'hand-off added to a pop+push pair: two threads (pipelined) / one thread, ns per handle': `${(med(s1[CHAN]) - med(s1[PAIR])).toFixed(1)} / ${(med(s1[LOCAL]) - med(s1[PAIR])).toFixed(1)}`,
@@ -346,14 +362,14 @@ module.exports = {
         'pool after the runs': JSON.stringify({ available: pool.stats().available, inUse: pool.stats().inUse, capacity: pool.capacity }),
       };
       return {
-        samples: pick(s1, [POST, POST32, CHAN, MANY, MPMC, FLOOR]),
+        samples: pick(s1, [POST, POST32, CHAN, MANY, MPMC, FLOOR, RING_FLOOR]),
         tables: [
           { title: 'handle channels, ping-pong between this thread and a worker: ns per round trip', baseline: PP_POST, samples: s2 },
           {
             title: 'handle channels: the hand-off added to pop+push, one by one and in batches of 32: ns per handle (same run as the one-way table)',
             baseline: PAIR,
             samples: {
-              ...pick(s1, [PAIR, LOCAL]), [HANDOFF]: s1[CHAN], ...pick(s1, [HANDOFF_UNCHECKED, HANDOFF_FLOOR, PAIR32, LOCAL32]), [HANDOFF32]: s1[MANY],
+              ...pick(s1, [PAIR, LOCAL]), [HANDOFF]: s1[CHAN], ...pick(s1, [HANDOFF_UNCHECKED, HANDOFF_FLOOR, HANDOFF_RING, PAIR32, LOCAL32]), [HANDOFF32]: s1[MANY],
             },
           },
           {
