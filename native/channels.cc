@@ -76,6 +76,13 @@ ChanRec* chan_call(napi_env env, napi_callback_info info, size_t* argc, napi_val
   return chan_of(env, *b, argv[0]);
 }
 
+// chan_call() for the calls that take the channel alone.
+ChanRec* chan_call(napi_env env, napi_callback_info info, Binding** b) {
+  size_t argc = 1;
+  napi_value argv[1] = {nullptr};
+  return chan_call(env, info, &argc, argv, b);
+}
+
 // A channel's status as a thrown error (or a drain request); nullptr.
 napi_value chan_status(napi_env env, Binding* b, Status st, uint32_t h) {
   switch (st) {
@@ -289,10 +296,8 @@ napi_value ChanReceiveMany(napi_env env, napi_callback_info info) {
 // chanPromote(channel): makes the channel the MPMC queue (a second sender or
 // receiver came); true once it is (false only for forged memory).
 napi_value ChanPromote(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1] = {nullptr};
   Binding* b;
-  ChanRec* r = chan_call(env, info, &argc, argv, &b);
+  ChanRec* r = chan_call(env, info, &b);
   if (r == nullptr) return nullptr;
   napi_value v;
   napi_get_boolean(env, r->ch.promote(), &v);
@@ -303,10 +308,8 @@ napi_value ChanPromote(napi_env env, napi_callback_info info) {
 // wakes the waiting receivers, and when the pool closed meanwhile gives what
 // the channel holds back to it.
 napi_value ChanSettle(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1] = {nullptr};
   Binding* b;
-  ChanRec* r = chan_call(env, info, &argc, argv, &b);
+  ChanRec* r = chan_call(env, info, &b);
   if (r == nullptr) return nullptr;
   uint32_t waiters = 0;
   const Status st = r->ch.after_send(b->pool, b->zeroer(), &waiters);
@@ -316,10 +319,8 @@ napi_value ChanSettle(napi_env env, napi_callback_info info) {
 
 // chanClose(channel): no more sends; waiting receivers are woken.
 napi_value ChanClose(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1] = {nullptr};
   Binding* b;
-  ChanRec* r = chan_call(env, info, &argc, argv, &b);
+  ChanRec* r = chan_call(env, info, &b);
   if (r != nullptr) r->ch.close();
   return nullptr;
 }
@@ -367,10 +368,8 @@ napi_value ChanWaitBegin(napi_env env, napi_callback_info info) {
 
 // chanWaitEnd(channel): the view no longer waits for the channel.
 napi_value ChanWaitEnd(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1] = {nullptr};
   Binding* b;
-  ChanRec* r = chan_call(env, info, &argc, argv, &b);
+  ChanRec* r = chan_call(env, info, &b);
   // relaxed: the owner's own flag, on its own thread.
   if (r == nullptr || !r->waiting.load(std::memory_order_relaxed) || r->waiter == nullptr) return nullptr;
   Waiter* w = r->waiter;
