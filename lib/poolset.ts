@@ -74,6 +74,44 @@ const token = Symbol('objpool.poolset');
 // Bound once: pool.ts sets it as its class is defined, before this runs.
 const sized = sizedView;
 
+// Which set, and which set handle, a Buffer this set handed out belongs to:
+// private fields on the Buffer itself (the return-override idiom, as
+// lib/pool.ts's HandleStamp), so that release() finds its class and object
+// without the intrinsic getters (byteLength, buffer, byteOffset: each a
+// builtin call). Unforgeable, read by a brand check that runs no user code
+// (a Proxy has no fields), and true for good: a view of an object stays a
+// view of that object. Invisible to inspect, assert and Object.assign.
+class Stamp {
+  constructor(o: object) {
+    return o as Stamp;
+  }
+}
+class SetStamp extends Stamp {
+  readonly #set: PoolSet;
+  readonly #handle: number;
+  private constructor(o: object, set: PoolSet, handle: number) {
+    super(o);
+    this.#set = set;
+    this.#handle = handle;
+  }
+  // Stamps `o` once (a Buffer handed out again keeps its stamp).
+  static stamp(o: Buffer, set: PoolSet, handle: number): Buffer {
+    if (!(#set in o)) {
+      try {
+        new SetStamp(o, set, handle);
+      } catch {
+        // An engine that refuses private fields on an object its user made
+        // non-extensible: release() takes the slow path for that one.
+      }
+    }
+    return o;
+  }
+  // The set handle `set` stamped `o` with, else -1.
+  static of(o: unknown, set: PoolSet): number {
+    return typeof o === 'object' && o !== null && #set in o && (o as SetStamp).#set === set ? (o as SetStamp).#handle : -1;
+  }
+}
+
 // The intrinsic getters: a subclass's own getters, or a Proxy's traps, are
 // not asked (release() checks that it has a real Uint8Array first).
 const tagOf = callOf.bind(Object.getOwnPropertyDescriptor(typedArrayProto, Symbol.toStringTag)!.get!) as (o: unknown) => string | undefined;
@@ -285,7 +323,12 @@ export class PoolSet {
       c = h >>> SHIFT;
       h &= INDEX;
     }
-    return sized(this.#pools[c]!, h, n, this.acquire);
+    return this.#buffer(c, h, n, this.acquire);
+  }
+
+  // The Buffer of n bytes over object h of class c, stamped (see SetStamp).
+  #buffer(c: number, h: number, n: number, caller: Function): Buffer {
+    return SetStamp.stamp(sized(this.#pools[c]!, h, n, caller), this, (c << SHIFT) | h);
   }
 
   /**
@@ -295,6 +338,10 @@ export class PoolSet {
    * for one already back (checked pools).
    */
   release(buf: Uint8Array): void {
+    // Fast path: a Buffer this set's acquire() handed out names its class
+    // and object itself (a double release is the class pool's push's to catch).
+    const sh = SetStamp.of(buf, this);
+    if (sh >= 0) return this.#pushes[sh >>> SHIFT]!(sh & INDEX);
     // The brand, by the intrinsic getter: a Proxy, a DataView or an object
     // that only inherits from Uint8Array.prototype has none.
     if (tagOf(buf) !== 'Uint8Array') throw invalidType('buf', 'an instance of Buffer or Uint8Array', buf);
@@ -358,12 +405,12 @@ export class PoolSet {
       options = { signal, timeout };
       if (signal?.aborted !== true) {
         const h = this.#pops[c]!();
-        if (h >= 0) return sized(pool, h, n, this.acquireAsync);
+        if (h >= 0) return this.#buffer(c, h, n, this.acquireAsync);
         const above = this.#popAbove(c);
-        if (above >= 0) return sized(this.#pools[above >>> SHIFT]!, above & INDEX, n, this.acquireAsync);
+        if (above >= 0) return this.#buffer(above >>> SHIFT, above & INDEX, n, this.acquireAsync);
       }
     }
-    return sized(pool, await pool.popAsync(options), n, this.acquireAsync);
+    return this.#buffer(c, await pool.popAsync(options), n, this.acquireAsync);
   }
 
   /** Handles of every class, in one channel (see PoolSetChannel). */

@@ -45,6 +45,37 @@ test('acquire(n) gives exactly n bytes from the smallest class that fits; classe
   intact(t, set);
 });
 
+test('release finds a Buffer acquire() gave by its stamp: invisible, per set, and a view its user made non-extensible still comes back', (t) => {
+  const { inspect } = require('node:util');
+  const set = new PoolSet({ classes: CLASSES });
+  for (const n of [100, 512, 4096, 70, 65536]) {
+    const buf = set.acquire(n);
+    buf.fill(7);
+    t.deepEqual(buf, Buffer.alloc(n, 7), 'equal to a plain Buffer of the same bytes');
+    t.true(inspect(buf).startsWith('<Buffer 07'));
+    t.deepEqual(Object.keys(buf).length, n);
+    set.release(buf);
+    t.throws(() => set.release(buf), { code: 'ERR_OBJPOOL_DOUBLE_PUSH' });
+  }
+  // The same object's Buffer, handed out again, keeps working.
+  const first = set.acquire(4096);
+  set.release(first);
+  const again = set.acquire(4096);
+  t.is(again, first, 'the cached view');
+  set.release(again);
+  // A view made non-extensible before the set stamps it.
+  const h = set.pools[0].pop();
+  const view = set.pools[0].buffer(h);
+  Object.preventExtensions(view);
+  set.pools[0].push(h);
+  const got = [];
+  for (let b; (b = set.acquire(512)) !== null;) got.push(b);
+  t.true(got.includes(view));
+  for (const b of got) set.release(b);
+  t.is(set.stats().inUse, 0);
+  intact(t, set);
+});
+
 test('generated classes: powers of two from min to max, bytes per class', (t) => {
   const set = new PoolSet({ min: 256, max: 4096, bytes: 64 * 1024 });
   t.deepEqual(set.sizes, [256, 512, 1024, 2048, 4096]);
