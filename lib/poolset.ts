@@ -80,22 +80,25 @@ const sized = sizedView;
 // without the intrinsic getters (byteLength, buffer, byteOffset: each a
 // builtin call). Unforgeable, read by a brand check that runs no user code
 // (a Proxy has no fields), and true for good: a view of an object stays a
-// view of that object. Invisible to inspect, assert and Object.assign.
+// view of that object. Invisible to inspect, assert and Object.assign. The
+// set is named by a number, not held: a Buffer kept alive keeps no set (nor
+// its pools) alive.
+let nextSetId = 1;
 class Stamp {
   constructor(o: object) {
     return o as Stamp;
   }
 }
 class SetStamp extends Stamp {
-  readonly #set: PoolSet;
+  readonly #set: number;
   readonly #handle: number;
-  private constructor(o: object, set: PoolSet, handle: number) {
+  private constructor(o: object, set: number, handle: number) {
     super(o);
     this.#set = set;
     this.#handle = handle;
   }
   // Stamps `o` once (a Buffer handed out again keeps its stamp).
-  static stamp(o: Buffer, set: PoolSet, handle: number): Buffer {
+  static stamp(o: Buffer, set: number, handle: number): Buffer {
     if (!(#set in o)) {
       try {
         new SetStamp(o, set, handle);
@@ -106,8 +109,8 @@ class SetStamp extends Stamp {
     }
     return o;
   }
-  // The set handle `set` stamped `o` with, else -1.
-  static of(o: unknown, set: PoolSet): number {
+  // The set handle the set numbered `set` stamped `o` with, else -1.
+  static of(o: unknown, set: number): number {
     return typeof o === 'object' && o !== null && #set in o && (o as SetStamp).#set === set ? (o as SetStamp).#handle : -1;
   }
 }
@@ -196,6 +199,8 @@ export class PoolSet {
   // in (2**(k-1), 2**k] starts.
   readonly #lo = new Uint8Array(34);
   readonly #larger: boolean;
+  // Names this set in its Buffers' stamps (SetStamp).
+  readonly #id = nextSetId++;
 
   /** A set with its own pools, one per class (see PoolSetOptions). */
   constructor(options: PoolSetOptions);
@@ -328,7 +333,7 @@ export class PoolSet {
 
   // The Buffer of n bytes over object h of class c, stamped (see SetStamp).
   #buffer(c: number, h: number, n: number, caller: Function): Buffer {
-    return SetStamp.stamp(sized(this.#pools[c]!, h, n, caller), this, (c << SHIFT) | h);
+    return SetStamp.stamp(sized(this.#pools[c]!, h, n, caller), this.#id, (c << SHIFT) | h);
   }
 
   /**
@@ -340,7 +345,7 @@ export class PoolSet {
   release(buf: Uint8Array): void {
     // Fast path: a Buffer this set's acquire() handed out names its class
     // and object itself (a double release is the class pool's push's to catch).
-    const sh = SetStamp.of(buf, this);
+    const sh = SetStamp.of(buf, this.#id);
     if (sh >= 0) return this.#pushes[sh >>> SHIFT]!(sh & INDEX);
     // The brand, by the intrinsic getter: a Proxy, a DataView or an object
     // that only inherits from Uint8Array.prototype has none.

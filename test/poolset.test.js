@@ -324,6 +324,26 @@ test('networking: a pooled reader reads into a class of the set and writePooled 
   t.is(set.stats().inUse, 0);
 });
 
+test('a Buffer kept alive does not keep its set alive (the stamp names the set by number)', (t) => {
+  const out = execFileSync(process.execPath, ['--expose-gc', '-e', `
+    const { PoolSet } = require(${JSON.stringify(path.join(__dirname, '..'))});
+    let collected = false;
+    const registry = new FinalizationRegistry(() => { collected = true; });
+    function make() {
+      const set = new PoolSet({ classes: [{ objectSize: 64, capacity: 4 }] });
+      registry.register(set, 0);
+      const buf = set.acquire(64);
+      set.release(buf);
+      return set.acquire(64);   // stamped, and kept below
+    }
+    const kept = make();
+    (async () => {
+      for (let i = 0; i < 6 && !collected; i++) { gc(); await new Promise((r) => setTimeout(r, 5)); }
+      console.log(JSON.stringify({ collected, length: kept.length }));
+    })();`], { encoding: 'utf8', timeout: 30_000 });
+  t.deepEqual(JSON.parse(out), { collected: true, length: 64 });
+});
+
 test('a sampled acquire(n) whose Buffer is collected is reported as a leak of its class', (t) => {
   const out = execFileSync(process.execPath, ['--expose-gc', '-e', `
     const { PoolSet } = require(${JSON.stringify(path.join(__dirname, '..'))});
