@@ -517,12 +517,12 @@ function makeSend(c: Int32Array, mask: number, host: ChannelHost, ext: object, i
         if (seen === pos) break;
         pos = seen;
       } else if (d < 0) {
-        return unsent(h, marked, false); // full
+        return unsent(h, marked); // full
       } else {
         // Another sender moved on. The position not moving means forged
         // memory (a seq ahead of every position): full, not a spin forever.
         const now = Atomics.load(c, ENQ);
-        if (now === pos) return unsent(h, marked, false);
+        if (now === pos) return unsent(h, marked);
         pos = now;
       }
     }
@@ -575,10 +575,10 @@ function makeSend(c: Int32Array, mask: number, host: ChannelHost, ext: object, i
   // Not sent after all: a marked object is the caller's again (plain: it
   // is in flight in no cell, so only this thread can reach it), and the
   // view's memory forgets the call.
-  const unsent = (h: number, marked: boolean, result: false): false => {
+  const unsent = (h: number, marked: boolean): false => {
     if (marked && state !== null) state[h] = TAKEN;
     mem[S_CHAN] = 0;
-    return result;
+    return false;
   };
 
   const send = (h: number): boolean => {
@@ -624,7 +624,7 @@ function makeSend(c: Int32Array, mask: number, host: ChannelHost, ext: object, i
         // A flag changed: waiters came or left (try again with them), or
         // the channel was promoted. Another position is forged memory.
         if (seen < 0) break ring;
-        if ((seen & RING_POS) !== e) return unsent(h, marked, false);
+        if ((seen & RING_POS) !== e) return unsent(h, marked);
         v = seen;
       }
       mem[S_CHAN] = 0;
@@ -635,7 +635,7 @@ function makeSend(c: Int32Array, mask: number, host: ChannelHost, ext: object, i
     }
     // Promoted (the Frozen bit): the MPMC queue from now on, once the
     // conversion is done; an object already marked goes as it is.
-    if (!promote(id)) return unsent(h, marked, false);
+    if (!promote(id)) return unsent(h, marked);
     path = QUEUE;
     return queueSend(h, marked);
   };
@@ -710,8 +710,8 @@ function makeReceive(c: Int32Array, mask: number, host: ChannelHost, ext: object
       return path === QUEUE ? queueReceive() : -1;
     }
     // At most a lap of skipped values (forged memory), then empty for now.
-    let frozen = true;
-    for (let skipped = 0; skipped < cap; skipped++) {
+    for (let skipped = 0; ; skipped++) {
+      if (skipped === cap) return -1;
       const d = c[RDEQ]!; // plain: this receiver's own position (see above)
       if (d < 0) break; // promoted
       let n = (filled - d) & RING_POS;
@@ -739,9 +739,7 @@ function makeReceive(c: Int32Array, mask: number, host: ChannelHost, ext: object
       }
       taken = (d + 1) & RING_POS;
       if (take(h)) return h;
-      if (skipped === cap - 1) frozen = false;
     }
-    if (!frozen) return -1; // a lap of forged values
     // Promoted (the Frozen bit): the MPMC queue from now on, once the conversion is done.
     if (!promote(id)) return -1;
     path = QUEUE;

@@ -449,19 +449,11 @@ class Channel {
   // to the pool. True if that pool is closed (drain_needed).
   template <class Zero>
   bool finish_ring_send(Pool& pool, uint32_t pos, uint32_t h, Zero&& zero) {
-    // relaxed: the stopped thread's own word (its stop orders its writes
-    // before this teardown).
-    if ((word(chan_layout::ring_enqueue).load(std::memory_order_relaxed) & kRingPos) != (pos & kRingPos)) return false;
-    if (!pool.checked() || h >= pool.capacity() || pool.state_of(h) != kStateInFlight) return false;
-    return pool.return_in_flight(h, zero) == Status::drain_needed;
+    return ring_give_back(pool, chan_layout::ring_enqueue, pos, h, zero);
   }
   template <class Zero>
   bool finish_ring_receive(Pool& pool, uint32_t pos, uint32_t h, Zero&& zero) {
-    // relaxed: as above.
-    if ((word(chan_layout::ring_dequeue).load(std::memory_order_relaxed) & kRingPos) != ((pos + 1) & kRingPos))
-      return false;
-    if (!pool.checked() || h >= pool.capacity() || pool.state_of(h) != kStateInFlight) return false;
-    return pool.return_in_flight(h, zero) == Status::drain_needed;
+    return ring_give_back(pool, chan_layout::ring_dequeue, pos + 1, h, zero);
   }
 
   // The wake word: a waiting thread reads it, adds itself as a waiter,
@@ -512,6 +504,17 @@ class Channel {
   atomic_ref<uint32_t> value(uint32_t pos) const { return word(chan_layout::cells + 2 * size_t(pos & mask_) + 1); }
   atomic_ref<uint32_t> ring(uint32_t pos) const {
     return word(chan_layout::cells + 2 * size_t(mask_ + 1) + size_t(pos & mask_));
+  }
+
+  // finish_ring_send()/finish_ring_receive(): when the ring position
+  // `which` is at `pos`, object h, if still in flight, goes back to the pool.
+  template <class Zero>
+  bool ring_give_back(Pool& pool, size_t which, uint32_t pos, uint32_t h, Zero& zero) {
+    // relaxed: only the stopped thread moved this position (its stop orders
+    // its writes before this teardown); a freeze keeps the position bits.
+    if ((word(which).load(std::memory_order_relaxed) & kRingPos) != (pos & kRingPos)) return false;
+    if (!pool.checked() || h >= pool.capacity() || pool.state_of(h) != kStateInFlight) return false;
+    return pool.return_in_flight(h, zero) == Status::drain_needed;
   }
 
   // Takes (or finds it holds) the sender or receiver role for this

@@ -15,24 +15,26 @@ const MODE = 12, RENQ = 40, RDEQ = 72, CELLS = 128; // word indices (native/chan
 const modeOf = (ch) => new Int32Array(ch.descriptor.memory)[MODE];
 
 // A worker that sends `n` objects through the channel one by one, each
-// stamped with (sender, sequence number) in its first 8 bytes, and reports
-// 'started' after its first send.
-function sender(pool, ch, me, n) {
+// stamped with (sender, sequence number) in its first 8 bytes. It writes
+// how many it has sent into sync[me] (Atomics.store) and, with `pause`, at
+// its n/2-th send waits until sync[0] is not 0.
+function sender(pool, ch, me, n, sync, pause = false) {
   return new Worker(`
     const { workerData: d, parentPort } = require('node:worker_threads');
     const { ObjectPool, HandleChannel } = require(d.root);
     const pool = ObjectPool.attach(d.pool);
     const ch = HandleChannel.attach(d.ch, pool);
     for (let i = 0; i < d.n;) {
+      if (d.pause && i === d.n / 2) while (Atomics.load(d.sync, 0) === 0) Atomics.wait(d.sync, 0, 0, 10);
       const h = pool.pop();
       if (h < 0) continue;
       const b = pool.buffer(h);
       b.writeUInt32LE(d.me, 0);
       b.writeUInt32LE(i, 4);
       while (!ch.send(h)) {}
-      if (i++ === 0) parentPort.postMessage('started');
+      Atomics.store(d.sync, d.me, ++i);
     }
-    parentPort.postMessage('done');`, { eval: true, workerData: { root, pool: pool.descriptor, ch: ch.descriptor, me, n } });
+    parentPort.postMessage('done');`, { eval: true, workerData: { root, pool: pool.descriptor, ch: ch.descriptor, me, n, sync, pause } });
 }
 
 const settled = (w, what) => new Promise((resolve, reject) => {
@@ -44,11 +46,22 @@ test('one sender and one receiver use the ring; a second sender promotes it mid-
   const pool = new ObjectPool({ capacity: 64, objectSize: 8 });
   const ch = pool.channel({ capacity: 8 });
   const N = 20000;
-  const a = sender(pool, ch, 1, N);
+  // sync[0]: the gate the first sender waits at, half way; sync[1], sync[2]:
+  // how many each sender has sent.
+  const sync = new Int32Array(new SharedArrayBuffer(12));
+  const a = sender(pool, ch, 1, N, sync, true);
   const aDone = settled(a, 'done');
   const next = [0, 0, 0];
-  let got = 0, b = null, bDone = null, modeBefore = -1;
+  let got = 0, b = null, bDone = null, modeBefore = -1, aAtPromotion = -1;
   while (got < 2 * N) {
+    // The second sender's first send has promoted the channel: let the
+    // first one go on, on the ring it still holds the role of (its next
+    // publish finds the ring frozen), racing the second one's sends.
+    if (b !== null && aAtPromotion < 0 && Atomics.load(sync, 2) > 0) {
+      aAtPromotion = Atomics.load(sync, 1);
+      Atomics.store(sync, 0, 1);
+      Atomics.notify(sync, 0);
+    }
     const h = ch.receive();
     if (h < 0) {
       await new Promise(setImmediate);
@@ -62,12 +75,13 @@ test('one sender and one receiver use the ring; a second sender promotes it mid-
     pool.push(h);
     if (got === N / 4 && b === null) {
       modeBefore = modeOf(ch);
-      b = sender(pool, ch, 2, N);
+      b = sender(pool, ch, 2, N, sync);
       bDone = settled(b, 'done');
     }
   }
   await Promise.all([aDone, bDone]);
   t.is(modeBefore, 0, 'the ring while one thread sent');
+  t.true(aAtPromotion >= N / 4 && aAtPromotion <= N / 2, `the first sender had sent ${aAtPromotion} of ${N} when the second came`);
   t.is(modeOf(ch), 2, 'the MPMC queue once a second sender came');
   t.deepEqual(next.slice(1), [N, N]);
   t.is(ch.receive(), -1);
