@@ -109,6 +109,12 @@ export class ObjectPool {
   /** ` (pool "name")` for messages, or ''. */
   readonly #where: string;
   readonly #views: (Buffer | undefined)[] = [];
+  // A process-shared pool's arena is an ArrayBuffer user code can detach
+  // (transfer()): a private view of its first byte, whose element read
+  // gives undefined once it is (an element read runs no getter, patched
+  // prototypes included, and is no builtin call; the byte itself, object
+  // 0's and written by any thread, is not looked at). Null otherwise.
+  readonly #probe: Uint8Array | null;
   // PoolSet's views shorter than the object (see sizedView), by handle.
   #sizedViews: (Buffer | undefined)[] | null = null;
   readonly #leaks: LeakTracker | null = null;
@@ -151,6 +157,7 @@ export class ObjectPool {
     const v: View = view ?? { cache: undefined, leaks: null, leaksGiven: false };
     const leakOpts = leaksFor(v, p.checked);
     this.#parts = p;
+    this.#probe = p.process !== undefined ? new Uint8Array(p.arena!, 0, 1) : null;
     this.capacity = p.capacity;
     this.objectSize = p.objectSize;
     this.stride = p.stride;
@@ -203,15 +210,22 @@ export class ObjectPool {
     // tracking), so that their calls of pop/push stay monomorphic however
     // many pools a program has; the prototype methods do the rest.
     if (leaks === null) {
-      const pop = this.pop, push = this.push, views = this.#views;
+      const pop = this.pop, push = this.push, views = this.#views, probe = this.#probe;
       const release = ObjectPool.prototype.release;
       Object.defineProperties(this, {
         acquire: {
-          value: (): Buffer | null => {
-            const h = pop();
-            if (h < 0) return null;
-            return views[h] ?? this.buffer(h);
-          },
+          value: probe === null
+            ? (): Buffer | null => {
+              const h = pop();
+              if (h < 0) return null;
+              return views[h] ?? this.buffer(h);
+            }
+            : (): Buffer | null => {
+              const h = pop();
+              if (h < 0) return null;
+              // A cached view of a detached arena has no bytes: buffer() refuses.
+              return (probe[0] !== undefined ? views[h] : undefined) ?? this.#handOut(h, null);
+            },
           enumerable: false,
         },
         release: {
@@ -376,7 +390,9 @@ export class ObjectPool {
   buffer(handle: number): Buffer {
     if (typeof handle === 'number') {
       const view = this.#views[handle];
-      if (view !== undefined) return view;
+      // A cached view of a detached arena (an empty Buffer) is not given
+      // out: #makeView() below says why.
+      if (view !== undefined && (this.#probe === null || this.#probe[0] !== undefined)) return view;
     }
     checkInteger('handle', handle, 0, this.capacity - 1);
     const made = this.#makeView(handle);
@@ -430,9 +446,22 @@ export class ObjectPool {
   acquire(): Buffer | null {
     const h = this.pop();
     if (h < 0) return null;
-    const leaks = this.#leaks;
-    if (leaks !== null && leaks.sampled()) return this.#tracked(h, this.acquire);
-    return this.buffer(h);
+    return this.#handOut(h, this.acquire);
+  }
+
+  // The Buffer for object h, just taken by a pop: a tracked one of its own
+  // when leak detection samples it (`caller` names the API call; null: never
+  // tracked). When none can be made (a process-shared pool whose arena was
+  // detached), h goes back to the pool and the error is thrown: a failed
+  // acquire takes nothing.
+  #handOut(h: number, caller: Function | null): Buffer {
+    try {
+      const leaks = this.#leaks;
+      return caller !== null && leaks !== null && leaks.sampled() ? this.#tracked(h, caller) : this.buffer(h);
+    } catch (err) {
+      this.push(h);
+      throw err;
+    }
   }
 
   // A Buffer of its own for a sampled acquire, watched for collection.
@@ -459,8 +488,7 @@ export class ObjectPool {
   lease(): Lease | null {
     const h = this.pop();
     if (h < 0) return null;
-    const leaks = this.#leaks;
-    const buffer = leaks !== null && leaks.sampled() ? this.#tracked(h, this.lease) : this.buffer(h);
+    const buffer = this.#handOut(h, this.lease);
     let out = true;
     const release = () => {
       if (!out) return;
@@ -562,7 +590,7 @@ export class ObjectPool {
 
   /** popAsync() + buffer(): resolves with an object's Buffer. */
   async acquireAsync(options?: WaitOptions): Promise<Buffer> {
-    return this.buffer(await this.popAsync(options));
+    return this.#handOut(await this.popAsync(options), null);
   }
 
   // Settles a waiter and takes it out of the queue and the pool's count.
