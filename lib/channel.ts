@@ -18,6 +18,21 @@ export interface ChannelDescriptor {
   readonly capacity: number;
 }
 
+/**
+ * A channel of a process-shared pool, for `HandleChannel.attachProcess()` in
+ * any thread of any process of this user that has the pool: plain JSON
+ * (`process.send()`, an environment variable, argv).
+ */
+export interface ProcessChannelDescriptor {
+  readonly kind: 'objpool/process-channel';
+  readonly version: 1;
+  /** The pool's token (its process descriptor's): the channel belongs to that pool. */
+  readonly token: string;
+  /** The channel's entry in the pool's channel table. */
+  readonly index: number;
+  readonly capacity: number;
+}
+
 /** Options of `pool.channel()`. */
 export interface ChannelOptions {
   /** Handles the channel holds at most, 1 .. 2**20 (default 1024); rounded up to a power of two (at least 2). */
@@ -53,6 +68,8 @@ export interface ChannelHost {
   readonly where: string;
   /** The leak tracker's untrack, when this view tracks leaks. */
   readonly untrack: ((h: number) => void) | null;
+  /** A process-shared pool's token (its channels live in its shared memory), else null. */
+  readonly processToken: string | null;
 }
 
 // Each pool instance's channel host, module-private (no symbol or property
@@ -152,7 +169,11 @@ export class HandleChannel {
   declare readonly receive: () => number;
 
   readonly #host: ChannelHost;
-  readonly #memory: SharedArrayBuffer;
+  // The channel's memory: a SharedArrayBuffer, or for a process-shared
+  // pool's channel an ArrayBuffer over the pool's shared memory that no
+  // property leads to (native code holds the mapping, not this).
+  readonly #memory: SharedArrayBuffer | null;
+  readonly #index: number;
   readonly #words: Int32Array;
   // The id of this channel's native record, which names it in the native
   // calls; the record itself (an external) is held by send and receive.
@@ -168,11 +189,28 @@ export class HandleChannel {
   // binding: strongly while this instance waits, which keeps it alive).
   #onWake: (() => void) | null = null;
 
-  /** @internal */
-  constructor(key: typeof token, host: ChannelHost, memory: SharedArrayBuffer, capacity: number, fresh: boolean) {
+  /** @internal `memory`, or for a process-shared pool's channel its `index` in the pool's table. */
+  constructor(key: typeof token, host: ChannelHost, memory: SharedArrayBuffer | null, capacity: number, fresh: boolean, index = -1) {
     if (key !== token) throw new TypeError('HandleChannel cannot be constructed directly: use pool.channel() or HandleChannel.attach()');
     this.#host = host;
     this.#memory = memory;
+    this.#index = index;
+    if (memory === null) {
+      // A process-shared channel: native calls only (they run inside the
+      // view's channel gap, which a recovery from a dead process relies on:
+      // native/segment.hpp, ChanGap), the MPMC queue from the start.
+      const [ext, id, , ab] = host.ops.openChannel(index, false);
+      const words = (this.#words = new Int32Array(ab!));
+      const got = (words.length - CELLS) / 3;
+      if (got !== capacity) throw badDescriptor('its capacity does not match the channel\'s');
+      this.capacity = capacity;
+      this.#id = id;
+      Object.defineProperties(this, {
+        send: { value: makeProcessSend(host, ext, id), enumerable: false },
+        receive: { value: makeProcessReceive(host, ext, id), enumerable: false },
+      });
+      return;
+    }
     this.capacity = capacity;
     const words = (this.#words = new Int32Array(memory, 0, CELLS + 3 * capacity));
     const [ext, id, role] = host.ops.openChannel(words, fresh);
@@ -192,6 +230,7 @@ export class HandleChannel {
     // tell a cell full for one position from one free for the next.
     let capacity = 2;
     while (capacity < want) capacity *= 2;
+    if (host.processToken !== null) return new HandleChannel(token, host, null, capacity, false, host.ops.chanCreate(capacity));
     let memory: SharedArrayBuffer;
     try {
       memory = new SharedArrayBuffer(native.channelBytes(capacity));
@@ -209,11 +248,13 @@ export class HandleChannel {
    * code forms a pointer: a forged or truncated descriptor, or one of
    * another pool's channel, throws ERR_OBJPOOL_BAD_DESCRIPTOR.
    */
-  static attach(descriptor: ChannelDescriptor, pool: ChannelPool): HandleChannel {
+  static attach(descriptor: ChannelDescriptor | ProcessChannelDescriptor, pool: ChannelPool): HandleChannel {
     if (descriptor === null || typeof descriptor !== 'object') throw invalidType('descriptor', 'of type object', descriptor);
+    if (descriptor.kind === 'objpool/process-channel') return HandleChannel.attachProcess(descriptor, pool);
     const host = pool !== null && typeof pool === 'object' ? hosts.get(pool) : undefined;
     if (host === undefined) throw invalidType('pool', 'an instance of ObjectPool', pool);
     const h = host();
+    if (h.processToken !== null) throw badDescriptor('a process-shared pool\'s channels are attached by their processDescriptor');
     const d = descriptor as Partial<Record<keyof ChannelDescriptor, unknown>>;
     if (d.kind !== 'objpool-channel' || d.version !== native.chanVersion) throw badDescriptor(`not an objpool channel descriptor of version ${native.chanVersion}`);
     const memory = d.memory, meta = d.meta;
@@ -236,9 +277,42 @@ export class HandleChannel {
     return new HandleChannel(token, h, memory, capacity, false);
   }
 
-  /** Structured-cloneable description of this channel for `HandleChannel.attach()` in another thread. */
+  /**
+   * Uses, in this thread of any process of this user, a channel of a
+   * process-shared pool, with this thread's instance of that pool (from
+   * `ObjectPool.attachProcess()`). A descriptor that was forged, names
+   * another pool or no channel of it throws ERR_OBJPOOL_BAD_DESCRIPTOR.
+   */
+  static attachProcess(descriptor: ProcessChannelDescriptor, pool: ChannelPool): HandleChannel {
+    if (descriptor === null || typeof descriptor !== 'object') throw invalidType('descriptor', 'of type object', descriptor);
+    const host = pool !== null && typeof pool === 'object' ? hosts.get(pool) : undefined;
+    if (host === undefined) throw invalidType('pool', 'an instance of ObjectPool', pool);
+    const h = host();
+    const d = descriptor as Partial<Record<keyof ProcessChannelDescriptor, unknown>>;
+    if (d.kind !== 'objpool/process-channel' || d.version !== 1) throw badDescriptor('not an objpool process channel descriptor of version 1');
+    if (h.processToken === null || d.token !== h.processToken) throw badDescriptor('it belongs to another pool (its token is not this pool\'s)');
+    const index = d.index, capacity = d.capacity;
+    if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index >= native.processChannels) throw badDescriptor('index must name an entry of the pool\'s channel table');
+    if (typeof capacity !== 'number' || !Number.isInteger(capacity) || capacity < 2 || capacity > native.chanMaxCapacity || (capacity & (capacity - 1)) !== 0) {
+      throw badDescriptor('capacity must be a power of two, 2 .. 2**20');
+    }
+    return new HandleChannel(token, h, null, capacity, false, index);
+  }
+
+  /**
+   * Structured-cloneable description of this channel for
+   * `HandleChannel.attach()` in another thread. A process-shared pool's
+   * channel has `processDescriptor` instead (this throws ERR_OBJPOOL_NOT_SHAREABLE).
+   */
   get descriptor(): ChannelDescriptor {
+    if (this.#memory === null) throw poolError(codes.NOT_SHAREABLE, 'A process-shared pool\'s channel is shared through its processDescriptor, with any thread of any process of this user: pass channel.processDescriptor to HandleChannel.attachProcess() (or attach())');
     return Object.freeze({ kind: 'objpool-channel', version: 3, memory: this.#memory, meta: this.#host.meta as SharedArrayBuffer, capacity: this.capacity });
+  }
+
+  /** A process-shared pool's channel's description (plain JSON) for `HandleChannel.attachProcess()`; null for other channels. */
+  get processDescriptor(): ProcessChannelDescriptor | null {
+    if (this.#memory !== null || this.#host.processToken === null) return null;
+    return Object.freeze({ kind: 'objpool/process-channel', version: 1, token: this.#host.processToken, index: this.#index, capacity: this.capacity });
   }
 
   /** Handles in the channel now (approximate while other threads work). */
@@ -750,6 +824,27 @@ function makeReceive(c: Int32Array, mask: number, host: ChannelHost, ext: object
   // of a call a stopped thread cut short finds it (repair_channels), and the
   // pool's close finds the channel. (`const { receive } = channel` must keep
   // working.)
+  keepAlive.set(receive, ext);
+  return receive;
+}
+
+// A process-shared channel's send and receive: one native call each (see
+// the constructor). The closures hold the channel's record as above.
+function makeProcessSend(host: ChannelHost, ext: object, id: number): (handle: number) => boolean {
+  const { capacity, untrack } = host;
+  const sendOne = host.ops.chanSendOne;
+  const send = (h: number): boolean => {
+    if (typeof h !== 'number' || (h >>> 0) !== h || h >= capacity) throw badHandle(h, capacity);
+    if (!sendOne(id, h)) return false;
+    if (untrack !== null) untrack(h);
+    return true;
+  };
+  keepAlive.set(send, ext);
+  return send;
+}
+function makeProcessReceive(host: ChannelHost, ext: object, id: number): () => number {
+  const receiveOne = host.ops.chanReceiveOne;
+  const receive = (): number => receiveOne(id);
   keepAlive.set(receive, ext);
   return receive;
 }

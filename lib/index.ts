@@ -4,7 +4,7 @@
  */
 export { ObjectPool } from './pool';
 export { HandleChannel } from './channel';
-export type { ChannelDescriptor, ChannelOptions, ChannelPool } from './channel';
+export type { ChannelDescriptor, ChannelOptions, ChannelPool, ProcessChannelDescriptor } from './channel';
 export type { PoolOptions, ViewOptions, PoolDescriptor, PoolStats, ReleaseInfo, ReleaseCallback, WaitOptions, Lease } from './pool';
 export type { LeakOptions, LeakReport } from './leaks';
 export { codes } from './errors';

@@ -44,6 +44,14 @@ export interface NativeOps {
   waitEnd(): void;
   /** Validates a channel's memory and registers it with the pool (a fresh one gets the pool's tag; another must carry it): the record (an external that keeps it open while held), the id that names it below, and the instance's role token (native/channel.hpp, "The ring"). */
   openChannel(memory: Int32Array, fresh: boolean): [record: object, channel: number, role: number];
+  /** A process-shared pool's channel `index` (native/segment.hpp): as above, and an ArrayBuffer over its memory. */
+  openChannel(index: number, fresh: false): [record: object, channel: number, role: number, memory?: ArrayBuffer];
+  /** A new channel in a process-shared pool's memory: its index in the pool's channel table. */
+  chanCreate(capacity: number): number;
+  /** One handle, natively (a process-shared channel's send): true, false when full. */
+  chanSendOne(channel: number, handle: number): boolean;
+  /** One handle, natively (a process-shared channel's receive): -1 when empty. */
+  chanReceiveOne(channel: number): number;
   /** Sends a prefix of the handles (all checked first); how many. */
   chanSendMany(channel: number, handles: Uint32Array, count?: number): number;
   /** Takes up to count handles into `out`; how many. */
@@ -109,6 +117,8 @@ export interface NativeAddon {
   channelFormat(memory: Uint8Array, capacity: number): void;
   readonly chanVersion: number;
   readonly chanMaxCapacity: number;
+  /** Channels a process-shared pool holds at most (its channel table). */
+  readonly processChannels: number;
   /** Word indices in a channel's memory (native/channel.hpp, chan_layout). */
   readonly chanAttentionWord: number;
   readonly chanEnqueueWord: number;

@@ -585,6 +585,7 @@ export class ObjectPool {
       closed: () => this.closed, ops: this.#ops, mem: this.#mem, state: this.#state,
       capacity: p.capacity, meta: p.meta, where: this.#where,
       untrack: leaks === null ? null : (h) => { if (leaks.size !== 0) leaks.untrack(h); },
+      processToken: p.process ? p.process.token : null,
     };
   }
 

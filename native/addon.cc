@@ -617,23 +617,21 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
                                                        {"zeroPushFree", ZeroPushFree},
                                                        {"chanSendMany", ChanSendMany},
                                                        {"chanReceiveMany", ChanReceiveMany},
+                                                       {"chanSendOne", ChanSendOne},
+                                                       {"chanReceiveOne", ChanReceiveOne},
                                                        {"chanPromote", ChanPromote},
                                                        {"chanSettle", ChanSettle},
                                                        {"chanClose", ChanClose},
                                                        {"chanWaitBegin", ChanWaitBegin},
                                                        {"chanWaitEnd", ChanWaitEnd}};
   for (const auto& [name, cb] : hot) add_c_function(ops, b, name, cb);
-  const std::pair<const char*, Napi::Function::Callback> rest[] = {{"close", Close},
-                                                                   {"drain", Drain},
-                                                                   {"corrupt", Corrupt},
-                                                                   {"stats", Stats},
-                                                                   {"watch", Watch},
-                                                                   {"unwatch", Unwatch},
-                                                                   {"waitBegin", WaitBegin},
-                                                                   {"waitEnd", WaitEnd},
-                                                                   {"onClose", OnClose},
-                                                                   {"openChannel", OpenChannel},
-                                                                   {"own", Own}};
+  const std::pair<const char*, Napi::Function::Callback> rest[] = {
+      {"close", Close},           {"drain", Drain},
+      {"corrupt", Corrupt},       {"stats", Stats},
+      {"watch", Watch},           {"unwatch", Unwatch},
+      {"waitBegin", WaitBegin},   {"waitEnd", WaitEnd},
+      {"onClose", OnClose},       {"openChannel", OpenChannel},
+      {"chanCreate", ChanCreate}, {"own", Own}};
   for (const auto& [name, cb] : rest) add_function(ops, b, name, cb);
   return ops;
 }
@@ -674,6 +672,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("channelFormat", Napi::Function::New(env, ChannelFormat, "channelFormat"));
   exports.Set("chanVersion", Napi::Number::New(env, objpool::kChanVersion));
   exports.Set("chanMaxCapacity", Napi::Number::New(env, objpool::kChanMaxCapacity));
+  exports.Set("processChannels", Napi::Number::New(env, seg::kMaxChannels));
   exports.Set("chanAttentionWord", Napi::Number::New(env, double(objpool::chan_layout::attention)));
   exports.Set("chanEnqueueWord", Napi::Number::New(env, double(objpool::chan_layout::enqueue)));
   exports.Set("chanDequeueWord", Napi::Number::New(env, double(objpool::chan_layout::dequeue)));

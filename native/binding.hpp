@@ -259,7 +259,10 @@ Napi::Value WaitEnd(const Napi::CallbackInfo& info);
 
 bool repair_channels(Binding* b);
 Napi::Value OpenChannel(const Napi::CallbackInfo& info);
+Napi::Value ChanCreate(const Napi::CallbackInfo& info);
 napi_value ChanSendMany(napi_env env, napi_callback_info info);
+napi_value ChanSendOne(napi_env env, napi_callback_info info);
+napi_value ChanReceiveOne(napi_env env, napi_callback_info info);
 napi_value ChanReceiveMany(napi_env env, napi_callback_info info);
 napi_value ChanPromote(napi_env env, napi_callback_info info);
 napi_value ChanSettle(napi_env env, napi_callback_info info);

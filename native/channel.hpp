@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <thread>
+#include <vector>
 
 #include "atomic_ref.hpp"
 #include "layout.hpp"
@@ -164,7 +165,9 @@ class Channel {
 
   // Writes a new channel into `mem` (4-aligned, channel_bytes_for(capacity)
   // bytes). Nobody else may use it until the memory is handed over.
-  static Status format(void* mem, size_t len, uint32_t capacity) {
+  // `mpmc`: the MPMC queue from the start, never the ring (a channel in
+  // memory that several processes share: see process_shared()).
+  static Status format(void* mem, size_t len, uint32_t capacity, bool mpmc = false) {
     if (capacity < kChanMinCapacity || capacity > kChanMaxCapacity || (capacity & (capacity - 1)) != 0)
       return Status::bad_layout;
     if ((reinterpret_cast<uintptr_t>(mem) & 3u) != 0 || len < channel_bytes_for(capacity)) return Status::bad_layout;
@@ -173,6 +176,7 @@ class Channel {
     w[chan_layout::magic] = kChanMagic;
     w[chan_layout::version] = kChanVersion;
     w[chan_layout::capacity] = capacity;
+    if (mpmc) w[chan_layout::mode] = kChanModeMpmc;
     for (uint32_t i = 0; i < capacity; ++i) w[chan_layout::cells + 2 * size_t(i)] = i;
     return Status::ok;
   }
@@ -195,6 +199,10 @@ class Channel {
 
   uint32_t capacity() const { return mask_ + 1; }
   const void* memory() const { return words_; }
+  // The channel's memory is mapped by several processes (a process-shared
+  // pool's channel): its waits and wakes use shared futexes.
+  void set_process_shared() { shared_ = true; }
+  bool process_shared() const { return shared_; }
 
   // A copy of this channel for one endpoint (one thread's sends and
   // receives, in turn): with a role token of its own, it sends and receives
@@ -456,6 +464,46 @@ class Channel {
     return ring_give_back(pool, chan_layout::ring_dequeue, pos + 1, h, zero);
   }
 
+  // Process-shared channels: the cells a dead process left half done, for
+  // Pool::recover(). The caller has stopped every live channel call (the
+  // channels are frozen and no live view is inside a call), so only dead
+  // views' calls are unfinished, and nothing moves meanwhile:
+  //   - a cell claimed by a send and never published (seq == its position,
+  //     between the dequeue and enqueue positions) is published as a hole
+  //     (its object, if it went in flight, is in no cell: it comes back);
+  //   - a cell a receive claimed and did not empty (seq == position + 1,
+  //     behind the dequeue position) is emptied (its object comes back);
+  //   - every object a published cell holds gets its bit in `in_channel`
+  //     (one bit per object of a pool of `objects`).
+  // Forged positions (more than a lap apart) are clamped to one lap; values
+  // are checked against `objects`. True if a cell was repaired.
+  bool recover_cells(uint32_t objects, std::vector<uint8_t>& in_channel) {
+    // acquire (all loads below): what the dead and the quieted views wrote
+    // (their last release stores, and the caller's acquire of their gaps).
+    const uint32_t d = word(chan_layout::dequeue).load(std::memory_order_acquire);
+    uint32_t e = word(chan_layout::enqueue).load(std::memory_order_acquire);
+    if (uint32_t(e - d) > capacity()) e = d + capacity();  // forged
+    bool repaired = false;
+    for (uint32_t p = d - capacity(); p != d; ++p) {
+      if (seq(p).load(std::memory_order_acquire) != p + 1) continue;
+      take(p);  // claimed by a dead receive, not emptied
+      repaired = true;
+    }
+    for (uint32_t p = d; p != e; ++p) {
+      const uint32_t sq = seq(p).load(std::memory_order_acquire);
+      if (sq == p) {
+        put(p, kHole);  // claimed by a dead send, not published
+        repaired = true;
+      } else if (sq == p + 1) {
+        // relaxed: ordered after the acquire load of seq.
+        const uint32_t h = value(p).load(std::memory_order_relaxed);
+        if (h < objects && (size_t(h) >> 3) < in_channel.size())
+          in_channel[h >> 3] = uint8_t(in_channel[h >> 3] | (1u << (h & 7)));
+      }
+    }
+    return repaired;
+  }
+
   // The wake word: a waiting thread reads it, adds itself as a waiter,
   // looks at the cells again, then blocks in wait_for_send() until a send
   // (or a close) changes it. Only this channel's sends wake its waiters.
@@ -465,12 +513,12 @@ class Channel {
   }
   // Blocks until the wake word changes from `seen` (at once if it has;
   // spurious returns are possible).
-  void wait_for_send(uint32_t seen) const { detail::wait_on(words_ + chan_layout::wake, seen); }
+  void wait_for_send(uint32_t seen) const { detail::wait_on(words_ + chan_layout::wake, seen, shared_); }
   // Wakes every thread blocked in wait_for_send().
   void wake_waiters() {
     // release: a woken thread that reads the new value sees what preceded it.
     word(chan_layout::wake).fetch_add(1, std::memory_order_release);
-    detail::wake_all(words_ + chan_layout::wake);
+    detail::wake_all(words_ + chan_layout::wake, shared_);
   }
 
   // Adds (or removes) a waiting receiver. A waiter adds itself, then looks
@@ -744,7 +792,8 @@ class Channel {
 
   uint32_t* words_ = nullptr;
   uint32_t mask_ = 0;
-  uint32_t role_ = 0;  // see endpoint()
+  uint32_t role_ = 0;    // see endpoint()
+  bool shared_ = false;  // see set_process_shared()
 };
 
 }  // namespace objpool

@@ -4,6 +4,7 @@
 // left half done, and channelBytes()/channelFormat(). See binding.hpp.
 
 #include "binding.hpp"
+#include "segment.hpp"
 
 namespace objpool::binding {
 
@@ -129,29 +130,46 @@ void finalize_channel(napi_env env, void* data, void* hint) {
 // it in the calls below and in the view's memory, the instance's role token
 // (channel.hpp, "The ring")]. A channel opened on a
 // closed pool is closed at once (and emptied into the pool).
+//
+// A process-shared pool's channel lives in the pool's shared memory (see
+// segment.hpp): `memory` is then its index in the channel table (from
+// chanCreate()), and the result has a fourth element, an ArrayBuffer over
+// the channel's memory (for size and closed in JS; its calls are native).
 Napi::Value OpenChannel(const Napi::CallbackInfo& info) {
   napi_env env = info.Env();
   auto* b = static_cast<Binding*>(info.Data());
-  if (b->pool.process_shared()) {
-    napi_throw_error(env, "ERR_OBJPOOL_UNSUPPORTED", "Handle channels of process-shared pools are not available yet");
-    return Napi::Value();
-  }
-  void* mem;
-  size_t len;
-  bool shared = false;
-  const char* expected = "an Int32Array over a SharedArrayBuffer";
-  if (!get_view(env, info[0], napi_int32_array, "memory", expected, &mem, &len, &shared)) return Napi::Value();
-  if (!shared) return throw_type(env, "memory", expected, info[0]), Napi::Value();
   objpool::Channel ch;
-  if (b->torn_down || objpool::Channel::attach(mem, len * 4, ch) != Status::ok) {
-    napi_throw_error(env, "ERR_OBJPOOL_BAD_DESCRIPTOR",
-                     "Invalid channel descriptor: wrong magic, layout version or capacity, or truncated memory");
-    return Napi::Value();
+  napi_value memory = nullptr;
+  if (b->segment != nullptr) {
+    uint32_t index = 0;
+    if (!get_u32_args(env, info, 0, {{"index", &index}})) return Napi::Value();
+    if (b->torn_down || !b->segment->channel(index, ch) || ch.pool_tag() != b->segment->channel_tag()) {
+      napi_throw_error(env, "ERR_OBJPOOL_BAD_DESCRIPTOR",
+                       "Invalid process descriptor: no such channel of this pool, or its memory is not a channel's");
+      return Napi::Value();
+    }
+    if ((memory = segment_memory(env, b->segment, ch.memory(), size_t(objpool::channel_bytes_for(ch.capacity())))) ==
+        nullptr)
+      return Napi::Value();
+  } else {
+    void* mem;
+    size_t len;
+    bool shared = false;
+    const char* expected = "an Int32Array over a SharedArrayBuffer";
+    if (!get_view(env, info[0], napi_int32_array, "memory", expected, &mem, &len, &shared)) return Napi::Value();
+    if (!shared) return throw_type(env, "memory", expected, info[0]), Napi::Value();
+    if (b->torn_down || objpool::Channel::attach(mem, len * 4, ch) != Status::ok) {
+      napi_throw_error(env, "ERR_OBJPOOL_BAD_DESCRIPTOR",
+                       "Invalid channel descriptor: wrong magic, layout version or capacity, or truncated memory");
+      return Napi::Value();
+    }
   }
   // A new channel gets this pool's tag (the metadata's address: the same in
   // every thread of the process); an attached one must carry it.
   const uint64_t tag = uint64_t(reinterpret_cast<uintptr_t>(b->key));
-  if (info[1].ToBoolean()) {
+  if (b->segment != nullptr) {
+    // Tagged by chanCreate() and checked above.
+  } else if (info[1].ToBoolean()) {
     ch.set_pool_tag(tag);
   } else if (ch.pool_tag() != tag) {
     napi_throw_error(env, "ERR_OBJPOOL_BAD_DESCRIPTOR",
@@ -159,10 +177,12 @@ Napi::Value OpenChannel(const Napi::CallbackInfo& info) {
     return Napi::Value();
   }
   auto* r = new ChanRec;
-  r->ch = ch.endpoint();  // this instance's role: the ring while it is the only sender (receiver)
+  // This instance's role: the ring while it is the only sender (receiver).
+  // A process-shared channel is the MPMC queue from the start.
+  r->ch = b->segment != nullptr ? ch : ch.endpoint();
   r->owner = b;
   napi_value ext;
-  if (napi_create_reference(env, info[0], 1, &r->ref) != napi_ok ||
+  if ((b->segment == nullptr && napi_create_reference(env, info[0], 1, &r->ref) != napi_ok) ||
       napi_create_external(env, r, finalize_channel, nullptr, &ext) != napi_ok) {
     if (r->ref != nullptr) napi_delete_reference(env, r->ref);
     delete r;
@@ -193,12 +213,37 @@ Napi::Value OpenChannel(const Napi::CallbackInfo& info) {
     // is seen here.
     closed = b->pool.is_closed();
   }
-  if (closed && r->ch.close_for_pool(b->pool, b->zeroer()) > 0) request_drain(env, b->key);
-  Napi::Array out = Napi::Array::New(env, 3);
+  if (closed) {
+    ChanGap gap(b->segment.get(), b->view);
+    if (r->ch.close_for_pool(b->pool, b->zeroer()) > 0) request_drain(env, b->key);
+  }
+  Napi::Array out = Napi::Array::New(env, memory != nullptr ? 4 : 3);
   out.Set(uint32_t(0), Napi::Value(env, ext));
   out.Set(uint32_t(1), Napi::Number::New(env, r->id));
   out.Set(uint32_t(2), Napi::Number::New(env, r->ch.role()));
+  if (memory != nullptr) out.Set(uint32_t(3), Napi::Value(env, memory));
   return out;
+}
+
+// chanCreate(capacity): a new channel in a process-shared pool's memory (a
+// power of two of at least 2 cells): its index in the pool's channel table.
+Napi::Value ChanCreate(const Napi::CallbackInfo& info) {
+  napi_env env = info.Env();
+  auto* b = static_cast<Binding*>(info.Data());
+  uint32_t capacity;
+  if (!get_u32_args(env, info, 0, {{"capacity", &capacity}})) return Napi::Value();
+  if (b->segment == nullptr || capacity < objpool::kChanMinCapacity || capacity > objpool::kChanMaxCapacity ||
+      (capacity & (capacity - 1)) != 0) {
+    napi_throw_range_error(env, "ERR_INVALID_ARG_VALUE", "The channel shape is invalid");
+    return Napi::Value();
+  }
+  std::string code, message;
+  const int index = b->segment->create_channel(capacity, &code, &message);
+  if (index < 0) {
+    napi_throw_error(env, code.c_str(), message.c_str());
+    return Napi::Value();
+  }
+  return Napi::Number::New(env, index);
 }
 
 namespace {
@@ -256,7 +301,11 @@ napi_value ChanSendMany(napi_env env, napi_callback_info info) {
   std::copy(in, in + n, tmp);  // a private copy: the caller's array may be shared memory
   Status st;
   uint32_t waiters = 0;
-  const size_t sent = r->ch.send_many(b->pool, tmp, n, &st, b->zeroer(), &waiters);
+  size_t sent;
+  {
+    ChanGap gap(b->segment.get(), b->view);
+    sent = r->ch.send_many(b->pool, tmp, n, &st, b->zeroer(), &waiters);
+  }
   wake_channel(r, waiters);
   uint32_t bad = 0;
   if (st == Status::out_of_range)
@@ -286,10 +335,59 @@ napi_value ChanReceiveMany(napi_env env, napi_callback_info info) {
   n = std::min<size_t>(n, r->ch.capacity());  // no more can be in it
   uint32_t* tmp = scratch(env, n);
   if (tmp == nullptr) return nullptr;
-  const size_t got = r->ch.receive_many(b->pool, tmp, n);
+  size_t got;
+  {
+    ChanGap gap(b->segment.get(), b->view);
+    got = r->ch.receive_many(b->pool, tmp, n);
+  }
   std::copy(tmp, tmp + got, out);
   napi_value v;
   napi_create_uint32(env, uint32_t(got), &v);
+  return v;
+}
+
+// chanSendOne(channel, handle): sends one handle natively (a process-shared
+// channel's send): true, or false when the channel is full; errors as
+// chanSendMany's.
+napi_value ChanSendOne(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2] = {nullptr, nullptr};
+  Binding* b;
+  ChanRec* r = chan_call(env, info, &argc, argv, &b);
+  if (r == nullptr) return nullptr;
+  uint32_t h = 0;
+  if (argc < 2 || napi_get_value_uint32(env, argv[1], &h) != napi_ok)
+    return throw_type(env, "handle", "a number", argv[1]);
+  Status st;
+  uint32_t waiters = 0;
+  size_t sent;
+  {
+    ChanGap gap(b->segment.get(), b->view);
+    sent = r->ch.send_many(b->pool, &h, 1, &st, b->zeroer(), &waiters);
+  }
+  wake_channel(r, waiters);
+  if (st == Status::closed && b->pool.is_closed()) request_drain(env, b->key);
+  if (st != Status::ok && st != Status::full && st != Status::drain_needed) return chan_status(env, b, st, h);
+  chan_status(env, b, st, 0);
+  napi_value out;
+  napi_get_boolean(env, sent == 1, &out);
+  return out;
+}
+
+// chanReceiveOne(channel): takes one handle natively (a process-shared
+// channel's receive); -1 when the channel is empty.
+napi_value ChanReceiveOne(napi_env env, napi_callback_info info) {
+  Binding* b;
+  ChanRec* r = chan_call(env, info, &b);
+  if (r == nullptr) return nullptr;
+  uint32_t h = 0;
+  size_t got;
+  {
+    ChanGap gap(b->segment.get(), b->view);
+    got = r->ch.receive_many(b->pool, &h, 1);
+  }
+  napi_value v;
+  napi_create_int32(env, got == 1 ? int32_t(h) : -1, &v);
   return v;
 }
 
@@ -299,8 +397,13 @@ napi_value ChanPromote(napi_env env, napi_callback_info info) {
   Binding* b;
   ChanRec* r = chan_call(env, info, &b);
   if (r == nullptr) return nullptr;
+  bool promoted;
+  {
+    ChanGap gap(b->segment.get(), b->view);
+    promoted = r->ch.promote();
+  }
   napi_value v;
-  napi_get_boolean(env, r->ch.promote(), &v);
+  napi_get_boolean(env, promoted, &v);
   return v;
 }
 
@@ -312,7 +415,11 @@ napi_value ChanSettle(napi_env env, napi_callback_info info) {
   ChanRec* r = chan_call(env, info, &b);
   if (r == nullptr) return nullptr;
   uint32_t waiters = 0;
-  const Status st = r->ch.after_send(b->pool, b->zeroer(), &waiters);
+  Status st;
+  {
+    ChanGap gap(b->segment.get(), b->view);
+    st = r->ch.after_send(b->pool, b->zeroer(), &waiters);
+  }
   wake_channel(r, waiters);
   return chan_status(env, b, st, 0);
 }

@@ -515,14 +515,24 @@ class Pool {
   // relaxed (all three): the exchange only has to be atomic (one of two
   // racing senders or receivers wins); the channel's release store of the
   // cell and the receiver's acquire load of it order the hand-off.
-  bool mark_in_flight(uint32_t h) { return transition(h, kStateTaken, kStateInFlight); }
+  // In a process-shared pool, Taken by any owner (an object may be sent by a
+  // process it was handed to, as it may be pushed by one: see unmark()).
+  bool mark_in_flight(uint32_t h) {
+    if (!process_) return transition(h, kStateTaken, kStateInFlight);
+    if (state_ == nullptr || h >= capacity_) return state_ == nullptr;
+    // relaxed: see above; the second try is for an object another owner took.
+    uint32_t expect = taken_;
+    if (state(h).compare_exchange_strong(expect, kStateInFlight, std::memory_order_relaxed)) return true;
+    return (expect & kKindMask) == kStateTaken &&
+           state(h).compare_exchange_strong(expect, kStateInFlight, std::memory_order_relaxed);
+  }
   // Undoes mark_in_flight() for an object that was not sent after all: the
   // caller still owns it, and nobody else can reach it.
   void unmark_in_flight(uint32_t h) {
     // relaxed: as above; the object is in no channel and no list.
-    if (state_ != nullptr && h < capacity_) state(h).store(kStateTaken, std::memory_order_relaxed);
+    if (state_ != nullptr && h < capacity_) state(h).store(taken_, std::memory_order_relaxed);
   }
-  bool take_in_flight(uint32_t h) { return transition(h, kStateInFlight, kStateTaken); }
+  bool take_in_flight(uint32_t h) { return transition(h, kStateInFlight, taken_); }
   // take_in_flight() for a receiver that took the object's cell out of a
   // channel: no other receive can name the object (only forged memory, two
   // cells naming one object, could: two receivers may then both take it, as
@@ -537,7 +547,7 @@ class Pool {
     // which the sender's release store of it follows its mark_in_flight();
     // the store reaches the next owner through the hand-off of the handle.
     if (state(h).load(std::memory_order_relaxed) != kStateInFlight) return false;
-    state(h).store(kStateTaken, std::memory_order_relaxed);
+    state(h).store(taken_, std::memory_order_relaxed);
     return true;
   }
   // A closed pool takes an object back from a channel: InFlight -> Free,
@@ -581,8 +591,20 @@ class Pool {
     bool drain = false;
     bool aborted = false;
   };
+  //
+  // `channels(in_channel)` (process-shared channels, see the binding's
+  // segment.cc): called once the views are quiet and the pool's channels
+  // are frozen, it repairs the channels' cells that dead views left half
+  // done and sets in `in_channel` (a bitmap, one bit per object) the bit of
+  // every object a published cell holds. Every other InFlight object was in
+  // a dead view's hands (a send cut before its publish, a receive cut after
+  // its take) and comes back.
   template <class Dead, class Quiesce>
   Recovered recover(Dead&& dead, Quiesce&& quiesce) {
+    return recover(dead, quiesce, [](std::vector<uint8_t>&) { return false; });
+  }
+  template <class Dead, class Quiesce, class Channels>
+  Recovered recover(Dead&& dead, Quiesce&& quiesce, Channels&& channels) {
     Recovered r;
     if (!process_ || state_ == nullptr) return r;
     // 1. Freeze every head. seq_cst: pairs with Gap's seq_cst store and the
@@ -611,8 +633,15 @@ class Pool {
         i = next(i).load(std::memory_order_relaxed);
       }
     }
+    // 3b. What the channels hold (false: the pool has none to look at).
+    std::vector<uint8_t> in_channel;
+    if (!r.aborted) {
+      in_channel.assign(listed.size(), 0);
+      if (!channels(in_channel)) in_channel.clear();
+    }
     // 4. What nobody alive holds: Free off every list (a dead view's gap,
-    // since no live view is in one), or Taken or Cached by a dead owner.
+    // since no live view is in one), Taken or Cached by a dead owner, or
+    // InFlight in no channel.
     uint32_t first = kNone, last = kNone;
     for (uint32_t i = 0; i < capacity_ && !r.aborted; ++i) {
       if (listed[i >> 3] & (1u << (i & 7))) continue;
@@ -620,6 +649,12 @@ class Pool {
       uint32_t st = state(i).load(std::memory_order_acquire);
       const uint32_t kind = st & kKindMask, owner = st >> kOwnerShift;
       bool take = st == kStateFree;
+      if (st == kStateInFlight && !in_channel.empty() && (in_channel[i >> 3] & (1u << (i & 7))) == 0) {
+        // No live view is inside a channel call (the caller's quiesce), so
+        // nobody races for it but a forger. acquire: as above.
+        take = state(i).compare_exchange_strong(st, kStateFree, std::memory_order_acquire, std::memory_order_relaxed);
+        st = kStateFree;  // counted as mid-operation below
+      }
       if ((kind == kStateTaken || kind == kStateCached) && owner >= 1 && owner <= kMaxOwners && dead(owner)) {
         // A live view may race for a dead owner's Taken object (pushed by a
         // process it was handed to): one CAS wins. acquire: as above.

@@ -218,9 +218,18 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
     // Every channel of the pool in this process: closed, and what it holds
     // goes back into the pool, which the caller drains next.
     auto it = registry().find(b->key);
-    // One record of each (a listed channel has one at least): they share the memory.
-    if (it != registry().end())
+    if (b->segment != nullptr) {
+      // A process-shared pool: every channel in its memory, opened in this
+      // process or not (the segment's table lists them all).
+      ChanGap gap(b->segment.get(), b->view);
+      for (uint32_t i = 0; i < seg::kMaxChannels; ++i) {
+        objpool::Channel ch;
+        if (b->segment->channel(i, ch)) ch.close_for_pool(b->pool, b->zeroer());
+      }
+    } else if (it != registry().end()) {
+      // One record of each (a listed channel has one at least): they share the memory.
       for (auto& [memory, peers] : it->second.channels) peers->recs.front()->ch.close_for_pool(b->pool, b->zeroer());
+    }
   }
   return Napi::Boolean::New(info.Env(), won);
 }

@@ -198,6 +198,21 @@ bool start(Segment* s) {
 void finalize_segment(napi_env, void* data, void*) { delete static_cast<std::shared_ptr<Segment>*>(data); }
 void finalize_buffer(napi_env, void*, void* hint) { delete static_cast<std::shared_ptr<Segment>*>(hint); }
 
+}  // namespace
+
+napi_value segment_memory(napi_env env, const std::shared_ptr<Segment>& s, const void* p, size_t len) {
+  auto* hold = new std::shared_ptr<Segment>(s);
+  napi_value v;
+  if (napi_create_external_arraybuffer(env, const_cast<void*>(p), len, finalize_buffer, hold, &v) != napi_ok) {
+    delete hold;
+    napi_throw_error(env, "ERR_OBJPOOL_UNSUPPORTED", "This Node.js build cannot expose shared memory to JS");
+    return nullptr;
+  }
+  return v;
+}
+
+namespace {
+
 // { segment, meta, arena, pid, fd, token } for JS: the External keeps the
 // segment for the views opened with it; each ArrayBuffer keeps it too.
 Napi::Value describe(napi_env env, const std::shared_ptr<Segment>& s) {
@@ -260,6 +275,138 @@ void Segment::free_view(int v) {
       .compare_exchange_strong(expect, 0, std::memory_order_release, std::memory_order_relaxed);
 }
 
+uint64_t Segment::channel_tag() const {
+  uint64_t t;
+  std::memcpy(&t, token, sizeof t);
+  return t | 1;  // never 0 (a channel nobody tagged)
+}
+
+#if defined(OBJPOOL_PROCESS_SHARED)
+
+int Segment::create_channel(uint32_t capacity, std::string* code, std::string* message) {
+  const uint64_t bytes = round_up(objpool::channel_bytes_for(capacity), seg::kPage);
+  uint32_t i = 0;
+  for (; i < seg::kMaxChannels; ++i) {
+    uint32_t expect = kChanFree;
+    // relaxed: the entry's fields are published by the release store of kChanLive.
+    if (at(chan_word(i, seg::c_state)).compare_exchange_strong(expect, kChanCreating, std::memory_order_relaxed)) break;
+  }
+  if (i == seg::kMaxChannels) {
+    *code = "ERR_OBJPOOL_NO_MEMORY";
+    *message = "A process-shared pool has " + std::to_string(seg::kMaxChannels) + " channels at most";
+    return -1;
+  }
+  // Its block, at the end of the memory: the next offset is handed out
+  // once (relaxed: only the value matters), and the memory grows to cover
+  // it. Growing races with other processes' growing: a smaller size is
+  // refused (the shrink seal, EPERM), when a larger one is already there.
+  const uint64_t off = atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(base + seg::chan_next))
+                           .fetch_add(bytes, std::memory_order_relaxed);
+  bool grown = off % seg::kPage == 0 && off >= pool_bytes && off < (uint64_t(1) << 46);
+  while (grown) {
+    struct stat st;
+    if (syscall(SYS_fstat, fd, &st) != 0)
+      grown = false;
+    else if (uint64_t(st.st_size) >= off + bytes)
+      break;
+    else if (ftruncate(fd, off_t(off + bytes)) != 0 && errno != EPERM)
+      grown = false;
+  }
+  void* p = grown ? mmap(nullptr, size_t(bytes), PROT_READ | PROT_WRITE, MAP_SHARED, fd, off_t(off)) : MAP_FAILED;
+  if (p == MAP_FAILED) {
+    *code = "ERR_OBJPOOL_NO_MEMORY";
+    *message =
+        "Cannot allocate " + std::to_string(bytes) + " bytes of shared memory for a channel: " + std::strerror(errno);
+    // relaxed: nothing was published through it.
+    at(chan_word(i, seg::c_state)).store(kChanFree, std::memory_order_relaxed);
+    return -1;
+  }
+  objpool::Channel::format(p, size_t(bytes), capacity, true);
+  objpool::Channel ch;
+  objpool::Channel::attach(p, size_t(bytes), ch);
+  ch.set_pool_tag(channel_tag());
+  // relaxed (three): published by the release store of kChanLive.
+  at(chan_word(i, seg::c_capacity)).store(capacity, std::memory_order_relaxed);
+  atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(chan_word(i, seg::c_off))).store(off, std::memory_order_relaxed);
+  atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(chan_word(i, seg::c_len))).store(bytes, std::memory_order_relaxed);
+  {
+    std::lock_guard<std::mutex> lock(chan_mutex);
+    chans[i] = ChanMap{static_cast<uint8_t*>(p), size_t(bytes)};
+  }
+  // release: a process that reads kChanLive sees the formatted memory and the entry.
+  at(chan_word(i, seg::c_state)).store(kChanLive, std::memory_order_release);
+  return int(i);
+}
+
+bool Segment::channel(uint32_t i, objpool::Channel& out) {
+  if (i >= seg::kMaxChannels) return false;
+  std::lock_guard<std::mutex> lock(chan_mutex);
+  if (chans[i].base == nullptr) {
+    // acquire: pairs with create_channel()'s release (the entry, the format).
+    if (at(chan_word(i, seg::c_state)).load(std::memory_order_acquire) != kChanLive) return false;
+    // relaxed: published by that release. Any process of the user could
+    // have rewritten them since: checked before anything is mapped.
+    const uint32_t capacity = at(chan_word(i, seg::c_capacity)).load(std::memory_order_relaxed);
+    const uint64_t off =
+        atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(chan_word(i, seg::c_off))).load(std::memory_order_relaxed);
+    const uint64_t len =
+        atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(chan_word(i, seg::c_len))).load(std::memory_order_relaxed);
+    if (capacity < objpool::kChanMinCapacity || capacity > objpool::kChanMaxCapacity ||
+        (capacity & (capacity - 1)) != 0 || len != round_up(objpool::channel_bytes_for(capacity), seg::kPage) ||
+        off % seg::kPage != 0 || off < pool_bytes || off >= (uint64_t(1) << 46))
+      return false;
+    // The memory covers the block now, and the shrink seal keeps it so.
+    struct stat st;
+    if (syscall(SYS_fstat, fd, &st) != 0 || uint64_t(st.st_size) < off + len) return false;
+    void* p = mmap(nullptr, size_t(len), PROT_READ | PROT_WRITE, MAP_SHARED, fd, off_t(off));
+    if (p == MAP_FAILED) return false;
+    chans[i] = ChanMap{static_cast<uint8_t*>(p), size_t(len)};
+  }
+  if (objpool::Channel::attach(chans[i].base, chans[i].len, out) != Status::ok) return false;
+  out.set_process_shared();
+  return true;
+}
+
+ChanGap::ChanGap(Segment* s, int view) {
+  if (s == nullptr || view < 0 || uint32_t(view) >= seg::kMaxViews) return;
+  gap_ = s->view_word(uint32_t(view), seg::v_cgap);
+  auto frozen = at(s->word(seg::chan_frozen));
+  for (;;) {
+    // relaxed load: only this view's thread writes the word. seq_cst store,
+    // then the seq_cst load of the freeze: a recovery that froze the
+    // channels and then reads this word sees it odd (and waits for the
+    // call), or this call sees the channels frozen (and waits for the thaw).
+    const uint32_t v = at(gap_).load(std::memory_order_relaxed);
+    at(gap_).store(v | 1u, std::memory_order_seq_cst);
+    if (frozen.load(std::memory_order_seq_cst) == 0) return;
+    // release: as in the destructor. Out of the gap, then wait.
+    at(gap_).store((v | 1u) + 1u, std::memory_order_release);
+    // acquire: nothing is read through it; a plain wait for the thaw.
+    while (frozen.load(std::memory_order_acquire) != 0) detail::pause_us(50);
+  }
+}
+
+ChanGap::~ChanGap() {
+  if (gap_ == nullptr) return;
+  // relaxed load: as above. release: the recovery, which acquires the word,
+  // sees the cells and states this call wrote.
+  const uint32_t v = at(gap_).load(std::memory_order_relaxed);
+  at(gap_).store((v | 1u) + 1u, std::memory_order_release);
+}
+
+#else
+
+int Segment::create_channel(uint32_t, std::string* code, std::string* message) {
+  *code = "ERR_OBJPOOL_UNSUPPORTED";
+  *message = "Process-shared pools are not available on this platform yet (Linux only)";
+  return -1;
+}
+bool Segment::channel(uint32_t, objpool::Channel&) { return false; }
+ChanGap::ChanGap(Segment*, int) {}
+ChanGap::~ChanGap() {}
+
+#endif
+
 Segment::~Segment() {
 #if defined(OBJPOOL_PROCESS_SHARED)
   if (watcher.joinable()) {
@@ -281,6 +428,9 @@ Segment::~Segment() {
     // range let the shared memory go and leave that ArrayBuffer readable;
     // if even that fails, the mapping stays (until the process exits).
     (void)mmap(base, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    for (ChanMap& c : chans)
+      if (c.base != nullptr)
+        (void)mmap(c.base, c.len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
   }
   if (fd >= 0) close(fd);
 #endif
@@ -312,9 +462,10 @@ std::shared_ptr<Segment> create_segment(const objpool::Config& c, std::string* c
     *message = std::string("Cannot create shared memory (memfd_create): ") + std::strerror(errno);
     return nullptr;
   }
-  // The owner alone, whatever the umask; then no size change by anyone.
+  // The owner alone, whatever the umask; then it never shrinks (it grows by
+  // a block for each channel: see create_channel()).
   if (fchmod(fd, 0600) != 0 || ftruncate(fd, off_t(total)) != 0 ||
-      fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0 || !map_segment(s.get(), fd, total)) {
+      fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_SEAL) != 0 || !map_segment(s.get(), fd, total)) {
     *code = "ERR_OBJPOOL_NO_MEMORY";
     *message = "Cannot allocate " + std::to_string(total) + " bytes of shared memory: " + std::strerror(errno);
     close(fd);
@@ -343,6 +494,8 @@ std::shared_ptr<Segment> create_segment(const objpool::Config& c, std::string* c
   detail::store_u64(h + seg::arena_off, arena_off);
   detail::store_u64(h + seg::arena_len, arena_len);
   detail::store_u64(h + seg::total, total);
+  detail::store_u64(h + seg::chan_next, total);
+  s->pool_bytes = total;
   objpool::Config pc = c;
   pc.process = true;
   if (objpool::Pool::format(s->meta(), size_t(meta_len), pc) != Status::ok ||
@@ -400,10 +553,11 @@ std::shared_ptr<Segment> attach_segment(double pid_d, double fd_d, const std::st
     close(fd);
     return bad("it names no pool");
   }
-  // Only a memfd sealed against resizing, as create_segment() makes it: a
+  // Only a memfd sealed against shrinking, as create_segment() makes it: a
   // file that someone could shrink under the mapping would fault (SIGBUS).
+  // (Growing is harmless: nothing beyond what was checked is ever touched.)
   const int seals = fcntl(fd, F_GET_SEALS);
-  const int need = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+  const int need = F_SEAL_SHRINK | F_SEAL_SEAL;
   if (seals < 0 || (seals & need) != need) {
     close(fd);
     return bad("it names memory that is not a pool's (not a sealed memfd)");
@@ -434,11 +588,12 @@ std::shared_ptr<Segment> attach_segment(double pid_d, double fd_d, const std::st
   s->meta_len = detail::load_u64(h + seg::meta_len);
   s->arena_off = detail::load_u64(h + seg::arena_off);
   s->arena_len = detail::load_u64(h + seg::arena_len);
-  const uint64_t size = s->size;
-  if (detail::load_u64(h + seg::total) != size || s->meta_off != seg::header_bytes || s->meta_len > size ||
+  const uint64_t size = detail::load_u64(h + seg::total);
+  if (size > s->size || size % seg::kPage != 0 || s->meta_off != seg::header_bytes || s->meta_len > size ||
       s->meta_off + s->meta_len > size || s->arena_off < s->meta_off + s->meta_len || s->arena_len > size ||
       s->arena_off + s->arena_len > size || s->arena_off % seg::kPage != 0)
     return bad("the pool's header is inconsistent");
+  s->pool_bytes = size;
   if (objpool::Pool::attach(s->meta(), size_t(s->meta_len), s->arena(), size_t(s->arena_len), s->pool) != Status::ok ||
       !s->pool.process_shared())
     return bad("the pool metadata is invalid");
@@ -502,17 +657,19 @@ bool recover_dead(Segment* s, std::vector<Peer>& peers) {
     // A view that stays inside one gap for this long (its thread stopped,
     // SIGSTOP): give up, thaw, and try again on a later tick.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
-    const auto quiesce = [&] {
+    // Waits until no live view is inside the gap (`which`: v_gap for list
+    // operations, v_cgap for channel calls) that it was in when this looked.
+    const auto quiet = [&](size_t which) {
       for (uint32_t v = 0; v < seg::kMaxViews; ++v) {
         // acquire (both loads): see the states a view wrote in its gap (its gap_exit() is a release).
         const uint32_t owner = at(s->view_word(v, seg::v_owner)).load(std::memory_order_acquire);
         if (owner == 0 || owner > seg::kMaxProcs || dead[owner - 1]) continue;
-        const uint32_t g = at(s->view_word(v, seg::v_gap)).load(std::memory_order_seq_cst);
+        const uint32_t g = at(s->view_word(v, which)).load(std::memory_order_seq_cst);
         if ((g & 1u) == 0) continue;
-        // Inside a list operation (a few hundred nanoseconds, unless its
-        // thread is preempted): wait until it moves on, the view goes, or
-        // its process dies (its gap is then a dead one).
-        while (at(s->view_word(v, seg::v_gap)).load(std::memory_order_seq_cst) == g &&
+        // Inside a list operation or channel call (a few hundred
+        // nanoseconds, unless its thread is preempted): wait until it moves
+        // on, the view goes, or its process dies (its gap is then a dead one).
+        while (at(s->view_word(v, which)).load(std::memory_order_seq_cst) == g &&
                at(s->view_word(v, seg::v_owner)).load(std::memory_order_acquire) == owner) {
           // relaxed: a request to stop, nothing is published through it.
           if (s->stopping.load(std::memory_order_relaxed) || std::chrono::steady_clock::now() > deadline) return false;
@@ -526,7 +683,38 @@ bool recover_dead(Segment* s, std::vector<Peer>& peers) {
       }
       return true;
     };
-    const auto r = pool.recover([&](uint32_t owner) { return dead[owner - 1]; }, quiesce);
+    // The channels first: frozen (seq_cst: before the loads of the views'
+    // channel gaps, the other half of ChanGap's pairing), then every live
+    // channel call that began before finishes. Before the heads freeze: a
+    // call that gives objects back to a closed pool pushes them.
+    auto frozen = at(s->word(seg::chan_frozen));
+    frozen.store(1, std::memory_order_seq_cst);
+    bool repaired[seg::kMaxChannels] = {};
+    const auto channels = [&](std::vector<uint8_t>& in_channel) {
+      for (uint32_t i = 0; i < seg::kMaxChannels; ++i) {
+        // acquire: pairs with create_channel()'s release. A channel being
+        // made holds nothing yet.
+        if (at(s->chan_word(i, seg::c_state)).load(std::memory_order_acquire) != kChanLive) continue;
+        objpool::Channel ch;
+        // A live channel that cannot be looked at (no memory to map it,
+        // a forged entry) may hold objects: then no InFlight object comes back.
+        if (!s->channel(i, ch)) return false;
+        repaired[i] = ch.recover_cells(pool.capacity(), in_channel);
+      }
+      return true;
+    };
+    objpool::Pool::Recovered r;
+    if (quiet(seg::v_cgap))
+      r = pool.recover([&](uint32_t owner) { return dead[owner - 1]; }, [&] { return quiet(seg::v_gap); }, channels);
+    else
+      r.aborted = true;
+    // release: the thaw publishes the repaired cells (a call acquires it).
+    frozen.store(0, std::memory_order_release);
+    for (uint32_t i = 0; i < seg::kMaxChannels; ++i) {
+      objpool::Channel ch;
+      // Receivers that waited behind a cell that is a hole now look again.
+      if (repaired[i] && s->channel(i, ch)) ch.wake_waiters();
+    }
     // Given up: the entries stay as they are, for the next try (this
     // watcher's, or another's once the lock is free).
     for (uint32_t i = 0; i < seg::kMaxProcs && !r.aborted; ++i) {

@@ -8,61 +8,13 @@ const test = require('ava');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { execFileSync, fork, spawn } = require('node:child_process');
+const { execFileSync, spawn } = require('node:child_process');
 const { ObjectPool } = require('..');
 
-const CHILD = path.join(__dirname, 'fixtures', 'process-child.js');
+const { child, until, checkAll, CHILD } = require('./fixtures/process-harness');
 const supported = process.platform === 'linux';
 // Kills in the campaign; fewer where each process start costs a second (qemu: see test/platforms/run.js).
 const KILLS = Number(process.env.OBJPOOL_KILLS ?? 500);
-
-// A child process of the pool: its messages, and a promise of its exit.
-function child(desc, ...args) {
-  const c = fork(CHILD, [JSON.stringify(desc), ...args.map(String)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const messages = [];
-  const waiting = [];
-  c.on('message', (m) => {
-    messages.push(m);
-    for (const w of waiting.splice(0)) w();
-  });
-  const exited = new Promise((resolve) => c.on('exit', (code, signal) => resolve({ code, signal })));
-  const next = async (type, ms = 20000) => {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const i = messages.findIndex((m) => m.type === type || m.type === 'error');
-      if (i >= 0) {
-        const m = messages.splice(i, 1)[0];
-        if (m.type === 'error' && type !== 'error') throw new Error(`child: ${m.code}: ${m.message}`);
-        return m;
-      }
-      if (Date.now() > deadline) throw new Error(`no '${type}' from the child within ${ms} ms`);
-      await Promise.race([new Promise((r) => waiting.push(r)), exited, new Promise((r) => setTimeout(r, 50))]);
-    }
-  };
-  return { proc: c, next, exited };
-}
-
-async function until(cond, ms = 10000) {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${ms} ms: ${cond}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
-
-// Pops every object (none may be missing or twice), checks each is zero
-// where asked, pushes them back.
-function checkAll(t, pool, { zero = false, what = '' } = {}) {
-  const out = new Uint32Array(pool.capacity);
-  const n = pool.popMany(out);
-  const seen = new Set(out.subarray(0, n));
-  let dirty = 0;
-  if (zero) for (const h of seen) if (pool.buffer(h).some((b) => b !== 0)) dirty++;
-  pool.pushMany(out, n);
-  const ok = n === pool.capacity && seen.size === n && dirty === 0;
-  if (!ok) t.fail(`${what}: ${n} of ${pool.capacity} objects back, ${seen.size} distinct, ${dirty} not zeroed`);
-  return ok;
-}
 
 if (!supported) {
   test('processShared: a coded error where the platform has no process-shared pools yet', (t) => {

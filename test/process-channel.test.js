@@ -1,0 +1,180 @@
+'use strict';
+// Handle channels of process-shared pools: descriptors as plain JSON, FIFO
+// and ownership between processes, waiting across processes, forged
+// descriptors, a pool's close taking back what a channel of another
+// process holds, and the SIGKILL campaign on channel calls (one and
+// batches, sends and receives): every object back exactly once, zeroed.
+// Linux only (elsewhere process-shared pools are a coded error: test/process.test.js).
+const test = require('ava');
+const { ObjectPool, HandleChannel } = require('..');
+const { child, until, checkAll } = require('./fixtures/process-harness');
+
+const supported = process.platform === 'linux';
+const KILLS = Number(process.env.OBJPOOL_CHANNEL_KILLS ?? process.env.OBJPOOL_KILLS ?? 500);
+
+// Receives everything the channels hold now.
+function drainChannels(chans, into) {
+  const out = new Uint32Array(64);
+  for (const ch of chans) for (let n; (n = ch.receiveMany(out)) > 0;) for (let k = 0; k < n; k++) into.push(out[k]);
+}
+
+if (supported) {
+  test('a process-shared channel: plain JSON descriptor; a child relays in order, both ways woken across processes; stats exact', async (t) => {
+    const pool = new ObjectPool({ capacity: 64, objectSize: 64, processShared: true });
+    const to = pool.channel({ capacity: 8 });
+    const from = pool.channel({ capacity: 8 });
+    const d = to.processDescriptor;
+    t.deepEqual(JSON.parse(JSON.stringify(d)), d, 'JSON round trip');
+    t.is(d.kind, 'objpool/process-channel');
+    t.is(d.token, pool.processDescriptor.token);
+    t.is(to.capacity, 8);
+    t.throws(() => to.descriptor, { code: 'ERR_OBJPOOL_NOT_SHAREABLE' });
+    t.is(new ObjectPool({ capacity: 2, objectSize: 1 }).channel().processDescriptor, null);
+    const N = 200;
+    const c = child(pool.processDescriptor, 'relay', JSON.stringify(d), JSON.stringify(from.processDescriptor), N);
+    await c.next('ready');
+    // More than the channel holds, so the child's receiveAsync waits (woken
+    // by this process's sends) and so does this process's (woken by the child's).
+    let got = 0, bad = 0;
+    const receiving = (async () => {
+      for (; got < N; got++) {
+        const h = await from.receiveAsync({ timeout: 20000 });
+        const b = pool.buffer(h);
+        if (b.readUInt32LE(0) !== got || b.readUInt32LE(4) !== got + 1000000) bad++;
+        pool.push(h);
+      }
+    })();
+    for (let i = 0; i < N; i++) {
+      const h = pool.pop();
+      pool.buffer(h).writeUInt32LE(i, 0);
+      while (!to.send(h)) await new Promise((r) => setImmediate(r));
+    }
+    await receiving;
+    const m = await c.next('relayed');
+    t.is(m.bad, 0, 'the child received every handle in order');
+    t.is(bad, 0, 'this process received every handle in order, with what the child wrote');
+    await c.exited;
+    t.is(pool.stats().inUse, 0);
+    t.is(to.size + from.size, 0);
+    await pool.close();
+  });
+
+  test('a process-shared channel: ownership across processes (a sent handle cannot be pushed or sent again)', (t) => {
+    const pool = new ObjectPool({ capacity: 8, objectSize: 8, processShared: true });
+    const ch = pool.channel({ capacity: 4 });
+    const h = pool.pop();
+    t.true(ch.send(h));
+    t.throws(() => pool.push(h), { code: 'ERR_OBJPOOL_DOUBLE_PUSH' });
+    t.throws(() => ch.send(h), { code: 'ERR_OBJPOOL_DOUBLE_PUSH' });
+    t.throws(() => ch.send(7), { code: 'ERR_OBJPOOL_DOUBLE_PUSH' }, 'one never popped');
+    t.throws(() => ch.send(8), { code: 'ERR_OUT_OF_RANGE' });
+    t.is(pool.stats().inUse, 1, 'in a channel counts as in use');
+    t.is(ch.receive(), h);
+    t.is(ch.receive(), -1);
+    const batch = Uint32Array.of(pool.pop(), pool.pop(), pool.pop(), pool.pop(), pool.pop());
+    t.is(ch.sendMany(batch), 4, 'as far as there is room');
+    const out = new Uint32Array(8);
+    t.is(ch.receiveMany(out), 4);
+    t.deepEqual([...out.subarray(0, 4)], [...batch.subarray(0, 4)]);
+    pool.pushMany(batch);
+    pool.push(h);
+    ch.close();
+    t.throws(() => ch.send(pool.pop()), { code: 'ERR_OBJPOOL_CLOSED' });
+  });
+
+  test('a process-shared channel: forged descriptors are refused with ERR_OBJPOOL_BAD_DESCRIPTOR, here and in a child', async (t) => {
+    const pool = new ObjectPool({ capacity: 8, objectSize: 8, processShared: true });
+    const other = new ObjectPool({ capacity: 8, objectSize: 8, processShared: true });
+    const ch = pool.channel({ capacity: 4 });
+    const d = ch.processDescriptor;
+    const forged = [
+      { ...d, kind: 'objpool-channel' },
+      { ...d, version: 2 },
+      { ...d, token: other.processDescriptor.token },
+      { ...d, token: 'x'.repeat(32) },
+      { ...d, index: 1 }, // a free entry
+      { ...d, index: 64 },
+      { ...d, index: -1 },
+      { ...d, index: 0.5 },
+      { ...d, index: '0' },
+      { ...d, capacity: 8 },
+      { ...d, capacity: 3 },
+      { ...d, capacity: undefined },
+    ];
+    for (const f of forged) t.throws(() => HandleChannel.attachProcess(f, pool), { code: 'ERR_OBJPOOL_BAD_DESCRIPTOR' }, JSON.stringify(f));
+    t.throws(() => HandleChannel.attachProcess(d, other), { code: 'ERR_OBJPOOL_BAD_DESCRIPTOR' }, 'another pool');
+    t.throws(() => HandleChannel.attachProcess(d, new ObjectPool({ capacity: 8, objectSize: 8 })), { code: 'ERR_OBJPOOL_BAD_DESCRIPTOR' }, 'a pool that is not process-shared');
+    t.throws(() => HandleChannel.attachProcess(null, pool), { code: 'ERR_INVALID_ARG_TYPE' });
+    t.throws(() => HandleChannel.attachProcess(d, {}), { code: 'ERR_INVALID_ARG_TYPE' });
+    t.throws(() => HandleChannel.attach(new ObjectPool({ capacity: 8, objectSize: 8 }).channel().descriptor, pool), { code: 'ERR_OBJPOOL_BAD_DESCRIPTOR' }, 'a thread channel on a process-shared pool');
+    t.is(HandleChannel.attach(d, pool).capacity, 4, 'attach() takes a process descriptor too');
+    const c = child(pool.processDescriptor, 'chantry', JSON.stringify([d, ...forged]));
+    const m = await c.next('tried');
+    t.deepEqual(m.codes, [null, ...forged.map(() => 'ERR_OBJPOOL_BAD_DESCRIPTOR')]);
+    await c.exited;
+  });
+
+  test('a process-shared channel: close() takes back, once each, what a channel that only a child opened and filled holds', async (t) => {
+    const pool = new ObjectPool({ capacity: 16, objectSize: 32, processShared: true });
+    const ch = pool.channel({ capacity: 16 });
+    const c = child(pool.processDescriptor, 'fill', JSON.stringify(ch.processDescriptor), 10);
+    const m = await c.next('filled');
+    await c.exited;
+    t.is(pool.stats().inUse, 10);
+    const released = [];
+    await pool.close((buf, info) => released.push(info.handle ?? info));
+    t.is(released.length, 16);
+    t.is(new Set(released).size, 16, 'each object once');
+    t.is(m.sent.length, 10);
+  });
+
+  test(`a process-shared channel: ${KILLS} SIGKILLs at random points of sends, receives and their batches lose nothing`, async (t) => {
+    t.timeout(600000);
+    const pool = new ObjectPool({ capacity: 256, objectSize: 64, processShared: true, zero: true, slots: 4 });
+    const chans = [pool.channel({ capacity: 32 }), pool.channel({ capacity: 64 })];
+    const d = pool.processDescriptor;
+    const cd = JSON.stringify(chans.map((c) => c.processDescriptor));
+    const lanes = 4;
+    let kills = 0, round = 0, seed = 1000;
+    while (kills < KILLS) {
+      round++;
+      const kids = [];
+      for (let i = 0; i < lanes; i++) kids.push(child(d, 'chanchurn', seed++, i % 2 === 0 ? 16 : 0, cd));
+      await Promise.all(kids.map(async (k) => {
+        try {
+          await k.next('ready', 30000);
+        } catch {
+          // Died or slow to start: killed all the same below.
+        }
+        await new Promise((r) => setTimeout(r, Math.random() * 15));
+        k.proc.kill('SIGKILL');
+        await k.exited;
+      }));
+      kills += lanes;
+      // Every process of the round is dead: what the channels hold is
+      // received here, the rest comes back to the pool.
+      const held = [];
+      try {
+        await until(() => {
+          drainChannels(chans, held);
+          const st = pool.stats();
+          return st.inUse === held.length && st.cached === 0;
+        }, 20000);
+      } catch {
+        t.fail(`round ${round}: ${JSON.stringify(pool.stats())}, ${held.length} received from the channels`);
+        break;
+      }
+      if (new Set(held).size !== held.length) {
+        t.fail(`round ${round}: a handle came out of the channels twice`);
+        break;
+      }
+      pool.pushMany(Uint32Array.from(held));
+      if (!checkAll(t, pool, { zero: true, what: `round ${round} (${kills} kills)` })) break;
+    }
+    t.true(kills >= KILLS, `${kills} kills in ${round} rounds`);
+    const st = pool.stats();
+    t.log(`${kills} kills in ${round} rounds: ${st.recovered} objects taken back, ${st.recoveredMidOperation} of them from the middle of an operation`);
+    t.true(st.recovered > 0);
+    await pool.close();
+  });
+}
