@@ -23,6 +23,12 @@
 #ifndef OBJPOOL_TEST_CHAN_BEFORE_CLAIM
 #define OBJPOOL_TEST_CHAN_BEFORE_CLAIM()
 #endif
+// Test-only: runs at named steps of an MPMC send or receive (ChanStep), so
+// that test/native/recover_channels.cc can kill a process exactly there and
+// check what a recovery makes of the cells and objects it left. Empty elsewhere.
+#ifndef OBJPOOL_TEST_CHAN_STEP
+#define OBJPOOL_TEST_CHAN_STEP(step)
+#endif
 // Test-only: the order of the ring receiver's load of the enqueue position
 // (test/native/run.js weakens it, and ThreadSanitizer must report a race).
 #ifndef OBJPOOL_TEST_RING_ORDER
@@ -126,6 +132,9 @@ inline constexpr size_t ring_dequeue = 72;
 inline constexpr size_t wake = 96;
 inline constexpr size_t cells = 128;
 }  // namespace chan_layout
+
+// The steps OBJPOOL_TEST_CHAN_STEP names.
+enum class ChanStep { send_marked, send_claimed, send_published_one, receive_claimed, receive_taken };
 
 inline constexpr uint32_t kChanMagic = 0x4e48434fu;  // "OCHN" in little-endian bytes
 inline constexpr uint32_t kChanVersion = 3;
@@ -359,8 +368,10 @@ class Channel {
       const size_t k = claim(chan_layout::dequeue, 1, std::min(max - got, size_t(capacity()) - claimed), p);
       if (k == 0) break;
       claimed += k;
+      OBJPOOL_TEST_CHAN_STEP(ChanStep::receive_claimed);
       for (size_t i = 0; i < k; ++i) {
         const uint32_t h = take(p + uint32_t(i));
+        OBJPOOL_TEST_CHAN_STEP(ChanStep::receive_taken);
         if (h < pool.capacity() && pool.receive_in_flight(h)) out[got++] = h;
       }
     }
@@ -743,10 +754,12 @@ class Channel {
       return st = Status::full, 0;
     }
     OBJPOOL_TEST_CHAN_BEFORE_CLAIM();
+    OBJPOOL_TEST_CHAN_STEP(ChanStep::send_marked);
     uint32_t p = 0;
     const size_t k = claim(chan_layout::enqueue, 0, n, p);
     for (size_t i = k; i < n; ++i) pool.unmark_in_flight(hs[i]);
     if (k == 0) return st = Status::full, 0;
+    OBJPOOL_TEST_CHAN_STEP(ChanStep::send_claimed);
     // Closed since the check above: a receiver may have seen the channel
     // closed and drained (drained(): closed, then the positions equal), and
     // nothing may arrive after that. seq_cst fence: after the claim's CAS,
@@ -764,7 +777,10 @@ class Channel {
       after_send(pool, zero, waiters);
       return st = Status::closed, 0;
     }
-    for (size_t i = 0; i < k; ++i) put(p + uint32_t(i), hs[i]);
+    for (size_t i = 0; i < k; ++i) {
+      put(p + uint32_t(i), hs[i]);
+      if (i == 0) OBJPOOL_TEST_CHAN_STEP(ChanStep::send_published_one);
+    }
     st = after_send(pool, zero, waiters);
     return k;
   }

@@ -18,7 +18,12 @@ function drainChannels(chans, into) {
   for (const ch of chans) for (let n; (n = ch.receiveMany(out)) > 0;) for (let k = 0; k < n; k++) into.push(out[k]);
 }
 
-if (supported) {
+if (!supported) {
+  test('process-shared channels: the pool itself is a coded error where the platform has none yet', (t) => {
+    t.throws(() => new ObjectPool({ capacity: 4, objectSize: 8, processShared: true }), { code: 'ERR_OBJPOOL_UNSUPPORTED' });
+    t.is(new ObjectPool({ capacity: 2, objectSize: 1 }).channel().processDescriptor, null);
+  });
+} else {
   test('a process-shared channel: plain JSON descriptor; a child relays in order, both ways woken across processes; stats exact', async (t) => {
     const pool = new ObjectPool({ capacity: 64, objectSize: 64, processShared: true });
     const to = pool.channel({ capacity: 8 });

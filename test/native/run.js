@@ -16,7 +16,9 @@
 //     broken variants that must be caught;
 //  7. the spin model of the channel's ring and its promotion
 //     (test/model/ring.pml), broken variants, and a broken ring order
-//     (the receiver's acquire weakened) that ThreadSanitizer must catch.
+//     (the receiver's acquire weakened) that ThreadSanitizer must catch;
+//  8. forced deaths in process-shared channel calls
+//     (test/native/recover_channels.cc), and a broken recovery that must fail.
 // OBJPOOL_STRESS_SCALE=10 multiplies the stress operations; OBJPOOL_LONG=1
 // adds a larger model (3 objects, 3 threads: ~10 s, ~1 GB).
 const { spawnSync } = require('node:child_process');
@@ -141,6 +143,24 @@ model('broken ring model: promotion freezes only the enqueue position', ['-DPROM
 model('broken ring model: promotion reads the positions before it freezes them', ['-DPROMOTE', '-DREAD_THEN_FREEZE'], ring(true));
 model('broken ring model: a waiter sets no Wait bit', ['-DWAIT', '-DNO_WAIT_BIT'], ring(true));
 stress('broken: the ring receiver\'s load relaxed instead of acquire, under ThreadSanitizer', ['-O1', '-g', '-fsanitize=thread', ...noTsanWarning, '-DOBJPOOL_TEST_RING_ORDER=std::memory_order_relaxed'], tsanEnv, { ...channel, expectRace: true, scaleArg: '0.05' });
+
+// 8. Forced deaths in process-shared channel calls (test/native/recover_channels.cc):
+// a child killed at each step of a send or receive, then the recovery; under
+// AddressSanitizer and UBSan too; and a broken recovery (cells skipped) that must fail.
+function deaths(name, flags, { expectFail = false } = {}) {
+  const bin = compile(name, flags, 'recover_channels.cc');
+  if (!bin) return record(name, false, 0, 'build failed');
+  const [run, secs] = timed(() => spawnSync(bin, [], { encoding: 'utf8', env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=0' } }));
+  if (expectFail) {
+    const caught = run.status === 1 && /FAIL/.test(run.stderr);
+    return record(name, caught, secs, caught ? 'the broken recovery was caught, as it must be' : 'the broken recovery went unnoticed');
+  }
+  if (run.status !== 0) process.stderr.write(run.stdout + run.stderr);
+  record(name, run.status === 0 && !/runtime error|AddressSanitizer/.test(run.stderr), secs, run.status !== 0 ? `exit ${run.status}` : '');
+}
+deaths('process-shared channels: a process killed at each step of a send or receive, then recovered', ['-O2']);
+deaths('the same under AddressSanitizer and UBSan', ['-O1', '-g', '-fsanitize=address,undefined', '-fno-sanitize-recover=undefined']);
+deaths('broken: a recovery that leaves the cells as they are', ['-O2', '-DOBJPOOL_TEST_BROKEN_RECOVERY'], { expectFail: true });
 
 const failed = results.filter((r) => !r.ok).length;
 console.log(`native: ${results.length - failed} passed, ${failed} failed`);
