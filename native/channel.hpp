@@ -27,7 +27,7 @@
 // that test/native/recover_channels.cc can kill a process exactly there and
 // check what a recovery makes of the cells and objects it left. Empty elsewhere.
 #ifndef OBJPOOL_TEST_CHAN_STEP
-#define OBJPOOL_TEST_CHAN_STEP(step)
+#define OBJPOOL_TEST_CHAN_STEP(step) ((void)0)
 #endif
 // Test-only: the order of the ring receiver's load of the enqueue position
 // (test/native/run.js weakens it, and ThreadSanitizer must report a race).
