@@ -7,7 +7,7 @@
 // Linux only (elsewhere process-shared pools are a coded error: test/process.test.js).
 const test = require('ava');
 const { ObjectPool, HandleChannel } = require('..');
-const { child, until, checkAll } = require('./fixtures/process-harness');
+const { child, until, checkAll, killRound } = require('./fixtures/process-harness');
 
 const supported = process.platform === 'linux';
 const KILLS = Number(process.env.OBJPOOL_CHANNEL_KILLS ?? process.env.OBJPOOL_KILLS ?? 500);
@@ -143,18 +143,7 @@ if (!supported) {
     let kills = 0, round = 0, seed = 1000;
     while (kills < KILLS) {
       round++;
-      const kids = [];
-      for (let i = 0; i < lanes; i++) kids.push(child(d, 'chanchurn', seed++, i % 2 === 0 ? 16 : 0, cd));
-      await Promise.all(kids.map(async (k) => {
-        try {
-          await k.next('ready', 30000);
-        } catch {
-          // Died or slow to start: killed all the same below.
-        }
-        await new Promise((r) => setTimeout(r, Math.random() * 15));
-        k.proc.kill('SIGKILL');
-        await k.exited;
-      }));
+      await killRound(d, lanes, (i) => ['chanchurn', seed++, i % 2 === 0 ? 16 : 0, cd]);
       kills += lanes;
       // Every process of the round is dead: what the channels hold is
       // received here, the rest comes back to the pool.

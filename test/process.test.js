@@ -11,7 +11,7 @@ const path = require('node:path');
 const { execFileSync, spawn } = require('node:child_process');
 const { ObjectPool } = require('..');
 
-const { child, until, checkAll, CHILD } = require('./fixtures/process-harness');
+const { child, until, checkAll, killRound, CHILD } = require('./fixtures/process-harness');
 const supported = process.platform === 'linux';
 // Kills in the campaign; fewer where each process start costs a second (qemu: see test/platforms/run.js).
 const KILLS = Number(process.env.OBJPOOL_KILLS ?? 500);
@@ -311,18 +311,7 @@ if (!supported) {
       // Four processes at once, two with caches, two without; each is killed
       // at its own random moment while the others go on (so recoveries run
       // beside live processes, and a process may die while it recovers).
-      const kids = [];
-      for (let i = 0; i < lanes; i++) kids.push(child(d, 'churn', seed++, i % 2 === 0 ? 16 : 0));
-      await Promise.all(kids.map(async (k) => {
-        try {
-          await k.next('ready', 30000);
-        } catch {
-          // Died or slow to start: killed all the same below.
-        }
-        await new Promise((r) => setTimeout(r, Math.random() * 15));
-        k.proc.kill('SIGKILL');
-        await k.exited;
-      }));
+      await killRound(d, lanes, (i) => ['churn', seed++, i % 2 === 0 ? 16 : 0]);
       kills += lanes;
       // Every process of the round is dead: all comes back, zeroed.
       try {
