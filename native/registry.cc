@@ -182,7 +182,12 @@ void teardown(Binding* b) {
   if (b->torn_down) return;
   b->torn_down = true;
   stop_waiter(b);
-  const bool repaired = repair_channels(b);
+  bool repaired;
+  {
+    // Its channel calls (a process-shared pool's) inside the channel gap, as every other.
+    ChanGap gap(b->segment.get(), b->view);
+    repaired = repair_channels(b);
+  }
   const bool drain = flush_and_release(b, true) || repaired;
   if (b->segment != nullptr) b->segment->free_view(b->view);
   {
@@ -213,6 +218,10 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
   const bool won = b->pool.close();
   if (won) {
     flush_cache(b);  // the caller drains next
+    // A process-shared pool's channels are closed inside the view's channel
+    // gap (see segment.hpp), entered before the lock: a recovery under way
+    // makes it wait, and other threads of the process must not wait with it.
+    ChanGap gap(b->segment.get(), b->view);
     std::lock_guard<std::mutex> lock(registry_mutex());
     flush_others_locked(b);
     // Every channel of the pool in this process: closed, and what it holds
@@ -221,7 +230,6 @@ Napi::Value Close(const Napi::CallbackInfo& info) {
     if (b->segment != nullptr) {
       // A process-shared pool: every channel in its memory, opened in this
       // process or not (the segment's table lists them all).
-      ChanGap gap(b->segment.get(), b->view);
       for (uint32_t i = 0; i < seg::kMaxChannels; ++i) {
         objpool::Channel ch;
         if (b->segment->channel(i, ch)) ch.close_for_pool(b->pool, b->zeroer());

@@ -258,8 +258,12 @@ int Segment::claim_view() {
     uint32_t expect = 0;
     // acquire: a freed record is reused after its last owner's writes.
     if (at(view_word(v, seg::v_owner)).compare_exchange_strong(expect, me, std::memory_order_acquire)) {
-      // relaxed: only this view writes it from now on; 0 is even (outside a gap).
+      // relaxed: only this view writes them from now on; 0 is even (outside
+      // a gap). Both: a record freed by a recovery keeps the dead view's
+      // words, and an odd one would make every later recovery wait for this
+      // view (and give up).
       at(view_word(v, seg::v_gap)).store(0, std::memory_order_relaxed);
+      at(view_word(v, seg::v_cgap)).store(0, std::memory_order_relaxed);
       return int(v);
     }
   }
@@ -708,12 +712,24 @@ bool recover_dead(Segment* s, std::vector<Peer>& peers) {
       r = pool.recover([&](uint32_t owner) { return dead[owner - 1]; }, [&] { return quiet(seg::v_gap); }, channels);
     else
       r.aborted = true;
+    // A closed pool whose close() stopped at a cell a dead send had claimed:
+    // what sits behind it (now a hole) goes back here, as nobody else will
+    // give it back (sends are refused). Still frozen: no call races with it.
+    if (!r.aborted && pool.is_closed())
+      for (uint32_t i = 0; i < seg::kMaxChannels; ++i) {
+        objpool::Channel ch;
+        if (repaired[i] && s->channel(i, ch) && ch.close_for_pool(pool, [](uint32_t) {}) > 0) r.drain = true;
+      }
     // release: the thaw publishes the repaired cells (a call acquires it).
     frozen.store(0, std::memory_order_release);
     for (uint32_t i = 0; i < seg::kMaxChannels; ++i) {
       objpool::Channel ch;
-      // Receivers that waited behind a cell that is a hole now look again.
-      if (repaired[i] && s->channel(i, ch)) ch.wake_waiters();
+      // Receivers that waited behind a cell that is a hole now look again;
+      // every channel with waiters, not only those repaired here: a
+      // recoverer that died between its thaw and its wakes left them asleep.
+      if (at(s->chan_word(i, seg::c_state)).load(std::memory_order_acquire) == kChanLive && s->channel(i, ch) &&
+          (repaired[i] || ch.waiters() > 0))
+        ch.wake_waiters();
     }
     // Given up: the entries stay as they are, for the next try (this
     // watcher's, or another's once the lock is free).

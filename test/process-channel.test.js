@@ -6,11 +6,21 @@
 // batches, sends and receives): every object back exactly once, zeroed.
 // Linux only (elsewhere process-shared pools are a coded error: test/process.test.js).
 const test = require('ava');
+const fs = require('node:fs');
 const { ObjectPool, HandleChannel } = require('..');
 const { child, until, checkAll, killRound } = require('./fixtures/process-harness');
 
 const supported = process.platform === 'linux';
 const KILLS = Number(process.env.OBJPOOL_CHANNEL_KILLS ?? process.env.OBJPOOL_KILLS ?? 500);
+
+// The pool's memory, as any process of its user can open it, and the words
+// of native/segment.hpp that the review tests below look at.
+const memOf = (pool) => fs.openSync(`/proc/${pool.processDescriptor.pid}/fd/${pool.processDescriptor.fd}`, 'r');
+const rd32 = (fd, off) => { const b = Buffer.alloc(4); fs.readSync(fd, b, 0, 4, off); return b.readUInt32LE(0); };
+const rd64 = (fd, off) => { const b = Buffer.alloc(8); fs.readSync(fd, b, 0, 8, off); return Number(b.readBigUInt64LE(0)); };
+const viewWord = (v, off) => 4096 + 256 * 64 + v * 64 + off; // seg::views: v_owner 0, v_cgap 8
+const chanWord = (i, off) => 256 + i * 32 + off; // seg::chans: c_off 8
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // Receives everything the channels hold now.
 function drainChannels(chans, into) {
@@ -131,6 +141,78 @@ if (!supported) {
     t.is(released.length, 16);
     t.is(new Set(released).size, 16, 'each object once');
     t.is(m.sent.length, 10);
+  });
+
+  test('a process-shared channel: a view record freed after a death inside a channel call does not stall later recoveries', async (t) => {
+    // A child killed inside a channel call left its record's channel gap odd;
+    // the next view given the record must not look inside a call (every
+    // recovery would wait for it and give up, and nothing would come back).
+    const pool = new ObjectPool({ capacity: 65536, objectSize: 8, processShared: true });
+    const ch = pool.channel({ capacity: 65536 });
+    const fd = memOf(pool);
+    let rec = -1;
+    for (let tries = 0; rec < 0 && tries < 50; tries++) {
+      const a = child(pool.processDescriptor, 'big', JSON.stringify(ch.processDescriptor));
+      await a.next('ready');
+      await sleep(20 + Math.random() * 20);
+      a.proc.kill('SIGSTOP');
+      await sleep(20);
+      for (let v = 1; v < 8; v++) if (rd32(fd, viewWord(v, 0)) !== 0 && (rd32(fd, viewWord(v, 8)) & 1) !== 0) rec = v;
+      a.proc.kill('SIGKILL');
+      await a.exited;
+      await until(() => pool.stats().inUse === ch.size, 10000);
+      const out = new Uint32Array(65536);
+      for (let n; (n = ch.receiveMany(out)) > 0;) pool.pushMany(out, n);
+    }
+    t.true(rec >= 0, 'a child was stopped inside a channel call');
+    const b = child(pool.processDescriptor, 'idle');
+    await b.next('ready');
+    t.is(rd32(fd, viewWord(rec, 8)) & 1, 0, 'the record given to a new view is outside a channel gap');
+    const c = child(pool.processDescriptor, 'hold', 10);
+    await c.next('held');
+    c.proc.kill('SIGKILL');
+    await c.exited;
+    await until(() => pool.stats().inUse === 0, 5000);
+    b.proc.kill('SIGKILL');
+    await b.exited;
+    fs.closeSync(fd);
+  });
+
+  test('a process-shared channel: a close() that met a cell a stopped sender claimed settles once the sender dies', async (t) => {
+    // close() gives back what a channel holds up to the first cell claimed
+    // and not published; the recovery of the sender's death makes that cell
+    // a hole and must give back what sits behind it.
+    const N = 32768, M = 8;
+    const pool = new ObjectPool({ capacity: N + M, objectSize: 8, processShared: true });
+    const ch = pool.channel({ capacity: 2 * N });
+    const fd = memOf(pool);
+    const mine = [];
+    for (let i = 0; i < M; i++) mine.push(pool.pop());
+    const base = rd64(fd, chanWord(0, 8)), mask = 2 * N - 1;
+    let x = null, found = false;
+    for (let tries = 0; !found && tries < 200; tries++) {
+      if (!x) {
+        x = child(pool.processDescriptor, 'big', JSON.stringify(ch.processDescriptor), N);
+        await x.next('ready');
+      }
+      await sleep(Math.random() * 5);
+      x.proc.kill('SIGSTOP');
+      await sleep(5);
+      // chan_layout: enqueue word 32, dequeue 64, cells from 128 ({seq, value}).
+      const e = rd32(fd, base + 32 * 4), d = rd32(fd, base + 64 * 4);
+      for (let p = d; p !== e && !found; p = (p + 1) >>> 0) if (rd32(fd, base + 512 + 8 * (p & mask)) === p) found = true;
+      if (!found) x.proc.kill('SIGCONT');
+    }
+    t.true(found, 'the sender was stopped with a claimed, unpublished cell');
+    for (const h of mine) t.true(ch.send(h), 'sent behind the claimed cell');
+    let released = 0;
+    const closed = pool.close(() => { released++; });
+    x.proc.kill('SIGKILL');
+    await x.exited;
+    const settled = await Promise.race([closed.then(() => true), sleep(10000).then(() => false)]);
+    t.true(settled, `close() settled (released ${released} of ${pool.capacity})`);
+    t.is(released, pool.capacity);
+    fs.closeSync(fd);
   });
 
   test(`a process-shared channel: ${KILLS} SIGKILLs at random points of sends, receives and their batches lose nothing`, async (t) => {
