@@ -275,6 +275,31 @@ void wake_channel(ChanRec* r, uint32_t waiters) {
   if (called < waiters) r->ch.wake_waiters();
 }
 
+// The send of chanSendMany() and chanSendOne(): hs[0..n) (the call's own
+// copy), inside the view's channel gap; then the waiting receivers called
+// back, and the status reported. How many went; -1 after a thrown error.
+ptrdiff_t send_call(napi_env env, Binding* b, ChanRec* r, const uint32_t* hs, size_t n) {
+  Status st;
+  uint32_t waiters = 0;
+  size_t sent;
+  {
+    ChanGap gap(b->segment.get(), b->view);
+    sent = r->ch.send_many(b->pool, hs, n, &st, b->zeroer(), &waiters);
+  }
+  wake_channel(r, waiters);
+  uint32_t bad = 0;
+  if (st == Status::out_of_range)
+    for (size_t i = 0; i < n; ++i)
+      if (hs[i] >= b->pool.capacity()) bad = hs[i];
+  // Refused as closed after its claim (its cells became holes): a pool that
+  // closed meanwhile may have taken back what sat behind them; its closer
+  // drains again (a spare request does nothing).
+  if (st == Status::closed && b->pool.is_closed()) request_drain(env, b->key);
+  if (st != Status::ok && st != Status::full && st != Status::drain_needed) return chan_status(env, b, st, bad), -1;
+  chan_status(env, b, st, 0);
+  return ptrdiff_t(sent);
+}
+
 }  // namespace
 
 // chanSendMany(channel, handles, count?): sends a prefix of the handles (all
@@ -299,24 +324,8 @@ napi_value ChanSendMany(napi_env env, napi_callback_info info) {
   uint32_t* tmp = scratch(env, n);
   if (tmp == nullptr) return nullptr;
   std::copy(in, in + n, tmp);  // a private copy: the caller's array may be shared memory
-  Status st;
-  uint32_t waiters = 0;
-  size_t sent;
-  {
-    ChanGap gap(b->segment.get(), b->view);
-    sent = r->ch.send_many(b->pool, tmp, n, &st, b->zeroer(), &waiters);
-  }
-  wake_channel(r, waiters);
-  uint32_t bad = 0;
-  if (st == Status::out_of_range)
-    for (size_t i = 0; i < n; ++i)
-      if (tmp[i] >= b->pool.capacity()) bad = tmp[i];
-  // Refused as closed after its claim (its cells became holes): a pool that
-  // closed meanwhile may have taken back what sat behind them; its closer
-  // drains again (a spare request does nothing).
-  if (st == Status::closed && b->pool.is_closed()) request_drain(env, b->key);
-  if (st != Status::ok && st != Status::full && st != Status::drain_needed) return chan_status(env, b, st, bad);
-  chan_status(env, b, st, 0);
+  const ptrdiff_t sent = send_call(env, b, r, tmp, n);
+  if (sent < 0) return nullptr;
   napi_value out;
   napi_create_uint32(env, uint32_t(sent), &out);
   return out;
@@ -358,17 +367,8 @@ napi_value ChanSendOne(napi_env env, napi_callback_info info) {
   uint32_t h = 0;
   if (argc < 2 || napi_get_value_uint32(env, argv[1], &h) != napi_ok)
     return throw_type(env, "handle", "a number", argv[1]);
-  Status st;
-  uint32_t waiters = 0;
-  size_t sent;
-  {
-    ChanGap gap(b->segment.get(), b->view);
-    sent = r->ch.send_many(b->pool, &h, 1, &st, b->zeroer(), &waiters);
-  }
-  wake_channel(r, waiters);
-  if (st == Status::closed && b->pool.is_closed()) request_drain(env, b->key);
-  if (st != Status::ok && st != Status::full && st != Status::drain_needed) return chan_status(env, b, st, h);
-  chan_status(env, b, st, 0);
+  const ptrdiff_t sent = send_call(env, b, r, &h, 1);
+  if (sent < 0) return nullptr;
   napi_value out;
   napi_get_boolean(env, sent == 1, &out);
   return out;

@@ -599,10 +599,6 @@ class Pool {
   // every object a published cell holds. Every other InFlight object was in
   // a dead view's hands (a send cut before its publish, a receive cut after
   // its take) and comes back.
-  template <class Dead, class Quiesce>
-  Recovered recover(Dead&& dead, Quiesce&& quiesce) {
-    return recover(dead, quiesce, [](std::vector<uint8_t>&) { return false; });
-  }
   template <class Dead, class Quiesce, class Channels>
   Recovered recover(Dead&& dead, Quiesce&& quiesce, Channels&& channels) {
     Recovered r;
@@ -633,7 +629,8 @@ class Pool {
         i = next(i).load(std::memory_order_relaxed);
       }
     }
-    // 3b. What the channels hold (false: the pool has none to look at).
+    // 3b. What the channels hold (false: a channel could not be looked at,
+    // so no InFlight object comes back this time).
     std::vector<uint8_t> in_channel;
     if (!r.aborted) {
       in_channel.assign(listed.size(), 0);

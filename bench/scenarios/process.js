@@ -58,15 +58,22 @@ async function ipc(serialization) {
   };
 }
 
-async function socket() {
-  const file = path.join(os.tmpdir(), `objpool-bench-${process.pid}.sock`);
+// A child in `mode` connected to a Unix socket this process listens on:
+// the child, its connection here (no Nagle), and how to close both ends.
+async function socketChild(mode) {
+  const file = path.join(os.tmpdir(), `objpool-bench-${mode}-${process.pid}.sock`);
   const server = net.createServer();
   await new Promise((r) => server.listen(file, r));
   const accepted = new Promise((r) => server.once('connection', r));
-  const c = fork(CHILD, ['socket', file]);
+  const c = fork(CHILD, [mode, file]);
   await started(c);
   const s = await accepted;
   s.setNoDelay(true);
+  return { c, s, stop: () => { c.kill(); s.destroy(); server.close(); } };
+}
+
+async function socket() {
+  const { s, stop } = await socketChild('socket');
   let resolve = null, got = 0;
   s.on('data', (b) => { got += b.length; if (got >= 4) { got -= 4; resolve(); } });
   const msg = Buffer.from([1, 2, 3, 4]);
@@ -74,7 +81,7 @@ async function socket() {
     async run(n) {
       for (let i = 0; i < n; i++) await new Promise((r) => { resolve = r; s.write(msg); });
     },
-    stop: () => { c.kill(); s.destroy(); server.close(); },
+    stop,
   };
 }
 
@@ -119,14 +126,7 @@ async function sink(serialization) {
 }
 
 async function socketSink() {
-  const file = path.join(os.tmpdir(), `objpool-bench-sink-${process.pid}.sock`);
-  const server = net.createServer();
-  await new Promise((r) => server.listen(file, r));
-  const accepted = new Promise((r) => server.once('connection', r));
-  const c = fork(CHILD, ['socketsink', file]);
-  await started(c);
-  const s = await accepted;
-  s.setNoDelay(true);
+  const { c, s, stop } = await socketChild('socketsink');
   const next = () => new Promise((r) => c.once('message', r));
   const msg = Buffer.from([1, 2, 3, 4]);
   return {
@@ -137,7 +137,7 @@ async function socketSink() {
       for (let i = 0; i < n; i++) s.write(msg);
       await done;
     },
-    stop: () => { c.kill(); s.destroy(); server.close(); },
+    stop,
   };
 }
 
