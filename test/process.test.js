@@ -311,7 +311,11 @@ if (!supported) {
       // Four processes at once, two with caches, two without; each is killed
       // at its own random moment while the others go on (so recoveries run
       // beside live processes, and a process may die while it recovers).
-      await killRound(d, lanes, (i) => ['churn', seed++, i % 2 === 0 ? 16 : 0]);
+      const crashed = await killRound(d, lanes, (i) => ['churn', seed++, i % 2 === 0 ? 16 : 0]);
+      if (crashed > 0) {
+        t.fail(`round ${round}: ${crashed} processes died before they were killed`);
+        break;
+      }
       kills += lanes;
       // Every process of the round is dead: all comes back, zeroed.
       try {
