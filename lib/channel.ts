@@ -1,6 +1,7 @@
 import { native, type NativeOps } from './native';
 import { checkInteger, checkNumber, codes, invalidType, outOfRange, poolError } from './errors';
 import { BoundedSpin } from './spin';
+import { copyU32 } from './hotpath';
 import type { WaitOptions } from './types';
 
 /**
@@ -100,13 +101,10 @@ const CLOSED = 1;
 const HOLE = -1; // kHole as an int32
 const TAKEN = 1, IN_FLIGHT = 3;
 const DEFAULT_CAPACITY = 1024;
+const I32 = Int32Array; // as loaded: a later global replaced by user code is not used
 
 const sharedByteLengthOf = Function.prototype.call.bind(Object.getOwnPropertyDescriptor(SharedArrayBuffer.prototype, 'byteLength')!.get!) as (b: unknown) => number;
 
-// A typed array's kind by the intrinsic's brand check (undefined for
-// anything else, a Proxy of a typed array included), and its slice().
-const uint32Tag = Function.prototype.call.bind(Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8Array.prototype), Symbol.toStringTag)!.get!) as (v: unknown) => string | undefined;
-const sliceOf = Function.prototype.call.bind(Uint32Array.prototype.slice) as (v: Uint32Array) => Uint32Array;
 
 function isShared(b: unknown): b is SharedArrayBuffer {
   try {
@@ -199,8 +197,11 @@ export class HandleChannel {
       // A process-shared channel: native calls only (they run inside the
       // view's channel gap, which a recovery from a dead process relies on:
       // native/segment.hpp, ChanGap), the MPMC queue from the start.
-      const [ext, id, , ab] = host.ops.openChannel(index, false);
-      const words = (this.#words = new Int32Array(ab!));
+      // Indexed, not destructured: destructuring runs the array iterator,
+      // which user code can patch to see the channel's memory.
+      const opened = host.ops.openChannel(index, false);
+      const ext = opened[0], id = opened[1];
+      const words = (this.#words = new I32(opened[3]!));
       const got = (words.length - CELLS) / 3;
       if (got !== capacity) throw badDescriptor('its capacity does not match the channel\'s');
       this.capacity = capacity;
@@ -212,8 +213,9 @@ export class HandleChannel {
       return;
     }
     this.capacity = capacity;
-    const words = (this.#words = new Int32Array(memory, 0, CELLS + 3 * capacity));
-    const [ext, id, role] = host.ops.openChannel(words, fresh);
+    const words = (this.#words = new I32(memory, 0, CELLS + 3 * capacity));
+    const opened = host.ops.openChannel(words, fresh); // indexed: as above
+    const ext = opened[0], id = opened[1], role = opened[2];
     this.#id = id;
     Object.defineProperties(this, {
       send: { value: makeSend(words, capacity - 1, host, ext, id, role), enumerable: false },
@@ -342,8 +344,7 @@ export class HandleChannel {
     // code sends from that very copy: the caller's array may be shared
     // memory that another thread changes meanwhile, and what is untracked
     // must be exactly what was sent.
-    if (uint32Tag(handles) !== 'Uint32Array') throw invalidType('handles', 'an instance of Uint32Array', handles);
-    const copy = sliceOf(handles);
+    const copy = copyU32(handles);
     const n = this.#host.ops.chanSendMany(this.#id, copy, count);
     for (let i = 0; i < n; i++) untrack(copy[i]!);
     return n;

@@ -20,6 +20,24 @@ const KIND_MASK = 0xff;
 // push closures call them: an imported binding is a property load per call.
 const typedArrayProto = Object.getPrototypeOf(Uint8Array.prototype) as object;
 const callOf = Function.prototype.call;
+const U32 = Uint32Array;
+const typedLength = callOf.bind(Object.getOwnPropertyDescriptor(typedArrayProto, 'length')!.get!) as (v: Uint32Array) => number;
+const setFrom = callOf.bind((typedArrayProto as { set: (a: Uint32Array) => void }).set) as (to: Uint32Array, from: Uint32Array) => void;
+
+/**
+ * @internal A private copy of a Uint32Array (checked by brand first, so a
+ * Proxy or a forgery is refused): a new array of its own, filled by the
+ * intrinsic set(), which reads the source's elements and length from its
+ * internal slots. No user code runs (slice() would build its result through
+ * the array's constructor, Symbol.species: longer, or over shared memory).
+ */
+export function copyU32(handles: unknown, name = 'handles'): Uint32Array {
+  if (uint32Tag(handles) !== 'Uint32Array') throw invalidType(name, 'an instance of Uint32Array', handles);
+  const h = handles as Uint32Array;
+  const out = new U32(typedLength(h));
+  setFrom(out, h);
+  return out;
+}
 const fillOf = callOf.bind(Uint8Array.prototype.fill) as (o: Uint8Array, v: number, start?: number, end?: number) => Uint8Array;
 const byteLengthOf = callOf.bind(Object.getOwnPropertyDescriptor(typedArrayProto, 'byteLength')!.get!) as (o: Uint8Array) => number;
 
@@ -250,9 +268,8 @@ export function makePush(ops: NativeOps, mem: Int32Array, attention: Int32Array,
 export function zeroingPushMany(ops: NativeOps, state: Int32Array | null, zero: (h: number) => void, capacity: number,
   taken = TAKEN, free = FREE): NativeOps['pushMany'] {
   return (handles, count) => {
-    if (!(handles instanceof Uint32Array)) throw invalidType('handles', 'an instance of Uint32Array', handles);
-    const n = count === undefined ? handles.length : checkInteger('count', count, 0, handles.length);
-    const hs = handles.slice(0, n); // a private copy: the caller's array may be shared memory
+    const hs = copyU32(handles); // a private copy: the caller's array may be shared memory
+    const n = count === undefined ? hs.length : checkInteger('count', count, 0, hs.length);
     for (let i = 0; i < n; i++) if (hs[i]! >= capacity) throw outOfRange('handles', `an integer >= 0 and < ${capacity}`, hs[i]);
     if (state !== null) {
       for (let i = 0; i < n; i++) {
@@ -279,8 +296,7 @@ export function leakAwarePushMany(pushMany: NativeOps['pushMany'], leaks: LeakTr
     // The handles are copied once, first, and pushed from that very copy:
     // the caller's array may be shared memory that another thread changes
     // meanwhile, and what is untracked must be exactly what was pushed.
-    if (uint32Tag(handles) !== 'Uint32Array') throw invalidType('handles', 'an instance of Uint32Array', handles);
-    const copy = sliceU32(handles);
+    const copy = copyU32(handles);
     pushMany(copy, count);
     if (leaks.size === 0) return;
     const n = count ?? copy.length;
@@ -288,7 +304,6 @@ export function leakAwarePushMany(pushMany: NativeOps['pushMany'], leaks: LeakTr
   };
 }
 const uint32Tag = callOf.bind(Object.getOwnPropertyDescriptor(typedArrayProto, Symbol.toStringTag)!.get!) as (v: unknown) => string | undefined;
-const sliceU32 = callOf.bind(Uint32Array.prototype.slice) as (v: Uint32Array) => Uint32Array;
 
 // A process-shared pool: a push of an object that another process took (it
 // was handed over by other means than a channel) takes it over, by one

@@ -49,8 +49,48 @@ for (const [what, call] of [['sendMany', 'chanSendMany'], ['pushMany', 'pushMany
     // A Proxy of a Uint32Array: the coded error, as without leak tracking.
     t.throws(() => run(new Proxy(arr, {})), { code: 'ERR_INVALID_ARG_TYPE' });
     t.throws(() => run([hy]), { code: 'ERR_INVALID_ARG_TYPE' });
+    // The copy is not made through the array's constructor (Symbol.species):
+    // one that hands back a longer array, or one over shared memory, is
+    // never called, and only what the caller passed goes.
+    const hz = what === 'sendMany' ? hx : pool.handleOf(pool.acquire()); // hx went back to the pool above
+    const one = Uint32Array.of(hz);
+    let called = 0;
+    one.constructor = { [Symbol.species]: function (n) { called++; const e = new Uint32Array(n + 1); e[n] = hy; return e; } };
+    seen.length = 0;
+    if (what === 'sendMany') t.is(ch.sendMany(one), 1);
+    else pool.pushMany(one);
+    t.is(called, 0, 'Symbol.species was not consulted');
+    t.deepEqual([...seen[0]], [hz]);
+    if (what === 'sendMany') {
+      t.is(ch.receive(), hz);
+      t.is(ch.receive(), -1, 'nothing else was sent');
+    }
   });
 }
+
+test('zero: true with JS zeroing: pushMany copies the handles without Symbol.species or a patched instanceof', (t) => {
+  // A pool whose objects JS zeroes (fromBuffers over memory that is not
+  // shared): pushMany takes its private copy by the intrinsic, and refuses a
+  // Proxy even when Uint32Array[Symbol.hasInstance] says yes.
+  const pool = ObjectPool.fromBuffers(Array.from({ length: 4 }, () => new Uint8Array(8)), { zero: true });
+  const hs = Uint32Array.of(pool.pop(), pool.pop());
+  let called = 0;
+  hs.constructor = { [Symbol.species]: function (n) { called++; return new Uint32Array(n); } };
+  pool.pushMany(hs);
+  t.is(called, 0);
+  t.is(pool.stats().inUse, 0);
+  const h = pool.pop();
+  const fake = new Proxy(Uint32Array.of(h), {});
+  const had = Object.getOwnPropertyDescriptor(Uint32Array, Symbol.hasInstance);
+  Object.defineProperty(Uint32Array, Symbol.hasInstance, { value: () => true, configurable: true });
+  try {
+    t.throws(() => pool.pushMany(fake), { code: 'ERR_INVALID_ARG_TYPE' });
+  } finally {
+    if (had) Object.defineProperty(Uint32Array, Symbol.hasInstance, had);
+    else delete Uint32Array[Symbol.hasInstance];
+  }
+  pool.push(h);
+});
 
 test('no symbol or property of a pool or channel leads to its native calls or its own memory', (t) => {
   const pool = new ObjectPool({ capacity: 4, objectSize: 8 });
