@@ -31,7 +31,7 @@ export interface NativeOps {
   drain(out: Uint32Array): number;
   /** True once a drain met an object linked twice (unchecked misuse). */
   corrupt(): boolean;
-  stats(): { perSlot: number[]; cached: number; released: number; waiting: number };
+  stats(): { perSlot: number[]; cached: number; released: number; waiting: number; repairedChannelCells: number; recoveredMidChannelCall: number };
   /** Runs `drain` on this thread whenever a push anywhere finds the pool closed. */
   watch(drain: () => void): void;
   unwatch(): void;

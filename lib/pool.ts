@@ -675,6 +675,7 @@ export class ObjectPool {
       exhausted: c(C_EXHAUSTED), waits: c(C_WAITS), waitTimeouts: c(C_WAIT_TIMEOUTS), waitAborts: c(C_WAIT_ABORTS),
       waitSeconds: c(C_WAIT_NS) / 1e9, leaks: c(C_LEAKS), released: s.released,
       recovered: c(C_RECOVERED), recoveredMidOperation: c(C_RECOVERED_MID),
+      recoveredMidChannelCall: s.recoveredMidChannelCall, repairedChannelCells: s.repairedChannelCells,
     };
   }
 

@@ -468,7 +468,8 @@ export class PoolSet {
       closed: each.every((s) => s.closed),
       exhausted: sum('exhausted'), waits: sum('waits'), waitTimeouts: sum('waitTimeouts'), waitAborts: sum('waitAborts'),
       waitSeconds: sum('waitSeconds'), leaks: sum('leaks'), released: sum('released'),
-      recovered: sum('recovered'), recoveredMidOperation: sum('recoveredMidOperation'), classes: each,
+      recovered: sum('recovered'), recoveredMidOperation: sum('recoveredMidOperation'),
+      recoveredMidChannelCall: sum('recoveredMidChannelCall'), repairedChannelCells: sum('repairedChannelCells'), classes: each,
     };
   }
 

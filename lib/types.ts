@@ -101,8 +101,12 @@ export interface PoolStats {
   released: number;
   /** Process-shared pools: objects taken back from processes that died (0 otherwise). */
   recovered: number;
-  /** Of those, objects a process died with in the middle of a pool operation. */
+  /** Of those, objects a process died with in the middle of a pool operation or a channel call. */
   recoveredMidOperation: number;
+  /** Of those, objects a process died with in the middle of a channel call (a send before its publish, a receive after its take). */
+  recoveredMidChannelCall: number;
+  /** Process-shared pools: channel cells that dead processes' calls left half done, repaired (0 otherwise). */
+  repairedChannelCells: number;
 }
 
 /**

@@ -487,24 +487,24 @@ class Channel {
   //   - every object a published cell holds gets its bit in `in_channel`
   //     (one bit per object of a pool of `objects`).
   // Forged positions (more than a lap apart) are clamped to one lap; values
-  // are checked against `objects`. True if a cell was repaired.
-  bool recover_cells(uint32_t objects, std::vector<uint8_t>& in_channel) {
+  // are checked against `objects`. Returns how many cells were repaired.
+  uint32_t recover_cells(uint32_t objects, std::vector<uint8_t>& in_channel) {
     // acquire (all loads below): what the dead and the quieted views wrote
     // (their last release stores, and the caller's acquire of their gaps).
     const uint32_t d = word(chan_layout::dequeue).load(std::memory_order_acquire);
     uint32_t e = word(chan_layout::enqueue).load(std::memory_order_acquire);
     if (uint32_t(e - d) > capacity()) e = d + capacity();  // forged
-    bool repaired = false;
+    uint32_t repaired = 0;
     for (uint32_t p = d - capacity(); p != d; ++p) {
       if (seq(p).load(std::memory_order_acquire) != p + 1) continue;
       take(p);  // claimed by a dead receive, not emptied
-      repaired = true;
+      ++repaired;
     }
     for (uint32_t p = d; p != e; ++p) {
       const uint32_t sq = seq(p).load(std::memory_order_acquire);
       if (sq == p) {
         put(p, kHole);  // claimed by a dead send, not published
-        repaired = true;
+        ++repaired;
       } else if (sq == p + 1) {
         // relaxed: ordered after the acquire load of seq.
         const uint32_t h = value(p).load(std::memory_order_relaxed);

@@ -587,7 +587,8 @@ class Pool {
   // closer must drain again (slots it skipped while frozen included).
   struct Recovered {
     size_t objects = 0;
-    size_t mid = 0;  // of those, Free off every list: a dead view's unfinished list operation
+    size_t mid = 0;        // of those, from the middle of an operation (a list operation or a channel call)
+    size_t in_flight = 0;  // of those, InFlight in no channel: from the middle of a channel call
     bool drain = false;
     bool aborted = false;
   };
@@ -650,6 +651,7 @@ class Pool {
         // No live view is inside a channel call (the caller's quiesce), so
         // nobody races for it but a forger. acquire: as above.
         take = state(i).compare_exchange_strong(st, kStateFree, std::memory_order_acquire, std::memory_order_relaxed);
+        r.in_flight += take ? 1 : 0;
         st = kStateFree;  // counted as mid-operation below
       }
       if ((kind == kStateTaken || kind == kStateCached) && owner >= 1 && owner <= kMaxOwners && dead(owner)) {

@@ -289,6 +289,9 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   r.Set("cached", cached);
   r.Set("released", double(b->pool.released()));
   r.Set("waiting", double(b->pool.waiters()));
+  // A process-shared pool's channel calls that dead processes cut short.
+  r.Set("repairedChannelCells", b->segment != nullptr ? double(b->segment->counted(seg::chan_repaired)) : 0.0);
+  r.Set("recoveredMidChannelCall", b->segment != nullptr ? double(b->segment->counted(seg::chan_recovered)) : 0.0);
   return r;
 }
 

@@ -598,6 +598,12 @@ std::shared_ptr<Segment> attach_segment(double pid_d, double fd_d, const std::st
       s->arena_off + s->arena_len > size || s->arena_off % seg::kPage != 0)
     return bad("the pool's header is inconsistent");
   s->pool_bytes = size;
+  // The pool's own part stays mapped; the channels' blocks after it (the
+  // memory grew by them) are mapped one by one, when used (channel()).
+  if (s->size > size) {
+    munmap(s->base + size, s->size - size);
+    s->size = size_t(size);
+  }
   if (objpool::Pool::attach(s->meta(), size_t(s->meta_len), s->arena(), size_t(s->arena_len), s->pool) != Status::ok ||
       !s->pool.process_shared())
     return bad("the pool metadata is invalid");
@@ -658,12 +664,11 @@ bool recover_dead(Segment* s, std::vector<Peer>& peers) {
   }
   if (any) {
     objpool::Pool pool = s->pool;
-    // A view that stays inside one gap for this long (its thread stopped,
-    // SIGSTOP): give up, thaw, and try again on a later tick.
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
     // Waits until no live view is inside the gap (`which`: v_gap for list
-    // operations, v_cgap for channel calls) that it was in when this looked.
-    const auto quiet = [&](size_t which) {
+    // operations, v_cgap for channel calls) that it was in when this looked;
+    // false when one stays inside it for `ms` (its thread stopped: SIGSTOP).
+    const auto quiet = [&](size_t which, int ms) {
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
       for (uint32_t v = 0; v < seg::kMaxViews; ++v) {
         // acquire (both loads): see the states a view wrote in its gap (its gap_exit() is a release).
         const uint32_t owner = at(s->view_word(v, seg::v_owner)).load(std::memory_order_acquire);
@@ -692,8 +697,14 @@ bool recover_dead(Segment* s, std::vector<Peer>& peers) {
     // channel call that began before finishes. Before the heads freeze: a
     // call that gives objects back to a closed pool pushes them.
     auto frozen = at(s->word(seg::chan_frozen));
-    frozen.store(1, std::memory_order_seq_cst);
-    bool repaired[seg::kMaxChannels] = {};
+    // First a look with nothing frozen (by this try): a view that stays in
+    // one gap for 200 ms (a stopped process) makes this try give up before
+    // anyone waits for it (each retry would otherwise hold every process's
+    // calls for as long). Then frozen, the waits are short: only a view
+    // stopped since can be slow.
+    const bool calm = quiet(seg::v_cgap, 200) && quiet(seg::v_gap, 200);
+    if (calm) frozen.store(1, std::memory_order_seq_cst);
+    uint32_t repaired[seg::kMaxChannels] = {};
     const auto channels = [&](std::vector<uint8_t>& in_channel) {
       for (uint32_t i = 0; i < seg::kMaxChannels; ++i) {
         // acquire: pairs with create_channel()'s release. A channel being
@@ -707,19 +718,28 @@ bool recover_dead(Segment* s, std::vector<Peer>& peers) {
       }
       return true;
     };
-    objpool::Pool::Recovered r;
-    if (quiet(seg::v_cgap))
-      r = pool.recover([&](uint32_t owner) { return dead[owner - 1]; }, [&] { return quiet(seg::v_gap); }, channels);
-    else
-      r.aborted = true;
+    // Given up (here or in pool.recover()): heads and channels thaw with
+    // nothing taken back, those a recoverer that died left frozen included.
+    const bool go = calm && quiet(seg::v_cgap, 50);
+    auto r = pool.recover([&](uint32_t owner) { return dead[owner - 1]; }, [&] { return go && quiet(seg::v_gap, 50); },
+                          channels);
     // A closed pool whose close() stopped at a cell a dead send had claimed:
     // what sits behind it (now a hole) goes back here, as nobody else will
     // give it back (sends are refused). Still frozen: no call races with it.
     if (!r.aborted && pool.is_closed())
       for (uint32_t i = 0; i < seg::kMaxChannels; ++i) {
         objpool::Channel ch;
-        if (repaired[i] && s->channel(i, ch) && ch.close_for_pool(pool, [](uint32_t) {}) > 0) r.drain = true;
+        if (repaired[i] > 0 && s->channel(i, ch) && ch.close_for_pool(pool, [](uint32_t) {}) > 0) r.drain = true;
       }
+    if (!r.aborted) {
+      uint64_t cells = 0;
+      for (uint32_t n : repaired) cells += n;
+      // relaxed: counts, read by stats().
+      atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(s->base + seg::chan_repaired))
+          .fetch_add(cells, std::memory_order_relaxed);
+      atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(s->base + seg::chan_recovered))
+          .fetch_add(r.in_flight, std::memory_order_relaxed);
+    }
     // release: the thaw publishes the repaired cells (a call acquires it).
     frozen.store(0, std::memory_order_release);
     for (uint32_t i = 0; i < seg::kMaxChannels; ++i) {
@@ -728,7 +748,7 @@ bool recover_dead(Segment* s, std::vector<Peer>& peers) {
       // every channel with waiters, not only those repaired here: a
       // recoverer that died between its thaw and its wakes left them asleep.
       if (at(s->chan_word(i, seg::c_state)).load(std::memory_order_acquire) == kChanLive && s->channel(i, ch) &&
-          (repaired[i] || ch.waiters() > 0))
+          (repaired[i] > 0 || ch.waiters() > 0))
         ch.wake_waiters();
     }
     // Given up: the entries stay as they are, for the next try (this

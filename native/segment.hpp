@@ -62,6 +62,9 @@ inline constexpr size_t total = 64;  // u64: the bytes of the pool's own part (h
 // Channels (their memory follows the pool's part, a page-aligned block each).
 inline constexpr size_t chan_next = 72;    // u64: where the next channel's block starts
 inline constexpr size_t chan_frozen = 80;  // u32: non-zero while a recovery holds every channel still
+// Recovery counters (u64, relaxed: counts for stats()), of channel calls that dead processes cut short.
+inline constexpr size_t chan_repaired = 88;   // cells repaired (a claimed cell published as a hole, or emptied)
+inline constexpr size_t chan_recovered = 96;  // objects taken back from the middle of a channel call
 inline constexpr uint32_t kMaxChannels = 64;
 inline constexpr size_t chans = 256;  // the channel table
 inline constexpr size_t chan_bytes = 32;
@@ -128,6 +131,11 @@ struct Segment {
   void free_view(int v);
   // The pool's tag in its channels (objpool::Channel::pool_tag()): from the token.
   uint64_t channel_tag() const;
+  // A recovery counter of the header (seg::chan_repaired, seg::chan_recovered).
+  uint64_t counted(size_t which) const {
+    // relaxed: a count.
+    return atomic_ref<uint64_t>(*reinterpret_cast<uint64_t*>(base + which)).load(std::memory_order_relaxed);
+  }
   // A new channel of `capacity` cells (a power of two), formatted as the
   // MPMC queue: its index in the channel table, or -1 with `code` and
   // `message` set.

@@ -42,7 +42,7 @@ test('after close, pops throw ERR_OBJPOOL_CLOSED and objects out are released wh
   t.is(calls[2].handle, a);
   t.false(resolved, 'one object is still out');
   t.deepEqual(pool.stats(), { capacity: 4, available: 0, inUse: 1, cached: 0, waiting: 0, perSlot: pool.stats().perSlot, closed: true,
-    exhausted: 0, waits: 0, waitTimeouts: 0, waitAborts: 0, waitSeconds: 0, leaks: 0, released: 3, recovered: 0, recoveredMidOperation: 0 });
+    exhausted: 0, waits: 0, waitTimeouts: 0, waitAborts: 0, waitSeconds: 0, leaks: 0, released: 3, recovered: 0, recoveredMidOperation: 0, recoveredMidChannelCall: 0, repairedChannelCells: 0 });
   pool.release(b);
   await done;
   t.is(calls.length, 4);

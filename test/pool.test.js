@@ -98,7 +98,7 @@ test('stats() counts objects per slot without disturbing them', (t) => {
   const pool = new ObjectPool({ capacity: 10, objectSize: 8, slots: 2 });
   let s = pool.stats();
   t.deepEqual(s, { capacity: 10, available: 10, inUse: 0, cached: 0, waiting: 0, perSlot: [5, 5], closed: false,
-    exhausted: 0, waits: 0, waitTimeouts: 0, waitAborts: 0, waitSeconds: 0, leaks: 0, released: 0, recovered: 0, recoveredMidOperation: 0 });
+    exhausted: 0, waits: 0, waitTimeouts: 0, waitAborts: 0, waitSeconds: 0, leaks: 0, released: 0, recovered: 0, recoveredMidOperation: 0, recoveredMidChannelCall: 0, repairedChannelCells: 0 });
   const held = [pool.pop(), pool.pop(), pool.pop()];
   s = pool.stats();
   t.is(s.available, 7);
