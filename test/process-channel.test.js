@@ -22,6 +22,36 @@ const viewWord = (v, off) => 4096 + 256 * 64 + v * 64 + off; // seg::views: v_ow
 const chanWord = (i, off) => 256 + i * 32 + off; // seg::chans: c_off 8
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// Waits until every object is back: what `ch` still holds is received and
+// pushed here (its size counts the holes a recovery published too).
+async function allBack(pool, ch) {
+  const out = new Uint32Array(ch.capacity);
+  await until(() => {
+    for (let n; (n = ch.receiveMany(out)) > 0;) pool.pushMany(out, n);
+    return pool.stats().inUse === 0;
+  }, 20000);
+}
+
+// A child that sends and receives everything on `ch` (mode 'big'), stopped
+// with SIGSTOP at a moment its view record says it is inside a channel call:
+// { child, record }, or null after 50 tries (each child that was not is
+// killed, and everything comes back first). `count`: the objects it takes
+// (default all).
+async function stoppedInsideCall(pool, ch, fd, count = pool.capacity) {
+  for (let tries = 0; tries < 50; tries++) {
+    const a = child(pool.processDescriptor, 'big', JSON.stringify(ch.processDescriptor), count);
+    await a.next('ready');
+    await sleep(20 + Math.random() * 20);
+    a.proc.kill('SIGSTOP');
+    await sleep(10);
+    for (let v = 1; v < 8; v++) if (rd32(fd, viewWord(v, 0)) !== 0 && (rd32(fd, viewWord(v, 8)) & 1) !== 0) return { child: a, record: v };
+    a.proc.kill('SIGKILL');
+    await a.exited;
+    await allBack(pool, ch);
+  }
+  return null;
+}
+
 // Receives everything the channels hold now.
 function drainChannels(chans, into) {
   const out = new Uint32Array(64);
@@ -172,25 +202,12 @@ if (!supported) {
     const pool = new ObjectPool({ capacity: 65536, objectSize: 8, processShared: true });
     const ch = pool.channel({ capacity: 65536 });
     const fd = memOf(pool);
-    let rec = -1;
-    for (let tries = 0; rec < 0 && tries < 50; tries++) {
-      const a = child(pool.processDescriptor, 'big', JSON.stringify(ch.processDescriptor));
-      await a.next('ready');
-      await sleep(20 + Math.random() * 20);
-      a.proc.kill('SIGSTOP');
-      await sleep(20);
-      for (let v = 1; v < 8; v++) if (rd32(fd, viewWord(v, 0)) !== 0 && (rd32(fd, viewWord(v, 8)) & 1) !== 0) rec = v;
-      a.proc.kill('SIGKILL');
-      await a.exited;
-      // Everything back: what the channel still holds is received and
-      // pushed here (its size counts the holes the recovery published too).
-      const out = new Uint32Array(65536);
-      await until(() => {
-        for (let n; (n = ch.receiveMany(out)) > 0;) pool.pushMany(out, n);
-        return pool.stats().inUse === 0;
-      }, 20000);
-    }
-    t.true(rec >= 0, 'a child was stopped inside a channel call');
+    const stopped = await stoppedInsideCall(pool, ch, fd);
+    t.truthy(stopped, 'a child was stopped inside a channel call');
+    const rec = stopped.record;
+    stopped.child.proc.kill('SIGKILL');
+    await stopped.child.exited;
+    await allBack(pool, ch);
     const b = child(pool.processDescriptor, 'idle');
     await b.next('ready');
     // Every record in use (this process's view, the idle child's, which took
@@ -216,25 +233,8 @@ if (!supported) {
     const pool = new ObjectPool({ capacity: 65536 + 64, objectSize: 8, processShared: true });
     const big = pool.channel({ capacity: 65536 });
     const fd = memOf(pool);
-    let a = null, inside = false;
-    for (let tries = 0; !inside && tries < 50; tries++) {
-      a = child(pool.processDescriptor, 'big', JSON.stringify(big.processDescriptor), 65536);
-      await a.next('ready');
-      await sleep(20);
-      a.proc.kill('SIGSTOP');
-      await sleep(10);
-      for (let v = 1; v < 8; v++) if (rd32(fd, viewWord(v, 0)) !== 0 && (rd32(fd, viewWord(v, 8)) & 1) !== 0) inside = true;
-      if (!inside) {
-        a.proc.kill('SIGKILL');
-        await a.exited;
-        const out = new Uint32Array(65536);
-        await until(() => {
-          for (let n; (n = big.receiveMany(out)) > 0;) pool.pushMany(out, n);
-          return pool.stats().inUse === 0;
-        }, 20000);
-      }
-    }
-    t.true(inside, 'a child was stopped inside a channel call');
+    const stopped = await stoppedInsideCall(pool, big, fd, 65536);
+    t.truthy(stopped, 'a child was stopped inside a channel call');
     const b = child(pool.processDescriptor, 'hold', 4);
     await b.next('held');
     b.proc.kill('SIGKILL');
@@ -248,13 +248,9 @@ if (!supported) {
       await sleep(1);
     }
     t.is(seen, 0, 'no try froze the channels');
-    a.proc.kill('SIGKILL');
-    await a.exited;
-    const out = new Uint32Array(65536);
-    await until(() => {
-      for (let n; (n = big.receiveMany(out)) > 0;) pool.pushMany(out, n);
-      return pool.stats().inUse === 0;
-    }, 20000);
+    stopped.child.proc.kill('SIGKILL');
+    await stopped.child.exited;
+    await allBack(pool, big);
     t.is(pool.stats().inUse, 0, 'everything back once the stopped one died');
     fs.closeSync(fd);
   });
