@@ -85,7 +85,22 @@ test('one sender and one receiver use the ring; a second sender promotes it mid-
   t.is(modeOf(ch), 2, 'the MPMC queue once a second sender came');
   t.deepEqual(next.slice(1), [N, N]);
   t.is(ch.receive(), -1);
-  t.like(pool.stats(), { inUse: 0, available: 64 });
+  const st = pool.stats();
+  if (st.inUse !== 0) {
+    // Kept for the next look (a failure seen once under ASan, not yet
+    // explained): every object's state word (1 Taken, 3 InFlight) from the
+    // metadata (native/layout.hpp, meta_bytes_for: the state words end it),
+    // the channel's positions, and the count again later.
+    const d = pool.descriptor;
+    const words = new Uint32Array(d.meta);
+    const base = words.length - d.capacity;
+    const out = [];
+    for (let h = 0; h < d.capacity; h++) if (words[base + h] !== 0 && words[base + h] !== 4) out.push(`${h}:${words[base + h]}`);
+    const c = new Int32Array(ch.descriptor.memory);
+    await new Promise((r) => setTimeout(r, 200));
+    t.log(`objects neither free nor cached: ${out.join(' ')}; ring ${c[RENQ]}/${c[RDEQ]}, queue ${c[32]}/${c[64]}, mode ${c[MODE]}; inUse 200 ms later: ${pool.stats().inUse}`);
+  }
+  t.like(st, { inUse: 0, available: 64 });
   await Promise.all([a.terminate(), b.terminate()]);
 });
 
