@@ -8,10 +8,10 @@ const test = require('ava');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { execFileSync, spawn } = require('node:child_process');
+const { execFileSync } = require('node:child_process');
 const { ObjectPool } = require('..');
 
-const { child, until, checkAll, killRound, CHILD } = require('./fixtures/process-harness');
+const { child, run, lastJson, until, checkAll, killRound, CHILD } = require('./fixtures/process-harness');
 const supported = process.platform === 'linux';
 // Kills in the campaign; fewer where each process start costs a second (qemu: see test/platforms/run.js).
 const KILLS = Number(process.env.OBJPOOL_KILLS ?? 500);
@@ -130,13 +130,7 @@ if (!supported) {
     t.is(st.uid, process.getuid());
     t.regex(fs.readlinkSync(`/proc/self/fd/${d.fd}`), /^\/memfd:objpool/, 'a memfd: no name in any file system');
     t.true(process.getuid() === 0, 'this check runs as root (as CI does), to start a process as nobody');
-    const out = await new Promise((resolve) => {
-      const c = spawn(process.execPath, [CHILD, JSON.stringify(d), 'attach'], { uid: 65534, gid: 65534, stdio: ['ignore', 'pipe', 'inherit'] });
-      let s = '';
-      c.stdout.on('data', (b) => { s += b; });
-      c.on('exit', () => resolve(s));
-    });
-    const m = JSON.parse(out.trim().split('\n').pop());
+    const m = lastJson(await run(process.execPath, [CHILD, JSON.stringify(d), 'attach'], { uid: 65534, gid: 65534 }));
     t.is(m.type, 'error');
     t.is(m.code, 'ERR_OBJPOOL_ACCESS', m.message);
     t.true(checkAll(t, pool, { what: 'after the refused attach' }));
@@ -176,12 +170,7 @@ if (!supported) {
         for (let i = 0; i < 10; i++) { gc(); await new Promise((r) => setTimeout(r, 20)); }
         console.log(JSON.stringify({ during, after: memfds() }));
       })();`;
-    const r = await new Promise((resolve) => {
-      const c = spawn(process.execPath, ['--expose-gc', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-      let s = '';
-      c.stdout.on('data', (b) => { s += b; });
-      c.on('exit', () => resolve(JSON.parse(s)));
-    });
+    const r = lastJson(await run(process.execPath, ['--expose-gc', '-e', script]));
     t.deepEqual(r, { during: 1, after: 0 });
     // The children of the other tests died or exited: a memfd lives only as
     // long as a process has it, so the kernel freed theirs (none of ours is open here).
@@ -276,7 +265,8 @@ if (!supported) {
       const fs = require('node:fs');
       const { fork } = require('node:child_process');
       const pool = new ObjectPool({ capacity: 8, objectSize: 8, processShared: true, cache: 0 });
-      const c = fork(${JSON.stringify(CHILD)}, [JSON.stringify(pool.processDescriptor), 'hold', '2']);
+      // Tied to this process, as the harness ties its children.
+      const c = fork(${JSON.stringify(CHILD)}, [JSON.stringify(pool.processDescriptor), 'hold', '2'], { execPath: '/usr/bin/setpriv', execArgv: ['--pdeathsig', 'KILL', '--', process.execPath] });
       c.on('message', async (m) => {
         if (m.type !== 'held') return;
         const fds = [];
@@ -289,12 +279,7 @@ if (!supported) {
         c.kill('SIGKILL');
         process.exit(0);
       });`;
-    const r = await new Promise((resolve) => {
-      const c = spawn('sh', ['-c', `ulimit -n 256 && exec "$0" -e "$1"`, process.execPath, script], { stdio: ['ignore', 'pipe', 'inherit'] });
-      let s = '';
-      c.stdout.on('data', (b) => { s += b; });
-      c.on('exit', () => resolve(JSON.parse(s.trim().split('\n').pop())));
-    });
+    const r = lastJson(await run('sh', ['-c', `ulimit -n 256 && exec "$0" -e "$1"`, process.execPath, script]));
     t.true(r.filled > 0, 'the descriptors ran out');
     t.is(r.recovered, 0, 'nothing taken back from the live child');
     t.is(r.inUse, 2);
