@@ -227,7 +227,7 @@ test('examples/poolset.js: one set of three sizes serves this thread and a worke
   t.regex(out, /set closed: every object released/);
 });
 
-test('examples/cluster.js: a cluster primary hands pooled TCP reads to its workers by handle (and, to compare, by copy), every byte checked', async (t) => {
+test('examples/cluster.js: a cluster primary hands pooled TCP reads to its workers by handle, over process channels and over IPC (and, to compare, by copy), every byte checked', async (t) => {
   const run = (...args) => new Promise((resolve) => {
     execFile(process.execPath, [path.join(root, 'examples', 'cluster.js'), ...args], { timeout: 120_000 }, (err, stdout, stderr) => {
       resolve({ code: err ? err.code : 0, out: stdout + stderr });
@@ -240,10 +240,17 @@ test('examples/cluster.js: a cluster primary hands pooled TCP reads to its worke
   }
   const r = await run('--mib', '8');
   t.is(r.code, 0, r.out);
-  t.is(r.out.match(/checksum ok/g)?.length, 2, r.out);
+  t.is(r.out.match(/checksum ok/g)?.length, 3, r.out);
+  t.regex(r.out, /handles over process channels, bytes in the pool\s+\d+ MB\/s/);
   t.regex(r.out, /handles over IPC, bytes in the shared pool\s+\d+ MB\/s/);
-  t.regex(r.out, /256 of 256 objects back/);
-  const bad = await run('--mib', '2', '--mode', 'pool', '--corrupt');
-  t.is(bad.code, 1, bad.out);
-  t.regex(bad.out, /checksum MISMATCH/);
+  t.regex(r.out, /256 of 256 objects back; notes: 256 of 256 back/);
+  // A flipped byte is caught whichever way the handles go.
+  for (const mode of ['channel', 'pool']) {
+    const bad = await run('--mib', '2', '--mode', mode, '--corrupt');
+    t.is(bad.code, 1, bad.out);
+    t.regex(bad.out, /checksum MISMATCH/);
+  }
+  const wrong = await run('--mode', 'bogus');
+  t.is(wrong.code, 1);
+  t.regex(wrong.out, /--mode must be all, channel, pool, copy, not bogus/);
 });
