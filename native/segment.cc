@@ -92,11 +92,21 @@ uint64_t round_up(uint64_t n, uint64_t to) { return (n + to - 1) / to * to; }
 // /proc/<pid>/stat; false if it cannot be read. `gone` (if given) is set
 // only when the reason is that there is no such process (ENOENT, ESRCH):
 // any other failure (EMFILE, ENOMEM...) says nothing about the process.
+//
+// The file is opened relative to a descriptor of /proc ("<pid>/stat"), not
+// by its absolute path. Under qemu-user, an open of "/proc/self/stat" or
+// "/proc/<own pid>/stat" is answered by the emulator, which computes the
+// start time itself: measured 1 clock tick later than the kernel's, so a
+// watcher in another process, reading the kernel's, took the process for
+// one that had died and whose PID was reused. qemu-user answers absolute
+// paths only; a relative open reaches the kernel.
 bool proc_stat(int pid, uint64_t* start, char* state, bool* gone = nullptr) {
   if (gone) *gone = false;
+  // Opened once (thread-safe static); -1 if that failed: absolute paths then.
+  static const int proc_dir = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
   char path[64];
-  std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  const int fd = open(path, O_RDONLY | O_CLOEXEC);
+  std::snprintf(path, sizeof path, proc_dir >= 0 ? "%d/stat" : "/proc/%d/stat", pid);
+  const int fd = proc_dir >= 0 ? openat(proc_dir, path, O_RDONLY | O_CLOEXEC) : open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (gone) *gone = errno == ENOENT || errno == ESRCH;
     return false;
@@ -806,8 +816,7 @@ void watch(Segment* s) {
       if (p.pid != pid || p.entry_start != start || p.entry_dead) {  // a new process in this entry
         if (p.pidfd >= 0) close(p.pidfd);
         p = Peer{pid, start, -1, false, start};
-        // A start time of 0: the process could not read its own (qemu-user
-        // fakes /proc/self/stat, with 0 there). Then the start time this
+        // A start time of 0: the process could not read its own. Then the start time this
         // watcher reads first stands for it (a PID reused within the first
         // look, 100 ms at most, would go unseen).
         uint64_t seen = 0;
