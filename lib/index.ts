@@ -17,4 +17,4 @@ export type { ErrorCode, ObjectPoolError } from './errors';
 export * as net from './net';
 export type { PooledReadOptions, WhenEmpty, OnRead, OnData, PipeOptions, PooledPipe, PipeCallback } from './net';
 export { PoolSet, PoolSetChannel } from './poolset';
-export type { PoolSetOptions, PoolSetStats, PoolSetDescriptor, PoolSetChannelDescriptor, SizeClass, Fallback } from './poolset';
+export type { PoolSetOptions, PoolSetStats, PoolSetDescriptor, PoolSetChannelDescriptor, ProcessPoolSetDescriptor, ProcessPoolSetChannelDescriptor, SizeClass, Fallback } from './poolset';

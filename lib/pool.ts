@@ -67,6 +67,13 @@ const bufferFrom = Buffer.from as (memory: ArrayBufferLike, offset: number, leng
 export let sizedView: (pool: ObjectPool, h: number, n: number, caller: Function) => Buffer;
 
 /**
+ * @internal The memory of a pool's own arena as this instance sees it (for
+ * PoolSet: its class of a buffer by its memory), or null for a pool over
+ * the user's objects.
+ */
+export let arenaOf: (pool: ObjectPool) => ArrayBufferLike | null;
+
+/**
  * A fixed set of fixed-size objects handed out as integer handles through
  * per-CPU lock-free free lists. One pool can be shared by the main thread,
  * worker threads and native threads (see `descriptor` and `attach`). Each
@@ -415,6 +422,7 @@ export class ObjectPool {
   }
 
   static {
+    arenaOf = (pool) => (pool.#parts.objects === null ? pool.#parts.arena : null);
     sizedView = (pool, h, n, caller) => {
       const leaks = pool.#leaks;
       if (leaks !== null && leaks.sampled()) {

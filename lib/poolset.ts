@@ -8,14 +8,14 @@
 // Handles of a set name their class: (class << 24) | handle in the class's
 // pool, with at most 64 classes, so every handle is a non-negative int32 (a
 // Smi) below 2**30, and -1 still means "none".
-import { ObjectPool, sizedView } from './pool';
-import { HandleChannel, waitFor, type ChannelDescriptor, type ChannelOptions } from './channel';
+import { ObjectPool, arenaOf, sizedView } from './pool';
+import { HandleChannel, waitFor, type ChannelDescriptor, type ChannelOptions, type ProcessChannelDescriptor } from './channel';
 import { checkInteger, checkNumber, codes, invalidType, invalidValue, outOfRange, poolError } from './errors';
 import { checkObject } from './options';
 import { native } from './native';
 import { byteLengthOf, callOf, typedArrayProto } from './hotpath';
 import { bufferOf, byteOffsetOf } from './parts';
-import type { Lease, PoolDescriptor, PoolOptions, PoolStats, ReleaseCallback, ViewOptions, WaitOptions } from './types';
+import type { Lease, PoolDescriptor, PoolOptions, PoolStats, ProcessDescriptor, ReleaseCallback, ViewOptions, WaitOptions } from './types';
 
 /** One size class: `capacity` objects of `objectSize` bytes. */
 export interface SizeClass {
@@ -65,6 +65,25 @@ export interface PoolSetChannelDescriptor {
   readonly kind: 'objpool-set-channel';
   readonly version: 1;
   readonly channels: readonly ChannelDescriptor[];
+}
+
+/**
+ * Plain JSON description of a process-shared set (each class's process
+ * descriptor), for `PoolSet.attachProcess()` in any thread of any process
+ * of the same user.
+ */
+export interface ProcessPoolSetDescriptor {
+  readonly kind: 'objpool/process-set';
+  readonly version: 1;
+  readonly classes: readonly ProcessDescriptor[];
+  readonly fallback: Fallback;
+}
+
+/** Plain JSON description of a process-shared set's channel, for `PoolSetChannel.attachProcess()`. */
+export interface ProcessPoolSetChannelDescriptor {
+  readonly kind: 'objpool/process-set-channel';
+  readonly version: 1;
+  readonly channels: readonly ProcessChannelDescriptor[];
 }
 
 const SHIFT = 24;
@@ -217,10 +236,9 @@ export class PoolSet {
       const base = (o.name as string | undefined) ?? 'poolset';
       const init = o.init;
       if (init !== undefined && typeof init !== 'function') throw invalidType('options.init', 'of type function', init);
-      if (o.processShared !== undefined && o.processShared !== false) {
-        throw invalidValue('options.processShared', 'is not available for a PoolSet yet (one ObjectPool per size can be process-shared)', o.processShared);
-      }
-      const shared = { align: o.align, slots: o.slots, checked: o.checked, zero: o.zero, cache: o.cache, leaks: o.leaks } as Record<string, unknown>;
+      const processShared = o.processShared; // read once
+      if (processShared !== undefined && typeof processShared !== 'boolean') throw invalidType('options.processShared', 'of type boolean', processShared);
+      const shared = { align: o.align, slots: o.slots, checked: o.checked, zero: o.zero, cache: o.cache, leaks: o.leaks, processShared } as Record<string, unknown>;
       pools = classes.map((k, c) => new ObjectPool({
         ...shared, capacity: k.capacity, objectSize: k.objectSize, name: `${base}/${k.objectSize}`,
         init: init === undefined ? undefined : (obj: Buffer, h: number) => (init as (obj: Buffer, h: number) => void)(obj, (c << SHIFT) | h),
@@ -236,9 +254,9 @@ export class PoolSet {
     this.#larger = fallback === 'larger';
     this.#pops = ps.map((p) => p.pop);
     this.#pushes = ps.map((p) => p.push);
-    this.#arenas = ps.map((p) => p.descriptor.arena);
+    this.#arenas = ps.map((p) => arenaOf(p));
     this.#spans = ps.map((p) => {
-      const at = native.address(new Uint8Array(p.descriptor.arena!, 0, 1));
+      const at = native.address(new Uint8Array(arenaOf(p)!, 0, 1));
       return [at, at + p.capacity * p.stride];
     });
     for (let k = 0, c = 0; k < this.#lo.length; k++) {
@@ -428,9 +446,51 @@ export class PoolSet {
     return this.#pools.every((p) => p.closed);
   }
 
-  /** Structured-cloneable description for `PoolSet.attach()` in another thread. */
+  /** Whether the set's classes live in OS shared memory (`processShared: true`). */
+  get processShared(): boolean {
+    return this.#pools[0]!.processDescriptor !== null;
+  }
+
+  /**
+   * Structured-cloneable description for `PoolSet.attach()` in another
+   * thread. A process-shared set has `processDescriptor` instead (this
+   * throws ERR_OBJPOOL_NOT_SHAREABLE), as a process-shared pool has.
+   */
   get descriptor(): PoolSetDescriptor {
+    if (this.processShared) {
+      throw poolError(codes.NOT_SHAREABLE, 'A process-shared pool set is shared through its processDescriptor, with any thread of any process of this user: pass set.processDescriptor to PoolSet.attachProcess() (or attach())');
+    }
     return Object.freeze({ kind: 'objpool-set', version: 1, classes: Object.freeze(this.#pools.map((p) => p.descriptor)), fallback: this.fallback });
+  }
+
+  /** Plain JSON description for `PoolSet.attachProcess()` in any process of this user; null unless the set is process-shared. */
+  get processDescriptor(): ProcessPoolSetDescriptor | null {
+    if (!this.processShared) return null;
+    return Object.freeze({ kind: 'objpool/process-set', version: 1, classes: Object.freeze(this.#pools.map((p) => p.processDescriptor!)), fallback: this.fallback });
+  }
+
+  /**
+   * Uses, in this thread of any process of the same user, the process-shared
+   * set a process described (each class attached as
+   * ObjectPool.attachProcess() does, with these view options). A forged or
+   * truncated descriptor, or one whose classes are not process-shared
+   * pools growing in size, throws ERR_OBJPOOL_BAD_DESCRIPTOR.
+   */
+  static attachProcess(descriptor: ProcessPoolSetDescriptor, options: ViewOptions = {}): PoolSet {
+    const d = checkObject('descriptor', descriptor) as Partial<Record<keyof ProcessPoolSetDescriptor, unknown>>;
+    const bad = (why: string) => poolError(codes.BAD_DESCRIPTOR, `Invalid process pool set descriptor: ${why}`);
+    if (d.kind !== 'objpool/process-set' || d.version !== 1) throw bad('not an objpool process pool set descriptor of version 1');
+    // Read once and copied by index, as attach() does.
+    const classes = d.classes, fallback = d.fallback;
+    const count = Array.isArray(classes) ? classes.length : 0;
+    if (!(count >= 1 && count <= MAX_CLASSES)) throw bad(`classes must be an array of 1 to ${MAX_CLASSES} process descriptors`);
+    if (fallback !== 'none' && fallback !== 'larger') throw bad("fallback must be 'none' or 'larger'");
+    const pools: ObjectPool[] = [];
+    for (let i = 0; i < count; i++) pools.push(ObjectPool.attachProcess((classes as ProcessDescriptor[])[i]!, options));
+    for (let i = 1; i < pools.length; i++) {
+      if (pools[i]!.objectSize <= pools[i - 1]!.objectSize) throw bad('classes must grow in objectSize');
+    }
+    return new PoolSet(token, pools, fallback);
   }
 
   /**
@@ -438,7 +498,8 @@ export class PoolSet {
    * attached as ObjectPool.attach() does, with these view options). A forged
    * or truncated descriptor throws ERR_OBJPOOL_BAD_DESCRIPTOR.
    */
-  static attach(descriptor: PoolSetDescriptor, options: ViewOptions = {}): PoolSet {
+  static attach(descriptor: PoolSetDescriptor | ProcessPoolSetDescriptor, options: ViewOptions = {}): PoolSet {
+    if ((descriptor as { kind?: unknown } | null)?.kind === 'objpool/process-set') return PoolSet.attachProcess(descriptor as ProcessPoolSetDescriptor, options);
     const d = checkObject('descriptor', descriptor) as Partial<Record<keyof PoolSetDescriptor, unknown>>;
     const bad = (why: string) => poolError(codes.BAD_DESCRIPTOR, `Invalid pool set descriptor: ${why}`);
     if (d.kind !== 'objpool-set' || d.version !== 1) throw bad('not an objpool pool set descriptor of version 1');
@@ -451,6 +512,7 @@ export class PoolSet {
     const pools: ObjectPool[] = [];
     for (let i = 0; i < count; i++) pools.push(ObjectPool.attach((classes as PoolDescriptor[])[i]!, options));
     for (let i = 0; i < pools.length; i++) {
+      if (pools[i]!.processDescriptor !== null) throw bad('a class is a process-shared pool: a process-shared set is attached by its processDescriptor');
       const cd = pools[i]!.descriptor;
       if (cd.arena === null || cd.user) throw bad('a class is not a pool with its own arena');
       if (i > 0 && pools[i]!.objectSize <= pools[i - 1]!.objectSize) throw bad('classes must grow in objectSize');
@@ -510,7 +572,8 @@ export class PoolSetChannel {
   }
 
   /** Uses, in this thread, the channel another thread described, with this thread's instance of its set. */
-  static attach(descriptor: PoolSetChannelDescriptor, set: PoolSet): PoolSetChannel {
+  static attach(descriptor: PoolSetChannelDescriptor | ProcessPoolSetChannelDescriptor, set: PoolSet): PoolSetChannel {
+    if ((descriptor as { kind?: unknown } | null)?.kind === 'objpool/process-set-channel') return PoolSetChannel.attachProcess(descriptor as ProcessPoolSetChannelDescriptor, set);
     if (!(set instanceof PoolSet)) throw invalidType('set', 'an instance of PoolSet', set);
     const d = checkObject('descriptor', descriptor) as Partial<Record<keyof PoolSetChannelDescriptor, unknown>>;
     const bad = (why: string) => poolError(codes.BAD_DESCRIPTOR, `Invalid pool set channel descriptor: ${why}`);
@@ -523,8 +586,34 @@ export class PoolSetChannel {
     return new PoolSetChannel(token, chans);
   }
 
+  /**
+   * Uses, in this thread of any process of the same user, the channel of a
+   * process-shared set that a process described, with this thread's
+   * instance of that set (one class channel per class, each attached as
+   * HandleChannel.attachProcess() does).
+   */
+  static attachProcess(descriptor: ProcessPoolSetChannelDescriptor, set: PoolSet): PoolSetChannel {
+    if (!(set instanceof PoolSet)) throw invalidType('set', 'an instance of PoolSet', set);
+    const d = checkObject('descriptor', descriptor) as Partial<Record<keyof ProcessPoolSetChannelDescriptor, unknown>>;
+    const bad = (why: string) => poolError(codes.BAD_DESCRIPTOR, `Invalid process pool set channel descriptor: ${why}`);
+    if (d.kind !== 'objpool/process-set-channel' || d.version !== 1) throw bad('not an objpool process pool set channel descriptor of version 1');
+    const channels = d.channels; // read once
+    const count = set.pools.length;
+    if (!Array.isArray(channels) || channels.length !== count) throw bad('it has not one channel per class of this set');
+    const chans: HandleChannel[] = [];
+    for (let i = 0; i < count; i++) chans.push(HandleChannel.attachProcess((channels as ProcessChannelDescriptor[])[i]!, set.pools[i]!));
+    return new PoolSetChannel(token, chans);
+  }
+
+  /** Structured-cloneable description for `PoolSetChannel.attach()`; a process-shared set's channel has `processDescriptor` instead (this throws ERR_OBJPOOL_NOT_SHAREABLE). */
   get descriptor(): PoolSetChannelDescriptor {
     return Object.freeze({ kind: 'objpool-set-channel', version: 1, channels: Object.freeze(this.#chans.map((c) => c.descriptor)) });
+  }
+
+  /** Plain JSON description for `PoolSetChannel.attachProcess()`; null unless the set is process-shared. */
+  get processDescriptor(): ProcessPoolSetChannelDescriptor | null {
+    if (this.#chans[0]!.processDescriptor === null) return null;
+    return Object.freeze({ kind: 'objpool/process-set-channel', version: 1, channels: Object.freeze(this.#chans.map((c) => c.processDescriptor!)) });
   }
 
   /** Sends a set handle through its class's channel: false when that channel is full (see HandleChannel.send). */

@@ -3,7 +3,7 @@ import { ObjectPool, codes, net, type PoolDescriptor, type PoolStats, type Relea
 import nodeNet = require('node:net');
 import { collectPoolMetrics, type PoolMetrics } from 'objpool/metrics';
 import { channels, type CreatedEvent, HandleChannel, type ChannelDescriptor, type ChannelOptions } from 'objpool';
-import { PoolSet, PoolSetChannel, type PoolSetOptions, type PoolSetStats, type PoolSetDescriptor, type PoolSetChannelDescriptor, type SizeClass, type Fallback } from 'objpool';
+import { PoolSet, PoolSetChannel, type PoolSetOptions, type PoolSetStats, type PoolSetDescriptor, type PoolSetChannelDescriptor, type ProcessPoolSetDescriptor, type ProcessPoolSetChannelDescriptor, type SizeClass, type Fallback } from 'objpool';
 import promClient = require('prom-client');
 
 const pool = new ObjectPool({ capacity: 8, objectSize: 64, align: 16, slots: 2, checked: true, init: (obj: Buffer, h: number) => obj.fill(h) });
@@ -104,6 +104,14 @@ const sizesOf: readonly number[] = set.sizes;
 const fb: Fallback = set.fallback;
 const sc: SizeClass = { objectSize: 1, capacity: 1 };
 const pso: PoolSetOptions = { classes: [sc] };
-void [gen, setView, setClass, setAsync, setLease, perClass, classPool, setCh.send(1), setGot, sizesOf, fb, pso, set.close()];
+// A process-shared set: plain JSON descriptors (null for a thread set).
+const pset: PoolSet = new PoolSet({ classes: [sc], processShared: true });
+const psetD: ProcessPoolSetDescriptor | null = pset.processDescriptor;
+const psetView: PoolSet = PoolSet.attachProcess(psetD!, { cache: 0 });
+const psetAny: PoolSet = PoolSet.attach(psetD!);
+const psetChD: ProcessPoolSetChannelDescriptor | null = pset.channel().processDescriptor;
+const psetCh: PoolSetChannel = PoolSetChannel.attachProcess(psetChD!, psetView);
+const isProc: boolean = pset.processShared;
+void [gen, setView, setClass, setAsync, setLease, perClass, classPool, setCh.send(1), setGot, sizesOf, fb, pso, set.close(), psetAny, psetCh, isProc];
 // @ts-expect-error acquire takes a size
 set.acquire();
