@@ -64,7 +64,12 @@ if (process.argv[2] === '--sender') {
   // A worker: attaches the pools and channels once, then checksums what the
   // primary names.
   const pool = process.env.OBJPOOL ? ObjectPool.attachProcess(JSON.parse(process.env.OBJPOOL)) : null;
-  if (process.env.OBJPOOL_NOTES) serveChannel(pool, JSON.parse(process.env.OBJPOOL_NOTES));
+  if (process.env.OBJPOOL_NOTES) {
+    serveChannel(pool, JSON.parse(process.env.OBJPOOL_NOTES)).catch((err) => {
+      console.error(`worker ${process.pid}:`, err);
+      process.exit(1);
+    });
+  }
   // A worker goes with its primary (its channel wait would keep it alive).
   process.on('disconnect', () => process.exit(0));
   process.on('message', (m) => {
@@ -203,12 +208,16 @@ async function run(mode, pool, ch, workers) {
         workers[s % workers.length].send({ type: 'chunk', seq: s, handle, offset: 0, length: chunk.length });
       } else {
         const n = ch.notes.pop(); // as many notes as buffers: never empty
+        if (n < 0) fail(new Error('no note left for a pooled chunk'));
         const v = ch.view(n);
         v[0] = s;
         v[1] = handle;
         v[2] = 0; // the chunk's offset in its object
         v[3] = chunk.length;
-        if (!ch.work.send(n)) throw new Error('the work channel is full');
+        if (!ch.work.send(n)) {
+          ch.notes.push(n);
+          fail(new Error('the work channel is full'));
+        }
       }
     };
     const onEnd = () => {
@@ -280,6 +289,12 @@ function workerCpu(workers) {
   }))).then((v) => v.reduce((a, b) => a + b, 0));
 }
 
+// Ends the run with an error: nothing the example does is meant to fail.
+function fail(err) {
+  console.error(err);
+  process.exit(1);
+}
+
 async function main() {
   const all = ['channel', 'pool', 'copy'];
   if (MODE !== 'all' && !all.includes(MODE)) throw new Error(`--mode must be all, ${all.join(', ')}, not ${MODE}`);
@@ -300,9 +315,14 @@ async function main() {
   };
   cluster.setupPrimary({ serialization: 'advanced' });
   const workers = [];
+  let stopping = false;
   for (let i = 0; i < WORKERS; i++) {
     const w = cluster.fork(env);
     await new Promise((r) => w.once('message', r));
+    // A worker that dies mid-run would leave its chunks unanswered.
+    w.on('exit', (code, signal) => {
+      if (!stopping) fail(new Error(`cluster worker ${w.process.pid} died (${signal ?? `exit code ${code}`})`));
+    });
     workers.push(w);
   }
   const modes = MODE === 'all' ? all : [MODE];
@@ -318,6 +338,7 @@ async function main() {
     const extra = r.copied > 0 ? `  (${r.copied} of ${r.chunks} chunks outside the pool, copied)` : '';
     console.log(`  ${label[r.mode].padEnd(50)} ${r.mbps.toFixed(0).padStart(5)} MB/s  primary ${r.primaryUs.toFixed(0).padStart(5)} us CPU/MiB  workers ${r.workersUs.toFixed(0).padStart(5)} us CPU/MiB  checksum ${r.ok ? 'ok' : 'MISMATCH'}${extra}`);
   }
+  stopping = true;
   for (const w of workers) w.kill();
   const s = pool.stats(), n = notes.stats();
   console.log(`pool after the runs: ${s.available} of ${s.capacity} objects back; notes: ${n.available} of ${n.capacity} back`);

@@ -88,6 +88,22 @@ uint64_t round_up(uint64_t n, uint64_t to) { return (n + to - 1) / to * to; }
 
 #if defined(OBJPOOL_PROCESS_SHARED)
 
+// This process's descriptor of /proc, opened on first use and kept; -1
+// while it cannot be opened (out of descriptors, say): tried again at the
+// next call, and absolute paths meanwhile.
+int proc_dir_fd() {
+  static std::atomic<int> dir{-1};
+  // relaxed (all): the descriptor's number is all that is shared; the
+  // descriptor itself is the process's, whichever thread opened it.
+  int d = dir.load(std::memory_order_relaxed);
+  if (d >= 0) return d;
+  const int mine = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (mine < 0) return -1;
+  if (dir.compare_exchange_strong(d, mine, std::memory_order_relaxed)) return mine;
+  close(mine);  // another thread's came first
+  return d;
+}
+
 // A process's start time (clock ticks since boot) and state letter, from
 // /proc/<pid>/stat; false if it cannot be read. `gone` (if given) is set
 // only when the reason is that there is no such process (ENOENT, ESRCH):
@@ -98,15 +114,14 @@ uint64_t round_up(uint64_t n, uint64_t to) { return (n + to - 1) / to * to; }
 // "/proc/<own pid>/stat" is answered by the emulator, which computes the
 // start time itself: measured 1 clock tick later than the kernel's, so a
 // watcher in another process, reading the kernel's, took the process for
-// one that had died and whose PID was reused. qemu-user answers absolute
-// paths only; a relative open reaches the kernel.
+// one that had died and whose PID was reused. qemu-user (7.2, Debian 12's)
+// matches the path as given, so a relative open reaches the kernel.
 bool proc_stat(int pid, uint64_t* start, char* state, bool* gone = nullptr) {
   if (gone) *gone = false;
-  // Opened once (thread-safe static); -1 if that failed: absolute paths then.
-  static const int proc_dir = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  const int dir = proc_dir_fd();
   char path[64];
-  std::snprintf(path, sizeof path, proc_dir >= 0 ? "%d/stat" : "/proc/%d/stat", pid);
-  const int fd = proc_dir >= 0 ? openat(proc_dir, path, O_RDONLY | O_CLOEXEC) : open(path, O_RDONLY | O_CLOEXEC);
+  std::snprintf(path, sizeof path, dir >= 0 ? "%d/stat" : "/proc/%d/stat", pid);
+  const int fd = dir >= 0 ? openat(dir, path, O_RDONLY | O_CLOEXEC) : open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (gone) *gone = errno == ENOENT || errno == ESRCH;
     return false;
