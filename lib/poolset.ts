@@ -218,6 +218,8 @@ export class PoolSet {
   // in (2**(k-1), 2**k] starts.
   readonly #lo = new Uint8Array(34);
   readonly #larger: boolean;
+  // Whether the classes are process-shared pools (all or none: see attachSet).
+  readonly #process: boolean;
   // Names this set in its Buffers' stamps (SetStamp).
   readonly #id = nextSetId++;
 
@@ -252,6 +254,7 @@ export class PoolSet {
     this.maxSize = this.#sizes[ps.length - 1]!;
     this.fallback = fallback!;
     this.#larger = fallback === 'larger';
+    this.#process = ps[0]!.processDescriptor !== null;
     this.#pops = ps.map((p) => p.pop);
     this.#pushes = ps.map((p) => p.push);
     this.#arenas = ps.map((p) => arenaOf(p));
@@ -448,7 +451,7 @@ export class PoolSet {
 
   /** Whether the set's classes live in OS shared memory (`processShared: true`). */
   get processShared(): boolean {
-    return this.#pools[0]!.processDescriptor !== null;
+    return this.#process;
   }
 
   /**
@@ -477,21 +480,9 @@ export class PoolSet {
    * pools growing in size, throws ERR_OBJPOOL_BAD_DESCRIPTOR.
    */
   static attachProcess(descriptor: ProcessPoolSetDescriptor, options: ViewOptions = {}): PoolSet {
-    const d = checkObject('descriptor', descriptor) as Partial<Record<keyof ProcessPoolSetDescriptor, unknown>>;
-    const bad = (why: string) => poolError(codes.BAD_DESCRIPTOR, `Invalid process pool set descriptor: ${why}`);
-    if (d.kind !== 'objpool/process-set' || d.version !== 1) throw bad('not an objpool process pool set descriptor of version 1');
-    // Read once and copied by index, as attach() does.
-    const classes = d.classes, fallback = d.fallback;
-    const count = Array.isArray(classes) ? classes.length : 0;
-    if (!(count >= 1 && count <= MAX_CLASSES)) throw bad(`classes must be an array of 1 to ${MAX_CLASSES} process descriptors`);
-    if (fallback !== 'none' && fallback !== 'larger') throw bad("fallback must be 'none' or 'larger'");
-    const pools: ObjectPool[] = [];
-    for (let i = 0; i < count; i++) pools.push(ObjectPool.attachProcess((classes as ProcessDescriptor[])[i]!, options));
-    for (let i = 1; i < pools.length; i++) {
-      if (pools[i]!.objectSize <= pools[i - 1]!.objectSize) throw bad('classes must grow in objectSize');
-    }
-    return new PoolSet(token, pools, fallback);
+    return attachSet(descriptor, 'objpool/process-set', 'process pool set', (d) => ObjectPool.attachProcess(d as ProcessDescriptor, options), () => null);
   }
+
 
   /**
    * Uses, in this thread, the set another thread described (each class
@@ -500,25 +491,13 @@ export class PoolSet {
    */
   static attach(descriptor: PoolSetDescriptor | ProcessPoolSetDescriptor, options: ViewOptions = {}): PoolSet {
     if ((descriptor as { kind?: unknown } | null)?.kind === 'objpool/process-set') return PoolSet.attachProcess(descriptor as ProcessPoolSetDescriptor, options);
-    const d = checkObject('descriptor', descriptor) as Partial<Record<keyof PoolSetDescriptor, unknown>>;
-    const bad = (why: string) => poolError(codes.BAD_DESCRIPTOR, `Invalid pool set descriptor: ${why}`);
-    if (d.kind !== 'objpool-set' || d.version !== 1) throw bad('not an objpool pool set descriptor of version 1');
-    // Each field read once, the list copied by index: a getter or an own
-    // `map` cannot make the set longer than what was checked.
-    const classes = d.classes, fallback = d.fallback;
-    const count = Array.isArray(classes) ? classes.length : 0;
-    if (!(count >= 1 && count <= MAX_CLASSES)) throw bad(`classes must be an array of 1 to ${MAX_CLASSES} pool descriptors`);
-    if (fallback !== 'none' && fallback !== 'larger') throw bad("fallback must be 'none' or 'larger'");
-    const pools: ObjectPool[] = [];
-    for (let i = 0; i < count; i++) pools.push(ObjectPool.attach((classes as PoolDescriptor[])[i]!, options));
-    for (let i = 0; i < pools.length; i++) {
-      if (pools[i]!.processDescriptor !== null) throw bad('a class is a process-shared pool: a process-shared set is attached by its processDescriptor');
-      const cd = pools[i]!.descriptor;
-      if (cd.arena === null || cd.user) throw bad('a class is not a pool with its own arena');
-      if (i > 0 && pools[i]!.objectSize <= pools[i - 1]!.objectSize) throw bad('classes must grow in objectSize');
-    }
-    return new PoolSet(token, pools, fallback);
+    return attachSet(descriptor, 'objpool-set', 'pool set', (d) => ObjectPool.attach(d as PoolDescriptor, options), (p) => {
+      if (p.processDescriptor !== null) return 'a class is a process-shared pool: a process-shared set is attached by its processDescriptor';
+      const cd = p.descriptor;
+      return cd.arena === null || cd.user ? 'a class is not a pool with its own arena' : null;
+    });
   }
+
 
   /** Sums over the classes (perSlot element by element), with each class's own stats in `classes`. */
   stats(): PoolSetStats {
@@ -574,17 +553,9 @@ export class PoolSetChannel {
   /** Uses, in this thread, the channel another thread described, with this thread's instance of its set. */
   static attach(descriptor: PoolSetChannelDescriptor | ProcessPoolSetChannelDescriptor, set: PoolSet): PoolSetChannel {
     if ((descriptor as { kind?: unknown } | null)?.kind === 'objpool/process-set-channel') return PoolSetChannel.attachProcess(descriptor as ProcessPoolSetChannelDescriptor, set);
-    if (!(set instanceof PoolSet)) throw invalidType('set', 'an instance of PoolSet', set);
-    const d = checkObject('descriptor', descriptor) as Partial<Record<keyof PoolSetChannelDescriptor, unknown>>;
-    const bad = (why: string) => poolError(codes.BAD_DESCRIPTOR, `Invalid pool set channel descriptor: ${why}`);
-    if (d.kind !== 'objpool-set-channel' || d.version !== 1) throw bad('not an objpool pool set channel descriptor of version 1');
-    const channels = d.channels; // read once (see PoolSet.attach)
-    const count = set.pools.length;
-    if (!Array.isArray(channels) || channels.length !== count) throw bad('it has not one channel per class of this set');
-    const chans: HandleChannel[] = [];
-    for (let i = 0; i < count; i++) chans.push(HandleChannel.attach((channels as ChannelDescriptor[])[i]!, set.pools[i]!));
-    return new PoolSetChannel(token, chans);
+    return attachSetChannel(descriptor, set, 'objpool-set-channel', 'pool set channel', (d, pool) => HandleChannel.attach(d as ChannelDescriptor, pool));
   }
+
 
   /**
    * Uses, in this thread of any process of the same user, the channel of a
@@ -593,17 +564,9 @@ export class PoolSetChannel {
    * HandleChannel.attachProcess() does).
    */
   static attachProcess(descriptor: ProcessPoolSetChannelDescriptor, set: PoolSet): PoolSetChannel {
-    if (!(set instanceof PoolSet)) throw invalidType('set', 'an instance of PoolSet', set);
-    const d = checkObject('descriptor', descriptor) as Partial<Record<keyof ProcessPoolSetChannelDescriptor, unknown>>;
-    const bad = (why: string) => poolError(codes.BAD_DESCRIPTOR, `Invalid process pool set channel descriptor: ${why}`);
-    if (d.kind !== 'objpool/process-set-channel' || d.version !== 1) throw bad('not an objpool process pool set channel descriptor of version 1');
-    const channels = d.channels; // read once
-    const count = set.pools.length;
-    if (!Array.isArray(channels) || channels.length !== count) throw bad('it has not one channel per class of this set');
-    const chans: HandleChannel[] = [];
-    for (let i = 0; i < count; i++) chans.push(HandleChannel.attachProcess((channels as ProcessChannelDescriptor[])[i]!, set.pools[i]!));
-    return new PoolSetChannel(token, chans);
+    return attachSetChannel(descriptor, set, 'objpool/process-set-channel', 'process pool set channel', (d, pool) => HandleChannel.attachProcess(d as ProcessChannelDescriptor, pool));
   }
+
 
   /** Structured-cloneable description for `PoolSetChannel.attach()`; a process-shared set's channel has `processDescriptor` instead (this throws ERR_OBJPOOL_NOT_SHAREABLE). */
   get descriptor(): PoolSetChannelDescriptor {
@@ -734,4 +697,42 @@ export class PoolSetChannel {
       yield h;
     }
   }
+}
+
+// PoolSet.attach() and attachProcess(): a set descriptor of `kind`, each
+// field read once and the list copied by index (a getter or an own `map`
+// cannot make the set longer than what was checked); each class attached
+// with `attachOne`, refused when `check` gives a reason, and the classes
+// must grow in size. ERR_OBJPOOL_BAD_DESCRIPTOR for anything else.
+function attachSet(descriptor: unknown, kind: string, what: string, attachOne: (d: unknown) => ObjectPool, check: (p: ObjectPool) => string | null): PoolSet {
+  const d = checkObject('descriptor', descriptor) as Partial<Record<keyof PoolSetDescriptor, unknown>>;
+  const bad = (why: string) => poolError(codes.BAD_DESCRIPTOR, `Invalid ${what} descriptor: ${why}`);
+  if (d.kind !== kind || d.version !== 1) throw bad(`not an objpool ${what} descriptor of version 1`);
+  const classes = d.classes, fallback = d.fallback;
+  const count = Array.isArray(classes) ? classes.length : 0;
+  if (!(count >= 1 && count <= MAX_CLASSES)) throw bad(`classes must be an array of 1 to ${MAX_CLASSES} pool descriptors`);
+  if (fallback !== 'none' && fallback !== 'larger') throw bad("fallback must be 'none' or 'larger'");
+  const pools: ObjectPool[] = [];
+  for (let i = 0; i < count; i++) pools.push(attachOne((classes as unknown[])[i]));
+  for (let i = 0; i < pools.length; i++) {
+    const why = check(pools[i]!);
+    if (why !== null) throw bad(why);
+    if (i > 0 && pools[i]!.objectSize <= pools[i - 1]!.objectSize) throw bad('classes must grow in objectSize');
+  }
+  return new PoolSet(token, pools, fallback);
+}
+
+// PoolSetChannel.attach() and attachProcess(): one channel per class of
+// `set`, each attached with `attachOne` to its class's pool.
+function attachSetChannel(descriptor: unknown, set: PoolSet, kind: string, what: string, attachOne: (d: unknown, pool: ObjectPool) => HandleChannel): PoolSetChannel {
+  if (!(set instanceof PoolSet)) throw invalidType('set', 'an instance of PoolSet', set);
+  const d = checkObject('descriptor', descriptor) as Partial<Record<keyof PoolSetChannelDescriptor, unknown>>;
+  const bad = (why: string) => poolError(codes.BAD_DESCRIPTOR, `Invalid ${what} descriptor: ${why}`);
+  if (d.kind !== kind || d.version !== 1) throw bad(`not an objpool ${what} descriptor of version 1`);
+  const channels = d.channels; // read once
+  const count = set.pools.length;
+  if (!Array.isArray(channels) || channels.length !== count) throw bad('it has not one channel per class of this set');
+  const chans: HandleChannel[] = [];
+  for (let i = 0; i < count; i++) chans.push(attachOne((channels as unknown[])[i], set.pools[i]!));
+  return new PoolSetChannel(token, chans);
 }

@@ -4,11 +4,9 @@
 // between processes, a killed process's objects back in every class, and
 // forged set descriptors refused. Linux only, as process-shared pools are.
 const test = require('ava');
-const path = require('node:path');
 const { PoolSet, PoolSetChannel, ObjectPool } = require('..');
-const { childOf, until, checkAll } = require('./fixtures/process-harness');
+const { child, until, checkAll } = require('./fixtures/process-harness');
 
-const CHILD = path.join(__dirname, 'fixtures', 'poolset-process-child.js');
 const supported = process.platform === 'linux';
 const classes = [{ objectSize: 256, capacity: 16 }, { objectSize: 4096, capacity: 8 }, { objectSize: 65536, capacity: 4 }];
 
@@ -27,7 +25,7 @@ if (!supported) {
     t.is(d.kind, 'objpool/process-set');
     t.deepEqual(d.classes.map((c) => c.kind), ['objpool/process', 'objpool/process', 'objpool/process']);
     t.is(ch.processDescriptor.kind, 'objpool/process-set-channel');
-    const k = childOf(CHILD, d, 'work', JSON.stringify(ch.processDescriptor));
+    const k = child(d, 'set-work', JSON.stringify(ch.processDescriptor));
     const m = await k.next('ready');
     t.deepEqual(m.lengths, [true, true, true], 'acquire(n) gave n bytes in the child, in every class');
     // What was sent arrives here, once, in its class, with the bytes the child wrote.
@@ -104,7 +102,7 @@ if (!supported) {
     t.throws(() => PoolSetChannel.attachProcess(thread.channel().descriptor, set), { code: 'ERR_OBJPOOL_BAD_DESCRIPTOR' });
     t.true(PoolSetChannel.attach(pd, set) instanceof PoolSetChannel);
     // In a child: the same refusals, and the real one attaches.
-    const k = childOf(CHILD, null, 'try', JSON.stringify([d, ...forged.slice(0, 7)]));
+    const k = child([d, ...forged.slice(0, 7)], 'set-try');
     const m = await k.next('tried');
     t.deepEqual(m.codes, [null, ...Array(7).fill('ERR_OBJPOOL_BAD_DESCRIPTOR')]);
     await k.exited;
