@@ -416,32 +416,46 @@ export class ObjectPool {
     if (p.process !== undefined && arrayBufferByteLengthOf(p.arena) === 0) {
       throw poolError(codes.UNSUPPORTED, `This view's arena of the pool${this.#where} was detached (transfer()): it makes no more Buffers; attach the pool again (ObjectPool.attachProcess) for a view that does`);
     }
+    // bufferFrom: Buffer.from as the module loaded it (a user's replacement is not called).
     return p.objects
-      ? Buffer.from(bufferOf(p.objects[h]!), byteOffsetOf(p.objects[h]!), n)
-      : Buffer.from(p.arena!, h * p.stride, n);
+      ? bufferFrom(bufferOf(p.objects[h]!), byteOffsetOf(p.objects[h]!), n)
+      : bufferFrom(p.arena!, h * p.stride, n);
   }
 
   static {
     arenaOf = (pool) => (pool.#parts.objects === null ? pool.#parts.arena : null);
+    // As #handOut(): when no Buffer can be made (a process-shared pool whose
+    // arena this view's user detached), h goes back and the error is thrown,
+    // so a failed acquire(n) takes nothing.
     sizedView = (pool, h, n, caller) => {
-      const leaks = pool.#leaks;
-      if (leaks !== null && leaks.sampled()) {
-        const buf = pool.#makeView(h, n);
-        leaks.track(h, buf, caller);
-        return buf;
+      try {
+        return pool.#sized(h, n, caller);
+      } catch (err) {
+        pool.push(h);
+        throw err;
       }
-      const p = pool.#parts;
-      if (n === p.objectSize) return pool.#views[h] ?? pool.buffer(h);
-      // The last view of another length, kept per object: services ask for
-      // the same few sizes again and again.
-      const sized = (pool.#sizedViews ??= []);
-      const last = sized[h];
-      if (last !== undefined && last.length === n) return last;
-      const o = p.objects;
-      const made = o === null ? bufferFrom(p.arena!, h * p.stride, n) : bufferFrom(bufferOf(o[h]!), byteOffsetOf(o[h]!), n);
-      new HandleStamp(made, h);
-      return (sized[h] = made);
     };
+  }
+
+  // sizedView()'s Buffer.
+  #sized(h: number, n: number, caller: Function): Buffer {
+    const leaks = this.#leaks;
+    if (leaks !== null && leaks.sampled()) {
+      const buf = this.#makeView(h, n);
+      leaks.track(h, buf, caller);
+      return buf;
+    }
+    // buffer(), not the cached view itself: it gives out no view of a detached arena.
+    if (n === this.#parts.objectSize) return this.buffer(h);
+    // The last view of another length, kept per object: services ask for
+    // the same few sizes again and again. One of a detached arena is empty,
+    // so it never has the length asked for.
+    const sized = (this.#sizedViews ??= []);
+    const last = sized[h];
+    if (last !== undefined && last.length === n) return last;
+    const made = this.#makeView(h, n);
+    new HandleStamp(made, h);
+    return (sized[h] = made);
   }
 
   // The cached view if this thread has one, else a fresh one that is not

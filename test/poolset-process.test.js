@@ -4,6 +4,8 @@
 // between processes, a killed process's objects back in every class, and
 // forged set descriptors refused. Linux only, as process-shared pools are.
 const test = require('ava');
+const path = require('node:path');
+const { execFileSync } = require('node:child_process');
 const { PoolSet, PoolSetChannel, ObjectPool } = require('..');
 const { child, until, checkAll } = require('./fixtures/process-harness');
 
@@ -108,4 +110,38 @@ if (!supported) {
     await k.exited;
     await Promise.all([set.close(), thread.close(), other.close()]);
   });
+
+  // A process-shared class's arena is an ArrayBuffer its user can detach
+  // (transfer()). The set's acquire(n), lease(n) and acquireAsync(n) then
+  // refuse with a code and take nothing, whatever n (found by a review:
+  // each took an object and lost it, one with Node's own RangeError, and
+  // acquire(256) of a cached view gave an empty Buffer as a success).
+  test('a process-shared pool set: after transfer() detached a class arena, acquire(n), lease(n) and acquireAsync(n) refuse with a code and take nothing', (t) => {
+    const script = `
+      const { PoolSet } = require(${JSON.stringify(path.join(__dirname, '..'))});
+      const set = new PoolSet({ classes: [{ objectSize: 256, capacity: 4 }, { objectSize: 4096, capacity: 2 }], processShared: true, cache: 0 });
+      const code = (f) => { try { const b = f(); return b === null ? 'null' : 'a Buffer of ' + b.length; } catch (e) { return e.code; } };
+      const whole = set.acquire(256), part = set.acquire(100);
+      set.release(whole);
+      set.release(part);
+      set.pools[0].buffer(0).buffer.transfer();
+      const r = {};
+      for (const n of [256, 100, 256, 100, 1]) r['acquire' + n] = code(() => set.acquire(n));
+      r.lease = code(() => set.lease(100)?.buffer ?? null);
+      r.inUse = set.stats().classes[0].inUse;
+      r.other = code(() => set.acquire(4000));
+      set.acquireAsync(200, { timeout: 2000 }).then(() => { r.async = 'no error'; }, (e) => { r.async = e.code; }).then(() => {
+        r.inUseAfterAsync = set.stats().classes[0].inUse;
+        console.log(JSON.stringify(r));
+      });`;
+    const flags = typeof ArrayBuffer.prototype.transfer === 'function' ? [] : ['--harmony-rab-gsab-transfer'];
+    const r = JSON.parse(execFileSync(process.execPath, [...flags, '-e', script], { encoding: 'utf8', timeout: 30_000 }));
+    for (const n of [256, 100, 1]) t.is(r['acquire' + n], 'ERR_OBJPOOL_UNSUPPORTED', `acquire(${n})`);
+    t.is(r.lease, 'ERR_OBJPOOL_UNSUPPORTED');
+    t.is(r.inUse, 0, 'the failed calls took nothing');
+    t.is(r.other, 'a Buffer of 4000', 'another class, whose arena is whole, still serves');
+    t.is(r.async, 'ERR_OBJPOOL_UNSUPPORTED');
+    t.is(r.inUseAfterAsync, 0);
+  });
 }
+
