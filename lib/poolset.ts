@@ -712,6 +712,16 @@ function attachSet(descriptor: unknown, kind: string, what: string, attachOne: (
   const count = Array.isArray(classes) ? classes.length : 0;
   if (!(count >= 1 && count <= MAX_CLASSES)) throw bad(`classes must be an array of 1 to ${MAX_CLASSES} pool descriptors`);
   if (fallback !== 'none' && fallback !== 'larger') throw bad("fallback must be 'none' or 'larger'");
+  // The sizes the class descriptors state must grow before anything is
+  // attached: an attach that fails part-way leaves the views it opened to
+  // the collector (each holds a view record of a process-shared pool until
+  // then). The pools' own sizes are checked again below: a descriptor may lie.
+  for (let i = 0, last = 0; i < count; i++) {
+    const size = ((classes as unknown[])[i] as { objectSize?: unknown } | null | undefined)?.objectSize;
+    if (typeof size !== 'number') continue;
+    if (size <= last) throw bad('classes must grow in objectSize');
+    last = size;
+  }
   const pools: ObjectPool[] = [];
   for (let i = 0; i < count; i++) pools.push(attachOne((classes as unknown[])[i]));
   for (let i = 0; i < pools.length; i++) {
