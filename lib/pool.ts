@@ -445,8 +445,9 @@ export class ObjectPool {
       leaks.track(h, buf, caller);
       return buf;
     }
-    // buffer(), not the cached view itself: it gives out no view of a detached arena.
-    if (n === this.#parts.objectSize) return this.buffer(h);
+    // The cached view, unless the arena can be detached: buffer() then
+    // checks it first (it gives out no view of a detached arena).
+    if (n === this.#parts.objectSize) return (this.#probe === null ? this.#views[h] : undefined) ?? this.buffer(h);
     // The last view of another length, kept per object: services ask for
     // the same few sizes again and again. One of a detached arena is empty,
     // so it never has the length asked for.
