@@ -256,6 +256,26 @@ if (!supported) {
     t.is(r.inUseAfterAsync, 0);
   });
 
+  // The harness itself: a child's 'exit' can come before its IPC channel's
+  // 'disconnect' (here forced: the channel lives on in a grandchild for
+  // 2 s). next() must neither spin (its race settled at once on the
+  // resolved exit and starved the event loop until its deadline: timers
+  // stopped, no message or 'disconnect' was read; the Node 26 failures of
+  // a full run looked like that) nor wait out its deadline.
+  test('the process harness: a child that ended is reported once its channel closes, and the event loop runs meanwhile', async (t) => {
+    const k = child(null, 'orphan-ipc', '2');
+    await k.exited;
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 50);
+    const t0 = Date.now();
+    const err = await k.next('never', 10000).then(() => null, (e) => e);
+    clearInterval(timer);
+    const secs = (Date.now() - t0) / 1000;
+    t.regex(err?.message ?? '', /it ended \(exit code null, signal SIGKILL\)/);
+    t.true(secs < 8, `reported after ${secs} s, not at the 10 s deadline`);
+    t.true(ticks >= 10, `the event loop ran while next() waited (${ticks} ticks of 50 ms in ${secs} s)`);
+  });
+
   test('a process-shared pool: a watcher out of file descriptors takes no live process for dead', async (t) => {
     // In a process of its own with 256 descriptors at most: it fills them
     // for half a second, while a child holds two objects; its watcher's
