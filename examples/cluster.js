@@ -148,7 +148,7 @@ async function run(mode, pool, ch, workers) {
   const server = net.createServer({ pauseOnConnect: true });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   const port = server.address().port;
-  let acc = [0, 0], offset = 0, seq = 0, next = 0, bytes = 0, copied = 0;
+  let acc = [0, 0], offset = 0, seq = 0, next = 0, bytes = 0, copied = 0, noted = 0;
   const results = new Map();  // seq -> [sums, offset]: combined in order
   const pending = new Map();  // seq -> release() of the pooled chunk
   let ended = false, finish;
@@ -177,7 +177,7 @@ async function run(mode, pool, ch, workers) {
   for (const w of workers) w.on('message', onSums);
   // Channel mode: the notes that come back on the done channel.
   const stop = new AbortController();
-  const collecting = mode === 'channel' ? collect(ch, gotSums, settle, stop.signal) : null;
+  const collecting = mode === 'channel' ? collect(ch, (s, sums) => { noted++; gotSums(s, sums); }, settle, stop.signal) : null;
   server.on('connection', (socket) => {
     const dispatch = (chunk, release) => {
       const s = seq++;
@@ -249,7 +249,7 @@ async function run(mode, pool, ch, workers) {
   const mibs = bytes / 1048576;
   const primaryUs = (cpu.user + cpu.system) / mibs;
   const workersUs = (wcpu1 - wcpu0) / mibs;
-  return { mode, ok, mibs, secs, mbps: bytes / 1e6 / secs, primaryUs, workersUs, chunks: seq, copied };
+  return { mode, ok, mibs, secs, mbps: bytes / 1e6 / secs, primaryUs, workersUs, chunks: seq, copied, noted };
 }
 
 // The primary's side of channel mode: takes the notes the workers send
@@ -335,7 +335,8 @@ async function main() {
     copy: 'bytes copied over IPC (advanced)',
   };
   for (const r of rows) {
-    const extra = r.copied > 0 ? `  (${r.copied} of ${r.chunks} chunks outside the pool, copied)` : '';
+    let extra = r.mode === 'channel' ? `  ${r.noted} of ${r.chunks} chunks came back over the channels` : '';
+    if (r.copied > 0) extra += `  (${r.copied} of ${r.chunks} chunks outside the pool, copied)`;
     console.log(`  ${label[r.mode].padEnd(50)} ${r.mbps.toFixed(0).padStart(5)} MB/s  primary ${r.primaryUs.toFixed(0).padStart(5)} us CPU/MiB  workers ${r.workersUs.toFixed(0).padStart(5)} us CPU/MiB  checksum ${r.ok ? 'ok' : 'MISMATCH'}${extra}`);
   }
   stopping = true;

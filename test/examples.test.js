@@ -242,6 +242,10 @@ test('examples/cluster.js: a cluster primary hands pooled TCP reads to its worke
   t.is(r.code, 0, r.out);
   t.is(r.out.match(/checksum ok/g)?.length, 3, r.out);
   t.regex(r.out, /handles over process channels, bytes in the pool\s+\d+ MB\/s/);
+  // The channel mode really used the channels: its chunks' checksums came
+  // back in notes (a channel mode that copied everything would say 0).
+  const [, noted, chunks] = /(\d+) of (\d+) chunks came back over the channels/.exec(r.out) ?? [];
+  t.true(Number(noted) > 0 && Number(noted) <= Number(chunks), r.out);
   t.regex(r.out, /handles over IPC, bytes in the shared pool\s+\d+ MB\/s/);
   t.regex(r.out, /256 of 256 objects back; notes: 256 of 256 back/);
   // A flipped byte is caught whichever way the handles go.
