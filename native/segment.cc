@@ -91,17 +91,23 @@ uint64_t round_up(uint64_t n, uint64_t to) { return (n + to - 1) / to * to; }
 // This process's descriptor of /proc, opened on first use and kept; -1
 // while it cannot be opened (out of descriptors, say): tried again at the
 // next call, and absolute paths meanwhile.
+std::atomic<int> proc_dir{-1};
 int proc_dir_fd() {
-  static std::atomic<int> dir{-1};
   // relaxed (all): the descriptor's number is all that is shared; the
   // descriptor itself is the process's, whichever thread opened it.
-  int d = dir.load(std::memory_order_relaxed);
+  int d = proc_dir.load(std::memory_order_relaxed);
   if (d >= 0) return d;
   const int mine = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (mine < 0) return -1;
-  if (dir.compare_exchange_strong(d, mine, std::memory_order_relaxed)) return mine;
+  if (proc_dir.compare_exchange_strong(d, mine, std::memory_order_relaxed)) return mine;
   close(mine);  // another thread's came first
   return d;
+}
+// Drops the descriptor `d` (not closed: its number may be someone else's
+// now); the next proc_dir_fd() opens /proc again.
+void forget_proc_dir(int d) {
+  // relaxed: as above.
+  proc_dir.compare_exchange_strong(d, -1, std::memory_order_relaxed);
 }
 
 // A process's start time (clock ticks since boot) and state letter, from
@@ -120,8 +126,19 @@ bool proc_stat(int pid, uint64_t* start, char* state, bool* gone = nullptr) {
   if (gone) *gone = false;
   const int dir = proc_dir_fd();
   char path[64];
-  std::snprintf(path, sizeof path, dir >= 0 ? "%d/stat" : "/proc/%d/stat", pid);
-  const int fd = dir >= 0 ? openat(dir, path, O_RDONLY | O_CLOEXEC) : open(path, O_RDONLY | O_CLOEXEC);
+  int fd = -1;
+  if (dir >= 0) {
+    std::snprintf(path, sizeof path, "%d/stat", pid);
+    fd = openat(dir, path, O_RDONLY | O_CLOEXEC);
+  }
+  if (fd < 0) {
+    // No descriptor, or a failure through it, taken as no proof: user code
+    // can close a descriptor it does not own, and the number can come back
+    // as another directory, where "<pid>/stat" is missing for a live process.
+    std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 && dir >= 0) forget_proc_dir(dir);  // it failed where /proc did not
+  }
   if (fd < 0) {
     if (gone) *gone = errno == ENOENT || errno == ESRCH;
     return false;

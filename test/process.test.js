@@ -276,6 +276,36 @@ if (!supported) {
     t.true(ticks >= 10, `the event loop ran while next() waited (${ticks} ticks of 50 ms in ${secs} s)`);
   });
 
+  // The watcher reads /proc/<pid>/stat through a descriptor of /proc it
+  // keeps. User code can close a descriptor it does not own, and the
+  // number can come back as another directory, where "<pid>/stat" is
+  // missing (found by a review: the live child was then taken for dead).
+  test('a process-shared pool: a /proc descriptor closed by user code and its number reused takes no live process for dead', async (t) => {
+    const script = `
+      const { ObjectPool } = require(${JSON.stringify(path.join(__dirname, '..'))});
+      const fs = require('node:fs');
+      const { fork } = require('node:child_process');
+      const pool = new ObjectPool({ capacity: 8, objectSize: 8, processShared: true, cache: 0 });
+      const c = fork(${JSON.stringify(CHILD)}, [JSON.stringify(pool.processDescriptor), 'hold', '2'], { execPath: '/usr/bin/setpriv', execArgv: ['--pdeathsig', 'KILL', '--', process.execPath] });
+      c.on('message', async (m) => {
+        if (m.type !== 'held') return;
+        await new Promise((r) => setTimeout(r, 300));
+        const mine = fs.readdirSync('/proc/self/fd').filter((f) => { try { return fs.readlinkSync('/proc/self/fd/' + f) === '/proc'; } catch { return false; } });
+        for (const f of mine) fs.closeSync(Number(f));
+        const dirs = [];
+        for (let i = 0; i < 4; i++) dirs.push(fs.openSync('/tmp', 'r'));
+        await new Promise((r) => setTimeout(r, 500));
+        const s = pool.stats();
+        console.log(JSON.stringify({ found: mine.length, inUse: s.inUse, recovered: s.recovered }));
+        c.kill('SIGKILL');
+        process.exit(0);
+      });`;
+    const r = lastJson(await run(process.execPath, ['-e', script]));
+    t.is(r.found, 1, 'the watcher keeps one descriptor of /proc');
+    t.is(r.recovered, 0, 'nothing taken back from the live child');
+    t.is(r.inUse, 2);
+  });
+
   test('a process-shared pool: a watcher out of file descriptors takes no live process for dead', async (t) => {
     // In a process of its own with 256 descriptors at most: it fills them
     // for half a second, while a child holds two objects; its watcher's
