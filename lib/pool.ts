@@ -720,7 +720,11 @@ export class ObjectPool {
    * resolves at once. Releases run on this thread for as long as it lives; a
    * pending close does not by itself keep the thread alive (objects out are
    * normally held by something that does, and a push on this thread keeps it
-   * alive until that object is released).
+   * alive until that object is released). A process-shared pool's pending
+   * close does keep this process alive, until every object is back: what
+   * other processes hold keeps nothing here alive, and their pushes, or the
+   * watcher taking back a dead process's objects, reach this process only
+   * through the close's poll.
    */
   close(release?: ReleaseCallback): Promise<void> {
     if (release !== undefined && typeof release !== 'function') throw invalidType('release', 'of type function', release);
@@ -759,9 +763,14 @@ export class ObjectPool {
       }
     };
     // Pushes from C++ threads that use the core directly cannot reach this
-    // thread: a slow poll, which does not keep the thread alive, finds them.
+    // thread: a slow poll finds them. It does not keep the thread alive,
+    // except for a process-shared pool (see above): there it is the one
+    // thing that does. Without it, a creator whose last child died holding
+    // objects could exit before the watcher took them back, its close()
+    // never settled (seen under qemu-user, where pidfds never turn readable
+    // and the watcher's 100 ms tick came after the child was reaped).
     const poll = setInterval(() => drain(), 10);
-    poll.unref();
+    if (p.process === undefined) poll.unref();
     const drain = () => {
       if (released === p.capacity) return;
       const n = this.#ops.drain(out);

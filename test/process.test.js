@@ -153,6 +153,35 @@ if (!supported) {
     t.true(held.every((h) => released.includes(h)));
   });
 
+  // What another process holds keeps nothing in this one alive: a pending
+  // close() must (under qemu-user the child was reaped before the watcher's
+  // 100 ms tick took its objects back, the event loop emptied, and close()
+  // never settled). Here the child is no handle of the closer's (unref'd,
+  // no IPC), holds 4 objects and returns them 500 ms after the close; the
+  // closer has nothing else to keep it alive.
+  test('a process-shared pool: a pending close() keeps its process alive until another process returns what it held', async (t) => {
+    const script = `
+      const { ObjectPool } = require(${JSON.stringify(path.join(__dirname, '..'))});
+      const { spawn } = require('node:child_process');
+      const pool = new ObjectPool({ capacity: 8, objectSize: 8, processShared: true, cache: 0 });
+      const holder = \`
+        const { ObjectPool } = require(\${JSON.stringify(${JSON.stringify(path.join(__dirname, '..'))})});
+        const view = ObjectPool.attachProcess(JSON.parse(process.argv[1]));
+        const held = [view.pop(), view.pop(), view.pop(), view.pop()];
+        setTimeout(() => { for (const h of held) view.push(h); }, 500);\`;
+      const c = spawn('/usr/bin/setpriv', ['--pdeathsig', 'KILL', '--', process.execPath, '-e', holder, JSON.stringify(pool.processDescriptor)], { stdio: 'ignore' });
+      c.unref();
+      const released = [];
+      const wait = setInterval(() => {
+        if (pool.stats().inUse !== 4) return;
+        clearInterval(wait);
+        pool.close((buf, info) => released.push(info.handle)).then(() => console.log(JSON.stringify({ settled: true, released: released.length })));
+      }, 5);
+      process.on('exit', () => { if (released.length < 8) console.log(JSON.stringify({ settled: false, released: released.length })); });`;
+    const r = lastJson(await run(process.execPath, ['-e', script]));
+    t.deepEqual(r, { settled: true, released: 8 });
+  });
+
   test('a process-shared pool: no memory is left behind once the pool is closed and every process has let go', async (t) => {
     // In a process of its own: the segment goes with the last view, which
     // collection decides; --expose-gc makes it now.
