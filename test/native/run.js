@@ -21,7 +21,15 @@
 //     (test/native/recover_channels.cc), and a broken recovery that must fail.
 // OBJPOOL_STRESS_SCALE=10 multiplies the stress operations; OBJPOOL_LONG=1
 // adds a larger model (3 objects, 3 threads: ~10 s, ~1 GB).
-const { spawnSync } = require('node:child_process');
+//
+// The checks run as jobs, as many at once as there are CPUs
+// (OBJPOOL_NATIVE_JOBS overrides): each is a compile or a spin model, then
+// a run, and none depends on another. A job's output is printed whole, in
+// the order the jobs are listed, once it and the jobs before it are done.
+// Running beside another job changes no verdict: the stress tests count
+// every object, ThreadSanitizer judges by happens-before (not by timing),
+// and a model's search is exhaustive.
+const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -33,37 +41,54 @@ const cxx = process.env.CXX || 'g++';
 const scale = process.env.OBJPOOL_STRESS_SCALE || '1';
 const tsanEnv = { TSAN_OPTIONS: 'halt_on_error=1 exitcode=66 second_deadlock_stack=1' };
 
-const results = [];
-function record(name, ok, secs, note = '') {
-  results.push({ name, ok });
-  console.log(`# ${ok ? 'ok  ' : 'FAIL'} ${name}${note ? ` (${note})` : ''} in ${secs.toFixed(1)} s\n`);
+// The jobs, in the order they are listed; each has its output and verdict.
+const jobs = [];
+function job(name, fn) {
+  jobs.push({ name, fn, text: '', ok: null });
 }
-function timed(fn) {
-  const t0 = process.hrtime.bigint();
-  const r = fn();
-  return [r, Number(process.hrtime.bigint() - t0) / 1e9];
+function record(j, ok, secs, note = '') {
+  j.ok = ok;
+  j.text += `# ${ok ? 'ok  ' : 'FAIL'} ${j.name}${note ? ` (${note})` : ''} in ${secs.toFixed(1)} s\n\n`;
+}
+// Runs a command to its end: { status, stdout, stderr, secs } (status null,
+// with `error`, when it could not start).
+function exec(cmd, args, { env, cwd } = {}) {
+  return new Promise((resolve) => {
+    const t0 = process.hrtime.bigint();
+    const c = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    c.stdout.setEncoding('utf8').on('data', (d) => { stdout += d; });
+    c.stderr.setEncoding('utf8').on('data', (d) => { stderr += d; });
+    let error = null;
+    c.on('error', (e) => { error = e; });
+    c.on('close', (status) => resolve({ status: error ? null : status, error, stdout, stderr, secs: Number(process.hrtime.bigint() - t0) / 1e9 }));
+  });
 }
 
-function compile(name, flags, source) {
-  const bin = path.join(out, name.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').toLowerCase());
+async function compile(j, flags, source) {
+  const bin = path.join(out, j.name.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').toLowerCase());
   const args = ['-std=c++20', '-Wall', '-Wextra', '-Werror', '-pthread', ...flags, path.join(__dirname, source), '-o', bin];
-  console.log(`# ${cxx} ${args.join(' ')}`);
-  return spawnSync(cxx, args, { stdio: 'inherit' }).status === 0 ? bin : null;
+  j.text += `# ${cxx} ${args.join(' ')}\n`;
+  const cc = await exec(cxx, args);
+  j.text += cc.stdout + cc.stderr + (cc.error ? `${cc.error.message}\n` : '');
+  return cc.status === 0 ? bin : null;
 }
 
 function stress(name, flags, env, { expectRace = false, scaleArg = scale, source = 'stress.cc' } = {}) {
-  const bin = compile(name, flags, source);
-  if (!bin) return record(name, false, 0, 'build failed');
-  const [run, secs] = timed(() => spawnSync(bin, [scaleArg], { env: { ...process.env, ...env }, encoding: 'utf8' }));
-  const race = /WARNING: ThreadSanitizer: data race/.test(run.stderr);
-  if (expectRace) {
-    if (!race) process.stderr.write(run.stdout + run.stderr);
-    return record(name, race, secs, race ? 'ThreadSanitizer caught the weakened order, as it must' : 'the broken variant went unnoticed');
-  }
-  process.stdout.write(run.stdout);
-  process.stderr.write(run.stderr);
-  const report = /WARNING: ThreadSanitizer|ERROR: \w+Sanitizer/.test(run.stderr);
-  record(name, run.status === 0 && !report, secs, run.status !== 0 ? `exit ${run.status}` : report ? 'sanitizer report' : '');
+  job(name, async (j) => {
+    const bin = await compile(j, flags, source);
+    if (!bin) return record(j, false, 0, 'build failed');
+    const run = await exec(bin, [scaleArg], { env });
+    const race = /WARNING: ThreadSanitizer: data race/.test(run.stderr);
+    if (expectRace) {
+      if (!race) j.text += run.stdout + run.stderr;
+      return record(j, race, run.secs, race ? 'ThreadSanitizer caught the weakened order, as it must' : 'the broken variant went unnoticed');
+    }
+    j.text += run.stdout + run.stderr;
+    const report = /WARNING: ThreadSanitizer|ERROR: \w+Sanitizer/.test(run.stderr);
+    record(j, run.status === 0 && !report, run.secs, run.status !== 0 ? `exit ${run.status}` : report ? 'sanitizer report' : '');
+  });
 }
 
 // A spin model (test/model/<file>): pan explores every interleaving.
@@ -71,25 +96,29 @@ function stress(name, flags, env, { expectRace = false, scaleArg = scale, source
 // ~4x less memory, the same states). A search cut short by the depth limit
 // is a failure, not a pass.
 function model(name, defines, { expectError, file = 'treiber.pml', collapse = false }) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'objpool-spin-'));
-  const [res, secs] = timed(() => {
-    const gen = spawnSync('spin', [...defines, '-a', path.join(root, 'test', 'model', file)], { cwd: dir, encoding: 'utf8' });
-    if (gen.error || gen.status !== 0) return { error: gen.error?.code === 'ENOENT' ? 'spin is not installed (apt-get install spin)' : gen.stderr || gen.stdout };
-    const cc = spawnSync(process.env.CC || 'gcc', ['-O2', '-DSAFETY', ...(collapse ? ['-DCOLLAPSE'] : []), '-o', 'pan', 'pan.c'], { cwd: dir, encoding: 'utf8' });
-    if (cc.status !== 0) return { error: cc.stderr };
-    const pan = spawnSync('./pan', ['-m200000'], { cwd: dir, encoding: 'utf8' });
-    const m = /errors: (\d+)/.exec(pan.stdout);
-    const states = /(\d+) states, stored/.exec(pan.stdout)?.[1];
-    if (!expectError && /max search depth too small/.test(pan.stdout)) return { error: `search cut short at depth 200000 (${states} states)` };
-    return { errors: m ? Number(m[1]) : -1, states, violation: /assertion violated.*|invalid end state.*/.exec(pan.stdout)?.[0] };
+  job(name, async (j) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'objpool-spin-'));
+    const t0 = process.hrtime.bigint();
+    const res = await (async () => {
+      const gen = await exec('spin', [...defines, '-a', path.join(root, 'test', 'model', file)], { cwd: dir });
+      if (gen.status !== 0) return { error: gen.error?.code === 'ENOENT' ? 'spin is not installed (apt-get install spin)' : gen.stderr || gen.stdout || String(gen.error) };
+      const cc = await exec(process.env.CC || 'gcc', ['-O2', '-DSAFETY', ...(collapse ? ['-DCOLLAPSE'] : []), '-o', 'pan', 'pan.c'], { cwd: dir });
+      if (cc.status !== 0) return { error: cc.stderr || String(cc.error) };
+      const pan = await exec('./pan', ['-m200000'], { cwd: dir });
+      const m = /errors: (\d+)/.exec(pan.stdout);
+      const states = /(\d+) states, stored/.exec(pan.stdout)?.[1];
+      if (!expectError && /max search depth too small/.test(pan.stdout)) return { error: `search cut short at depth 200000 (${states} states)` };
+      return { errors: m ? Number(m[1]) : -1, states, violation: /assertion violated.*|invalid end state.*/.exec(pan.stdout)?.[0] };
+    })();
+    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    fs.rmSync(dir, { recursive: true, force: true });
+    if (res.error) return record(j, false, secs, res.error.trim());
+    const ok = expectError ? res.errors > 0 : res.errors === 0;
+    const note = expectError
+      ? (res.errors > 0 ? `caught, as it must: ${res.violation}` : `not caught in ${res.states} states`)
+      : `${res.states} states, ${res.errors} errors`;
+    record(j, ok, secs, note);
   });
-  fs.rmSync(dir, { recursive: true, force: true });
-  if (res.error) return record(name, false, secs, res.error.trim());
-  const ok = expectError ? res.errors > 0 : res.errors === 0;
-  const note = expectError
-    ? (res.errors > 0 ? `caught, as it must: ${res.violation}` : `not caught in ${res.states} states`)
-    : `${res.states} states, ${res.errors} errors`;
-  record(name, ok, secs, note);
 }
 
 stress('stress', ['-O2'], {});
@@ -148,20 +177,49 @@ stress('broken: the ring receiver\'s load relaxed instead of acquire, under Thre
 // a child killed at each step of a send or receive, then the recovery; under
 // AddressSanitizer and UBSan too; and a broken recovery (cells skipped) that must fail.
 function deaths(name, flags, { expectFail = false } = {}) {
-  const bin = compile(name, flags, 'recover_channels.cc');
-  if (!bin) return record(name, false, 0, 'build failed');
-  const [run, secs] = timed(() => spawnSync(bin, [], { encoding: 'utf8', env: { ...process.env, ASAN_OPTIONS: 'detect_leaks=0' } }));
-  if (expectFail) {
-    const caught = run.status === 1 && /FAIL/.test(run.stderr);
-    return record(name, caught, secs, caught ? 'the broken recovery was caught, as it must be' : 'the broken recovery went unnoticed');
-  }
-  if (run.status !== 0) process.stderr.write(run.stdout + run.stderr);
-  record(name, run.status === 0 && !/runtime error|AddressSanitizer/.test(run.stderr), secs, run.status !== 0 ? `exit ${run.status}` : '');
+  job(name, async (j) => {
+    const bin = await compile(j, flags, 'recover_channels.cc');
+    if (!bin) return record(j, false, 0, 'build failed');
+    const run = await exec(bin, [], { env: { ASAN_OPTIONS: 'detect_leaks=0' } });
+    if (expectFail) {
+      const caught = run.status === 1 && /FAIL/.test(run.stderr);
+      return record(j, caught, run.secs, caught ? 'the broken recovery was caught, as it must be' : 'the broken recovery went unnoticed');
+    }
+    if (run.status !== 0) j.text += run.stdout + run.stderr;
+    record(j, run.status === 0 && !/runtime error|AddressSanitizer/.test(run.stderr), run.secs, run.status !== 0 ? `exit ${run.status}` : '');
+  });
 }
 deaths('process-shared channels: a process killed at each step of a send or receive, then recovered', ['-O2']);
 deaths('the same under AddressSanitizer and UBSan', ['-O1', '-g', '-fsanitize=address,undefined', '-fno-sanitize-recover=undefined']);
 deaths('broken: a recovery that leaves the cells as they are', ['-O2', '-DOBJPOOL_TEST_BROKEN_RECOVERY'], { expectFail: true });
 
-const failed = results.filter((r) => !r.ok).length;
-console.log(`native: ${results.length - failed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+// Runs the jobs, `width` at once; prints each in list order.
+async function main() {
+  const width = Math.max(1, Number(process.env.OBJPOOL_NATIVE_JOBS) || os.availableParallelism?.() || os.cpus().length);
+  const t0 = Date.now();
+  let next = 0;
+  let printed = 0;
+  const done = new Array(jobs.length).fill(false);
+  const flush = () => {
+    while (printed < jobs.length && done[printed]) process.stdout.write(jobs[printed++].text);
+  };
+  const lane = async () => {
+    while (next < jobs.length) {
+      const i = next++;
+      const j = jobs[i];
+      try {
+        await j.fn(j);
+      } catch (err) {
+        record(j, false, 0, `the check itself failed: ${err.stack || err}`);
+      }
+      if (j.ok === null) record(j, false, 0, 'no verdict');
+      done[i] = true;
+      flush();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(width, jobs.length) }, lane));
+  const failed = jobs.filter((j) => !j.ok).length;
+  console.log(`native: ${jobs.length - failed} passed, ${failed} failed (${width} at once, ${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+  process.exit(failed ? 1 : 0);
+}
+main();

@@ -17,7 +17,10 @@
 // A few tests are left out where the emulator cannot give what they measure
 // (EXCLUDED, printed with the reason). Prebuilds missing or older than their
 // sources are built first. OBJPOOL_PLATFORMS=linux-arm64 picks platforms.
-const { execFileSync, spawnSync } = require('node:child_process');
+// The platforms run at the same time, each suite serially: an emulated
+// suite keeps about one CPU busy, so side by side they take about as long
+// as the longer one alone.
+const { execFileSync, spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const tools = require('./tools');
@@ -51,14 +54,18 @@ const PLATFORMS = {
     async testAddon(t, dir) {
       return prebuild.buildGcc({ ...t, file: 'testing.node' }, dir, [path.join(root, 'test', 'addon', 'testing.cc')], ['-static-libstdc++', '-static-libgcc']);
     },
-    run(addon, testing, log) {
+    async run(addon, testing, log) {
       const node = tools.node('linux-arm64');
       const undo = registerQemu();
       try {
-        // The SIGKILL campaigns at 20 kills each (a child takes seconds to
-        // start under the emulator): what runs here is the platform, the
-        // depth is the native run's.
-        return avaRun([node], { QEMU_LD_PREFIX: '/usr/aarch64-linux-gnu', OBJPOOL_KILLS: '20', OBJPOOL_CHANNEL_KILLS: '20' }, addon, testing, log, 'linux-arm64');
+        // What runs here is the platform; the depth is the native run's. So
+        // the SIGKILL campaigns at 20 kills each (a child takes seconds to
+        // start under the emulator), 40 sequences a fuzz test (100-250
+        // natively), 256 MiB through the proxy (1 GiB natively): the
+        // emulated suite is the longest check of CI.
+        return await avaRun([node], {
+          QEMU_LD_PREFIX: '/usr/aarch64-linux-gnu', OBJPOOL_KILLS: '20', OBJPOOL_CHANNEL_KILLS: '20', OBJPOOL_FUZZ_SEEDS: '40', OBJPOOL_PROXY_MIB: '256',
+        }, addon, testing, log, 'linux-arm64');
       } finally {
         undo();
       }
@@ -71,7 +78,7 @@ const PLATFORMS = {
     async testAddon(t, dir) {
       return prebuild.buildZig({ ...t, file: 'testing.node' }, dir, prebuild.findZig(), [path.join(root, 'test', 'addon', 'testing.cc')]);
     },
-    run(addon, testing, log) {
+    async run(addon, testing, log) {
       const wine = tools.debian('wine64');
       const env = { WINEPREFIX: path.join(tools.cache, 'wine'), WINEDEBUG: '-all' };
       if (!fs.existsSync(path.join(env.WINEPREFIX, 'system.reg'))) {
@@ -104,12 +111,16 @@ function registerQemu() {
 }
 
 // Runs the suite with `cmd` (the runtime, after a launcher); output to `log`.
-function avaRun(cmd, env, addon, testing, log, id) {
+async function avaRun(cmd, env, addon, testing, log, id) {
   const out = fs.openSync(log, 'w');
   const args = [...cmd.slice(1), ava, '--serial', '--concurrency', '1', '--timeout', '5m', ...EXCLUDED[id].map(([m]) => `--match=!${m}`)];
-  const r = spawnSync(cmd[0], args, {
-    cwd: root, stdio: ['ignore', out, out],
-    env: { ...process.env, ...env, OBJPOOL_ADDON: addon, OBJPOOL_TESTING_ADDON: testing, CI: 'true' },
+  const r = await new Promise((resolve) => {
+    const c = spawn(cmd[0], args, {
+      cwd: root, stdio: ['ignore', out, out],
+      env: { ...process.env, ...env, OBJPOOL_ADDON: addon, OBJPOOL_TESTING_ADDON: testing, CI: 'true' },
+    });
+    c.on('error', (error) => resolve({ status: `not started: ${error.message}` }));
+    c.on('close', (status, signal) => resolve({ status: status ?? signal }));
   });
   fs.closeSync(out);
   const text = fs.readFileSync(log, 'utf8');
@@ -132,8 +143,7 @@ async function main() {
   if (lacking) throw new Error(`test:platforms: ${lacking}`);
   execFileSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(root, 'tsconfig.json')], { stdio: 'inherit' });
   fs.mkdirSync(work, { recursive: true });
-  const lines = [];
-  let failed = 0;
+  const runs = [];
   for (const id of wanted) {
     const p = PLATFORMS[id];
     const t = prebuild.TARGETS.find((x) => x.id === p.target);
@@ -146,19 +156,22 @@ async function main() {
     fs.mkdirSync(dir, { recursive: true });
     const testing = await p.testAddon(t, dir);
     for (const [m, why] of EXCLUDED[id]) console.log(`# ${id}: left out '${m}': ${why}`);
-    console.log(`# ${p.name}: the ava suite against ${path.relative(root, addon)}`);
-    const t0 = Date.now();
-    const log = path.join(dir, 'ava.log');
-    const r = p.run(addon, testing, log);
+    runs.push({ id, p, addon, testing, log: path.join(dir, 'ava.log') });
+  }
+  const t0 = Date.now();
+  const lines = await Promise.all(runs.map(async ({ id, p, addon, testing, log }) => {
+    console.log(`# ${p.name}: the ava suite against ${path.relative(root, addon)} (output: ${path.relative(root, log)})`);
+    const r = await p.run(addon, testing, log);
     const ok = r.status === 0 && r.failed === 0 && r.passed > 0;
     if (!ok) {
-      failed++;
-      console.log(r.text.split('\n').filter((l) => /✘|Error|failed|exited|Timed out/.test(l)).slice(0, 40).join('\n'));
+      console.log(`# ${p.name} failed:`);
+      console.log(r.text.split('\n').filter((l) => /✘|×|Error|failed|exited|Timed out/.test(l)).slice(0, 40).join('\n'));
       console.log(`# full output: ${path.relative(root, log)}`);
     }
-    lines.push(`${p.name}: ${r.passed} passed, ${r.failed} failed, ${EXCLUDED[id].length} left out, ${secs(t0)} s${ok ? '' : ` (exit ${r.status})`}`);
-  }
-  for (const l of lines) console.log(l);
+    return { ok, line: `${p.name}: ${r.passed} passed, ${r.failed} failed, ${EXCLUDED[id].length} left out, ${secs(t0)} s${ok ? '' : ` (exit ${r.status})`}` };
+  }));
+  const failed = lines.filter((l) => !l.ok).length;
+  for (const l of lines) console.log(l.line);
   process.exit(failed ? 1 : 0);
 }
 
