@@ -721,8 +721,9 @@ export class ObjectPool {
    * pending close does not by itself keep the thread alive (objects out are
    * normally held by something that does, and a push on this thread keeps it
    * alive until that object is released). A process-shared pool's pending
-   * close does keep this process alive, until every object is back: what
-   * other processes hold keeps nothing here alive, and their pushes, or the
+   * close also keeps this process alive while another process holds
+   * objects (a dead one's included, until they are taken back): what other
+   * processes hold keeps nothing here alive, and their pushes, or the
    * watcher taking back a dead process's objects, reach this process only
    * through the close's poll.
    */
@@ -764,13 +765,35 @@ export class ObjectPool {
     };
     // Pushes from C++ threads that use the core directly cannot reach this
     // thread: a slow poll finds them. It does not keep the thread alive,
-    // except for a process-shared pool (see above): there it is the one
-    // thing that does. Without it, a creator whose last child died holding
-    // objects could exit before the watcher took them back, its close()
-    // never settled (seen under qemu-user, where pidfds never turn readable
-    // and the watcher's 100 ms tick came after the child was reaped).
-    const poll = setInterval(() => drain(), 10);
-    if (p.process === undefined) poll.unref();
+    // except while another process holds objects of a process-shared pool
+    // (see above): then it is the one thing that does. Without it, a creator
+    // whose last child died holding objects exited before the watcher took
+    // them back, its close() never settled (seen under qemu-user, where
+    // pidfds never turn readable and the watcher's 100 ms tick came after
+    // the child was reaped). What this process holds (its threads share its
+    // owner tag) keeps it alive as for a thread pool: not by itself.
+    let ticks = 0;
+    const poll = setInterval(() => {
+      if (++ticks % 10 === 0) holdAlive();
+      drain();
+    }, 10);
+    poll.unref();
+    const mine = p.process?.owner ?? 0;
+    const state = this.#state;
+    // Every 100 ms: is an object's state word tagged with another process's
+    // owner (Taken or Cached there, or a dead process's not yet taken back)?
+    // Plain loads of shared memory: other processes change these words with
+    // atomics; a stale word only moves this decision to the next look.
+    const holdAlive = () => {
+      if (p.process === undefined || state === null) return;
+      let foreign = false;
+      for (let h = 0; h < p.capacity && !foreign; h++) {
+        const owner = state[h]! >>> 8;
+        foreign = owner !== 0 && owner !== mine;
+      }
+      if (foreign) poll.ref();
+      else poll.unref();
+    };
     const drain = () => {
       if (released === p.capacity) return;
       const n = this.#ops.drain(out);
@@ -795,6 +818,7 @@ export class ObjectPool {
     };
     this.#ops.watch(drain);
     drain();
+    if (!settled) holdAlive();
     return this.#closing;
   }
 

@@ -182,6 +182,25 @@ if (!supported) {
     t.deepEqual(r, { settled: true, released: 8 });
   });
 
+  // ... and only then: what this process holds (here, or in a worker
+  // thread of it) keeps it alive no more than a thread pool's close does.
+  test('a process-shared pool: a pending close() does not keep its process alive for what this process holds itself', async (t) => {
+    const script = `
+      const { ObjectPool } = require(${JSON.stringify(path.join(__dirname, '..'))});
+      const { Worker } = require('node:worker_threads');
+      const pool = new ObjectPool({ capacity: 8, objectSize: 8, processShared: true });
+      pool.pop();
+      const w = new Worker('const { workerData } = require("node:worker_threads"); const { ObjectPool } = require(' + JSON.stringify(${JSON.stringify(path.join(__dirname, '..'))}) + '); ObjectPool.attachProcess(workerData).pop();', { eval: true, workerData: pool.processDescriptor });
+      w.on('exit', () => {
+        let settled = false;
+        pool.close().then(() => { settled = true; });
+        process.on('exit', () => console.log(JSON.stringify({ settled, inUse: pool.stats().inUse })));
+      });`;
+    const out = await run(process.execPath, ['-e', script], { timeout: 20000 });
+    t.is(out.signal, null, 'it ended by itself');
+    t.deepEqual(lastJson(out), { settled: false, inUse: 2 });
+  });
+
   test('a process-shared pool: no memory is left behind once the pool is closed and every process has let go', async (t) => {
     // In a process of its own: the segment goes with the last view, which
     // collection decides; --expose-gc makes it now.
