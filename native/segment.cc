@@ -110,6 +110,13 @@ void forget_proc_dir(int d) {
   proc_dir.compare_exchange_strong(d, -1, std::memory_order_relaxed);
 }
 
+// Whether descriptor `d` is (still) a descriptor of /proc: same device and
+// inode as the path "/proc" (which qemu-user does not intercept).
+bool is_proc_dir(int d) {
+  struct stat a, b;
+  return fstat(d, &a) == 0 && stat("/proc", &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 // A process's start time (clock ticks since boot) and state letter, from
 // /proc/<pid>/stat; false if it cannot be read. `gone` (if given) is set
 // only when the reason is that there is no such process (ENOENT, ESRCH):
@@ -124,23 +131,30 @@ void forget_proc_dir(int d) {
 // matches the path as given, so a relative open reaches the kernel.
 bool proc_stat(int pid, uint64_t* start, char* state, bool* gone = nullptr) {
   if (gone) *gone = false;
-  const int dir = proc_dir_fd();
   char path[64];
-  int fd = -1;
-  if (dir >= 0) {
-    std::snprintf(path, sizeof path, "%d/stat", pid);
-    fd = openat(dir, path, O_RDONLY | O_CLOEXEC);
+  std::snprintf(path, sizeof path, "%d/stat", pid);
+  int dir = proc_dir_fd();
+  int fd = dir >= 0 ? openat(dir, path, O_RDONLY | O_CLOEXEC) : -1;
+  int err = errno;  // the open's (is_proc_dir() below makes calls of its own)
+  if (fd < 0 && dir >= 0 && !is_proc_dir(dir)) {
+    // User code closed the descriptor (it can close one it does not own)
+    // and the number came back as something else, where "<pid>/stat" is
+    // missing for a live process: dropped (not closed: no longer ours),
+    // and /proc opened again.
+    forget_proc_dir(dir);
+    dir = proc_dir_fd();
+    fd = dir >= 0 ? openat(dir, path, O_RDONLY | O_CLOEXEC) : -1;
+    err = errno;
   }
-  if (fd < 0) {
-    // No descriptor, or a failure through it, taken as no proof: user code
-    // can close a descriptor it does not own, and the number can come back
-    // as another directory, where "<pid>/stat" is missing for a live process.
+  if (fd < 0 && dir < 0) {
+    // /proc cannot be opened now (out of descriptors, say): the absolute
+    // path, which fails the same way then (taken as no proof below).
     std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
     fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0 && dir >= 0) forget_proc_dir(dir);  // it failed where /proc did not
+    err = errno;
   }
   if (fd < 0) {
-    if (gone) *gone = errno == ENOENT || errno == ESRCH;
+    if (gone) *gone = err == ENOENT || err == ESRCH;
     return false;
   }
   char buf[1024];
