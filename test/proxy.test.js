@@ -17,7 +17,8 @@ const pattern = crypto.randomBytes((1 << 20) + 13);
 const echoClient = (port, bytes, options) => sharedEchoClient(port, bytes, pattern, options);
 
 // OBJPOOL_PROXY_MIB: how much goes through (1 GiB by default; less under an emulator).
-const MIB = Number(process.env.OBJPOOL_PROXY_MIB ?? 1024);
+const MIB = Number(process.env.OBJPOOL_PROXY_MIB || 1024);
+if (!Number.isInteger(MIB) || MIB < 1) throw new Error(`OBJPOOL_PROXY_MIB must be a whole number of MiB, at least 1: ${process.env.OBJPOOL_PROXY_MIB}`);
 const AMOUNT = MIB % 1024 === 0 ? `${MIB / 1024} GiB` : `${MIB} MiB`;
 
 test(`${AMOUNT} through the proxy arrives intact (sha256), in pooled buffers, and every buffer comes back`, async (t) => {
