@@ -27,8 +27,12 @@
 // a run, and none depends on another. A job's output is printed whole, in
 // the order the jobs are listed, once it and the jobs before it are done.
 // Running beside another job changes no verdict: the stress tests count
-// every object, ThreadSanitizer judges by happens-before (not by timing),
-// and a model's search is exhaustive.
+// every object, a model's search is exhaustive, and ThreadSanitizer judges
+// the accesses it sees by happens-before, not by how close in time they
+// ran (the broken variants race on every one of their operations, so a
+// race always falls in its history window). If the run is stopped
+// (SIGTERM, SIGINT: a time limit), the jobs not done are named with what
+// they printed so far.
 const { spawn, spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -217,6 +221,15 @@ async function main() {
       flush();
     }
   };
+  const stopped = (sig) => {
+    flush();
+    for (let i = printed; i < jobs.length; i++) {
+      if (!done[i] && i < next) process.stdout.write(`${jobs[i].text}# FAIL ${jobs[i].name} (not done: stopped by ${sig})\n\n`);
+    }
+    process.exit(1);
+  };
+  process.on('SIGTERM', () => stopped('SIGTERM'));
+  process.on('SIGINT', () => stopped('SIGINT'));
   await Promise.all(Array.from({ length: Math.min(width, jobs.length) }, lane));
   const failed = jobs.filter((j) => !j.ok).length;
   console.log(`native: ${jobs.length - failed} passed, ${failed} failed (${width} at once, ${((Date.now() - t0) / 1000).toFixed(0)} s)`);

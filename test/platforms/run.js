@@ -159,7 +159,9 @@ async function main() {
     runs.push({ id, p, addon, testing, log: path.join(dir, 'ava.log') });
   }
   const t0 = Date.now();
-  const lines = await Promise.all(runs.map(async ({ id, p, addon, testing, log }) => {
+  // allSettled: a platform whose set-up throws is a failed line, and the
+  // other platform's suite still runs to its end (and its undo with it).
+  const settled = await Promise.allSettled(runs.map(async ({ id, p, addon, testing, log }) => {
     console.log(`# ${p.name}: the ava suite against ${path.relative(root, addon)} (output: ${path.relative(root, log)})`);
     const r = await p.run(addon, testing, log);
     const ok = r.status === 0 && r.failed === 0 && r.passed > 0;
@@ -170,6 +172,7 @@ async function main() {
     }
     return { ok, line: `${p.name}: ${r.passed} passed, ${r.failed} failed, ${EXCLUDED[id].length} left out, ${secs(t0)} s${ok ? '' : ` (exit ${r.status})`}` };
   }));
+  const lines = settled.map((x, i) => (x.status === 'fulfilled' ? x.value : { ok: false, line: `${runs[i].p.name}: could not run: ${x.reason?.stack || x.reason}` }));
   const failed = lines.filter((l) => !l.ok).length;
   for (const l of lines) console.log(l.line);
   process.exit(failed ? 1 : 0);
