@@ -111,10 +111,13 @@ void forget_proc_dir(int d) {
 }
 
 // Whether descriptor `d` is (still) a descriptor of /proc: same device and
-// inode as the path "/proc" (which qemu-user does not intercept).
+// inode as the path "/proc" (which qemu-user does not intercept). The
+// system calls themselves, as elsewhere here: glibc 2.33 gave fstat() and
+// stat() new symbol versions, which the prebuilds' glibc 2.28 floor lacks.
 bool is_proc_dir(int d) {
   struct stat a, b;
-  return fstat(d, &a) == 0 && stat("/proc", &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+  return syscall(SYS_fstat, d, &a) == 0 && syscall(SYS_newfstatat, AT_FDCWD, "/proc", &b, 0) == 0 &&
+         a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
 // A process's start time (clock ticks since boot) and state letter, from
